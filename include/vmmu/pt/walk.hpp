@@ -1,0 +1,64 @@
+#pragma once
+// The engine's single-address walk: from the root down to a leaf, one entry per level.
+//
+// The caller's visitor sees every entry on the path (level, where it lives, its value) and may
+// stop the walk, check it (permissions, reserved bits), or update it atomically through the
+// table memory (A/D bits) and hand the new value back in `step.entry`. The walk itself knows
+// only what the Format tells it: present, leaf, next table.
+
+#include <cstdint>
+
+#include "vmmu/pt/format.hpp"
+
+namespace vmmu::pt {
+
+enum class Visit : std::uint8_t { Continue, Stop };
+
+template <class F>
+struct Step {
+  unsigned level;
+  typename F::Output entry_address;
+  typename F::Entry entry;
+};
+
+enum class WalkEnd : std::uint8_t {
+  Leaf,        // reached a present leaf at `level`
+  NotPresent,  // the entry at `level` is not present
+  Unreadable,  // the table at `level` is not backed by memory
+  Stopped,     // the visitor stopped at `level`
+};
+
+template <class F>
+struct WalkResult {
+  WalkEnd end;
+  unsigned level;
+  typename F::Output entry_address;
+  typename F::Entry entry;
+};
+
+// Address of entry `index` of the table at `table`.
+template <class F>
+constexpr typename F::Output entry_address(typename F::Output table, unsigned index) {
+  return table + std::uint64_t{index} * sizeof(typename F::Entry);
+}
+
+template <Format F, class M, class Visitor>
+  requires TableMemory<M, typename F::Output>
+inline WalkResult<F> walk(const F& format, M& memory, typename F::Output root, std::uint64_t input,
+                          Visitor&& visit) {
+  using Entry = typename F::Entry;
+  const Geometry& g = format.geometry();
+  typename F::Output table = root;
+  for (unsigned level = g.root_level();; --level) {
+    Step<F> step{level, entry_address<F>(table, g.index(input, level)), Entry{}};
+    std::optional<Entry> value = memory.template read<Entry>(step.entry_address);
+    if (!value) return {WalkEnd::Unreadable, level, step.entry_address, Entry{}};
+    step.entry = *value;
+    if (visit(step) == Visit::Stop) return {WalkEnd::Stopped, level, step.entry_address, step.entry};
+    if (!format.present(step.entry, level)) return {WalkEnd::NotPresent, level, step.entry_address, step.entry};
+    if (level == 1 || format.leaf(step.entry, level)) return {WalkEnd::Leaf, level, step.entry_address, step.entry};
+    table = format.table_address(step.entry, level);
+  }
+}
+
+}  // namespace vmmu::pt
