@@ -3,6 +3,7 @@
 // mask / get / set, so a format's layout reads as a table and can be static_asserted.
 
 #include <cstdint>
+#include <initializer_list>
 
 namespace vmmu {
 

@@ -11,6 +11,8 @@ namespace vmmu {
 
 template <class E>
 struct Unexpected {
+  // A constructor rather than an aggregate: clang 14 lacks parenthesised aggregate init.
+  constexpr explicit Unexpected(E e) : error(std::move(e)) {}
   E error;
 };
 template <class E>
