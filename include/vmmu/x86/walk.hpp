@@ -1,6 +1,7 @@
 #pragma once
 // The x86 guest page-table walker (gva -> gpa) for every paging mode, and the nested EPT
-// walker (gpa -> output address) -- one walker over the shared radix-table engine.
+// walker (gpa -> output address) -- one walker loop (detail::walk_core) over the shared
+// radix-table engine, instantiated per format.
 //
 // Public API (the contract the CLI, the images and the MMUs code against):
 //
@@ -9,14 +10,36 @@
 //
 //   auto ept = EptContext::from(eptp, {.maxphyaddr = 40});       // fails: invalid EPTP
 //   Result<EptTranslation<Hpa>, EptFault> t = walk_ept<Hpa>(*ept, memory, Gpa(...), AccessKind::Read);
+//
+// Architecture choices (Intel SDM vol. 3A ch. 4, AMD APM vol. 2 ch. 5; where they differ):
+//   - PAE: the four PDPTEs are read from memory at CR3[31:5] on every walk (AMD, QEMU), not
+//     from PDPTE registers loaded at MOV CR3 (Intel); a present PDPTE with a reserved bit faults
+//     with RSVD. PDPTEs have no R/W, U/S, XD (bits reserved) and no A bit: none is set in them.
+//   - Reserved bits follow Intel (PML4E/PML5E bit 7 reserved; AMD also reserves bit 8 there).
+//     PAE PDEs/PTEs reserve bits 62:M (Intel table 4-10/4-11); 4/5-level reserve only 51:M.
+//   - I/D in the error code: set for a fetch when SMEP is on or NX is in effect (EFER.NXE in PAE
+//     or long mode), Intel SDM 4.7; KVM does the same. NXE in 32-bit paging has no effect.
+//   - PK in the error code: set whenever PKRU denies the access, also when the access faults for
+//     another reason too (as KVM's permission_fault does). PKS (CR4.PKS, keys on supervisor
+//     pages) is not modelled: supervisor pages are never denied by a key.
+//   - Accessed/Dirty bits are set only when the walk succeeds (format pages: implementation-
+//     specific for faulting walks).
+//   - Outside long mode a linear address has 32 bits: the gva is truncated to bits 31:0 (with
+//     paging off too: gpa = gva mod 2^32). The CLI rejects wider gvas as input errors first.
 
 #include <cstdint>
+#include <string_view>
 
 #include "vmmu/core/access.hpp"
 #include "vmmu/core/address.hpp"
 #include "vmmu/core/result.hpp"
 #include "vmmu/pt/format.hpp"
+#include "vmmu/x86/detail/walk_core.hpp"
+#include "vmmu/x86/ept_walk.hpp"
+#include "vmmu/x86/guest_format.hpp"
+#include "vmmu/x86/guest_paging.hpp"
 #include "vmmu/x86/registers.hpp"
+#include "vmmu/x86/walk_options.hpp"
 
 namespace vmmu::x86 {
 
@@ -30,20 +53,12 @@ inline constexpr std::uint32_t kFetch = 1u << 4;
 inline constexpr std::uint32_t kProtectionKey = 1u << 5;
 }  // namespace pferr
 
-struct CpuModel {
-  unsigned maxphyaddr = 52;  // physical-address width; bits at or above it are reserved
-};
-
-struct WalkOptions {
-  // Write Accessed/Dirty bits back with compare-exchange (false: never write, e.g. images).
-  bool update_accessed_dirty = true;
-};
-
 enum class WalkFaultKind : std::uint8_t {
   PageFault,          // #PF with error_code
   GeneralProtection,  // non-canonical address in long mode
   TableUnreadable,    // a paging structure lies in memory that is not backed (no memslot)
 };
+std::string_view to_string(WalkFaultKind k);
 
 struct WalkFault {
   WalkFaultKind kind = WalkFaultKind::PageFault;
@@ -62,43 +77,98 @@ struct Translation {
   std::uint8_t protection_key;
 };
 
-class GuestPaging;  // the cpu role: everything a walk needs, precomputed from the registers
+namespace detail {
 
+template <class F>
+struct GuestRules {
+  using Entry = typename F::Entry;
+  const F& format;
+  const GuestPaging& paging;
+  Access access;
+  std::uint8_t faults;          // permission bitmap of this access class
+  Entry leaf_ad;                // A, plus D for a write
+  std::uint8_t acc = gpte::kAccAll;
+  std::uint32_t extra = 0;      // P / RSVD / PK bits of the fault found
+  Entry seen = 0;               // AND of the entries used (A set in all of them?)
+
+  void start() {
+    acc = gpte::kAccAll;
+    extra = 0;
+    seen = static_cast<Entry>(~Entry{0});
+  }
+  pt::Visit visit(unsigned level, Entry e) {
+    if (!format.present(e, level)) return pt::Visit::Continue;
+    if (format.reserved(e, level)) {
+      extra = pferr::kPresent | pferr::kReserved;
+      return pt::Visit::Stop;
+    }
+    acc = static_cast<std::uint8_t>(acc & format.access(e, level));
+    seen &= format.has_accessed_bit(level) ? e : static_cast<Entry>(~Entry{0});
+    return pt::Visit::Continue;
+  }
+  bool ad_pending(Entry leaf) const { return (seen & gpte::A::mask) == 0 || (leaf & leaf_ad) != leaf_ad; }
+  void not_present(unsigned, Entry) {}
+  bool permit(unsigned, Entry leaf) {
+    bool fault = ((static_cast<unsigned>(faults) >> acc) & 1u) != 0;
+    if ((acc & gpte::kAccUser) != 0 && paging.protection_key_denies(format.protection_key(leaf), access)) {
+      extra = pferr::kProtectionKey;
+      fault = true;
+    }
+    if (fault) extra |= pferr::kPresent;
+    return !fault;
+  }
+  Entry ad_bits(unsigned level, Entry, bool leaf) const {
+    if (!format.has_accessed_bit(level)) return 0;
+    return leaf ? leaf_ad : static_cast<Entry>(gpte::A::mask);
+  }
+};
+
+template <class F, class M>
+inline Result<Translation, WalkFault> walk_guest(const F& format, const GuestPaging& paging, M& memory,
+                                                 std::uint64_t input, Access access, WalkOptions options) {
+  using Entry = typename F::Entry;
+  const Entry leaf_ad = static_cast<Entry>(gpte::A::mask | (access.is_write() ? gpte::D::mask : 0));
+  GuestRules<F> rules{format, paging, access, paging.permission_faults(paging.permission_index(access)), leaf_ad};
+  const auto r = walk_core(format, memory, paging.root(), input, options.update_accessed_dirty, rules);
+  switch (r.end) {
+    case CoreEnd::Unreadable: return Unexpected<WalkFault>{WalkFault{WalkFaultKind::TableUnreadable, 0, r.level}};
+    case CoreEnd::Fault:
+      return Unexpected<WalkFault>{WalkFault{WalkFaultKind::PageFault, rules.extra | paging.access_error_code(access), r.level}};
+    case CoreEnd::Leaf: break;
+  }
+  const std::uint64_t size = format.page_size(r.level);
+  return Translation{format.leaf_address(r.entry, r.level) + (input & (size - 1)),
+                     size,
+                     r.level,
+                     (rules.acc & gpte::kAccUser) != 0,
+                     (rules.acc & gpte::kAccWrite) != 0,
+                     (rules.acc & gpte::kAccExec) == 0,
+                     static_cast<std::uint8_t>(format.protection_key(r.entry))};
+}
+
+}  // namespace detail
+
+// Translate `gva` for `access` through the guest's tables in `memory`, checking every
+// permission, reserved-bit and canonical-address rule of the mode, and (unless
+// options.update_accessed_dirty is false) setting A/D bits with compare-exchange.
+// Errors (WalkFault): PageFault with the exact error code; GeneralProtection for a
+// non-canonical gva in long mode; TableUnreadable when a table is in memory that is not backed.
 template <class M>
   requires pt::TableMemory<M, Gpa>
-Result<Translation, WalkFault> walk(const GuestPaging& paging, M& memory, Gva gva, Access access,
-                                    WalkOptions options = {});
-
-// ---- nested EPT ------------------------------------------------------------------------
-
-// What the modelled processor supports (IA32_VMX_EPT_VPID_CAP), passed in, never assumed.
-struct EptCapabilities {
-  unsigned maxphyaddr = 52;
-  bool execute_only = true;
-  bool pages_2m = true;
-  bool pages_1g = true;
-  bool accessed_dirty = true;
-  bool four_level = true;
-  bool five_level = false;
-};
-
-enum class EptFaultKind : std::uint8_t { Violation, Misconfig, InvalidEptp, TableUnreadable };
-
-struct EptFault {
-  EptFaultKind kind = EptFaultKind::Violation;
-  std::uint64_t exit_qualification = 0;  // Violation only
-  unsigned level = 0;
-  friend constexpr bool operator==(const EptFault&, const EptFault&) = default;
-};
-
-template <class Out>
-struct EptTranslation {
-  Out address;              // output address of the byte
-  std::uint64_t page_size;  // 4K, 2M, 1G
-  unsigned level;
-  bool readable, writable, executable;  // AND over the path
-};
-
-class EptContext;  // a validated EPTP plus capabilities
+inline Result<Translation, WalkFault> walk(const GuestPaging& paging, M& memory, Gva gva, Access access,
+                                           WalkOptions options = {}) {
+  constexpr std::uint64_t k32 = 0xffff'ffffULL;
+  const GuestFormatConfig& config = paging.format_config();
+  switch (paging.mode()) {
+    case PagingMode::Off: return Translation{Gpa(gva.raw() & k32), kPageSize, 0, true, true, false, 0};
+    case PagingMode::Bits32: return detail::walk_guest(Format32(config), paging, memory, gva.raw() & k32, access, options);
+    case PagingMode::Pae: return detail::walk_guest(FormatPae(config), paging, memory, gva.raw() & k32, access, options);
+    case PagingMode::Long4:
+    case PagingMode::Long5: break;
+  }
+  if (!paging.canonical(gva)) return Unexpected<WalkFault>{WalkFault{WalkFaultKind::GeneralProtection, 0, 0}};
+  if (paging.mode() == PagingMode::Long5) return detail::walk_guest(Format5(config), paging, memory, gva.raw(), access, options);
+  return detail::walk_guest(Format4(config), paging, memory, gva.raw(), access, options);
+}
 
 }  // namespace vmmu::x86

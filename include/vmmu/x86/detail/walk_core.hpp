@@ -1,0 +1,87 @@
+#pragma once
+// The one walker loop shared by every x86 format (32-bit, PAE, 4/5-level guest tables and
+// nested EPT): pt::walk over the format, architecture rules supplied as a `Rules` object, then
+// the Accessed/Dirty write-back with compare-exchange and a restart when the guest changed an
+// entry under the walk. Everything is a template so it inlines into each mode's walk.
+//
+// Rules (all members inline):
+//   void start();                               a fresh attempt begins
+//   pt::Visit visit(unsigned level, Entry e);   every entry read, present or not; Stop = fault
+//                                               recorded in the rules (reserved / misconfig)
+//   void not_present(unsigned level, Entry e);  the walk ended at a not-present entry
+//   bool permit(unsigned level, Entry leaf);    false = permission fault recorded in the rules
+//   bool ad_pending(Entry leaf);                any A/D bit still to set? (skips the write-back
+//                                               loop on the warm path, where all are set)
+//   Entry ad_bits(unsigned level, Entry e, bool leaf);  bits to set after a successful walk
+//
+// A/D bits are set only when the whole walk succeeds (the format pages leave the A bits of a
+// faulting walk implementation-specific; KVM's walker does the same). They are written top-down
+// after the walk, as KVM's FNAME(update_accessed_dirty_bits) does.
+
+#include <array>
+#include <cstdint>
+
+#include "vmmu/pt/format.hpp"
+#include "vmmu/pt/walk.hpp"
+
+namespace vmmu::x86::detail {
+
+enum class CoreEnd : std::uint8_t { Leaf, Fault, Unreadable };
+
+template <class Entry>
+struct CoreResult {
+  CoreEnd end;
+  unsigned level;
+  Entry entry;  // the leaf as the walk left it (A/D bits included) when end == Leaf
+};
+
+template <pt::Format F, class M, class Rules>
+  requires pt::TableMemory<M, typename F::Output>
+inline CoreResult<typename F::Entry> walk_core(const F& format, M& memory, typename F::Output root,
+                                               std::uint64_t input, bool update_ad, Rules& rules) {
+  using Entry = typename F::Entry;
+  struct Used {
+    typename F::Output address;
+    Entry entry;
+  };
+  for (;;) {
+    std::array<Used, pt::kMaxLevels + 1> path;
+    rules.start();
+    const pt::WalkResult<F> r = pt::walk(format, memory, root, input, [&](pt::Step<F>& s) {
+      path[s.level] = Used{s.entry_address, s.entry};
+      return rules.visit(s.level, s.entry);
+    });
+    switch (r.end) {
+      case pt::WalkEnd::Unreadable: return {CoreEnd::Unreadable, r.level, Entry{}};
+      case pt::WalkEnd::Stopped: return {CoreEnd::Fault, r.level, r.entry};
+      case pt::WalkEnd::NotPresent: rules.not_present(r.level, r.entry); return {CoreEnd::Fault, r.level, r.entry};
+      case pt::WalkEnd::Leaf: break;
+    }
+    if (!rules.permit(r.level, r.entry)) return {CoreEnd::Fault, r.level, r.entry};
+    if (!update_ad || !rules.ad_pending(r.entry)) return {CoreEnd::Leaf, r.level, r.entry};
+
+    Entry leaf = r.entry;
+    bool changed = false;
+    for (unsigned level = format.geometry().root_level(); level >= r.level; --level) {
+      const Used& u = path[level];
+      const Entry bits = rules.ad_bits(level, u.entry, level == r.level);
+      if ((u.entry & bits) == bits) continue;
+      Entry expected = u.entry;
+      const Entry desired = static_cast<Entry>(u.entry | bits);
+      if (memory.template compare_exchange<Entry>(u.address, expected, desired)) {
+        if (level == r.level) leaf = desired;
+        continue;
+      }
+      // A changed entry means the guest (another vCPU) rewrote it: walk again from the root.
+      // An unchanged one means the memory refused the write (read-only memslot, image): the
+      // update is dropped and the walk stands, as KVM does for a gpte it cannot write.
+      if (expected != u.entry) {
+        changed = true;
+        break;
+      }
+    }
+    if (!changed) return {CoreEnd::Leaf, r.level, leaf};
+  }
+}
+
+}  // namespace vmmu::x86::detail
