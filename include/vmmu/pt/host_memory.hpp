@@ -1,0 +1,96 @@
+#pragma once
+// HostTableMemory: where host tables live -- the table-memory policy of the host-table layer.
+//
+//   allocate(level) ──► zeroed table of geometry.table_bytes(level) bytes, aligned to its own
+//                       size (so a concatenated arm64 root of 2..16 granules is size-aligned,
+//                       as VTTBR_EL2.BADDR requires; Arm ARM D8.2.7)
+//   read / compare_exchange / store ──► std::atomic_ref on the entry (satisfies pt::TableMemory)
+//   free_unpublished(...) ──► immediately (no walker ever saw it)
+//   retire(...)           ──► after every RCU reader that might hold it is done (rcu::defer)
+//
+// An Hpa is the host virtual address of the table (user space: "host physical" is our own
+// memory). Counts of tables in use are kept per level; a retired table stops counting at once
+// (it is unreachable) and is freed after the grace period.
+//
+// Thread safety: every member may be called concurrently.
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "vmmu/core/address.hpp"
+#include "vmmu/core/result.hpp"
+#include "vmmu/pt/geometry.hpp"
+#include "vmmu/pt/host_error.hpp"
+
+namespace vmmu::pt {
+
+struct RetiredTable {
+  Hpa table;
+  unsigned level;
+};
+
+class HostTableMemory {
+ public:
+  // `page_budget` limits how many tables may be in use at once (tests use it to fail an
+  // allocation in the middle of an operation); `min_align` raises the alignment of small
+  // tables (formats whose address field starts above bit log2(table bytes)).
+  explicit HostTableMemory(const Geometry& geometry, std::uint64_t page_budget = ~std::uint64_t{0},
+                           std::size_t min_align = 64);
+  ~HostTableMemory();
+  HostTableMemory(const HostTableMemory&) = delete;
+  HostTableMemory& operator=(const HostTableMemory&) = delete;
+
+  [[nodiscard]] const Geometry& geometry() const { return geometry_; }
+
+  // A zeroed table for `level`.
+  // Errors: OutOfMemory when the budget is used up or the host allocation fails.
+  Result<Hpa, HostError> allocate(unsigned level);
+  // Frees a table no walker can have seen (it was never linked into a tree).
+  void free_unpublished(Hpa table, unsigned level);
+  // Frees an unlinked table once every RCU read-side section that may see it has ended.
+  void retire(RetiredTable t);
+
+  [[nodiscard]] std::uint64_t tables_in_use(unsigned level) const {
+    return in_use_[level].load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::uint64_t tables_in_use() const;
+  void set_budget(std::uint64_t pages) { budget_.store(pages, std::memory_order_relaxed); }
+
+  // pt::TableMemory<HostTableMemory, Hpa>. Entries are naturally aligned inside a live table.
+  template <class T>
+  std::optional<T> read(Hpa addr) const {
+    if (addr.raw() == 0) return std::nullopt;
+    return std::atomic_ref<T>(*pointer<T>(addr)).load(std::memory_order_acquire);
+  }
+  // acq_rel: a table entry's publication makes the child table's contents visible to walkers.
+  template <class T>
+  bool compare_exchange(Hpa addr, T& expected, T desired) {
+    return std::atomic_ref<T>(*pointer<T>(addr)).compare_exchange_strong(expected, desired,
+                                                                         std::memory_order_acq_rel);
+  }
+  template <class T>
+  void store(Hpa addr, T value) {
+    std::atomic_ref<T>(*pointer<T>(addr)).store(value, std::memory_order_release);
+  }
+
+  // The host pointer behind an Hpa (user space: an Hpa *is* a host virtual address).
+  template <class T>
+  static T* pointer(Hpa addr) {
+    return reinterpret_cast<T*>(static_cast<std::uintptr_t>(addr.raw()));  // NOLINT: Hpa is a host VA
+  }
+
+ private:
+  [[nodiscard]] std::size_t bytes(unsigned level) const;
+  [[nodiscard]] std::size_t alignment(unsigned level) const;
+
+  Geometry geometry_;
+  std::size_t min_align_;
+  std::atomic<std::uint64_t> budget_;
+  std::atomic<std::uint64_t> total_{0};
+  std::array<std::atomic<std::uint64_t>, kMaxLevels + 1> in_use_{};
+};
+
+}  // namespace vmmu::pt

@@ -1,0 +1,393 @@
+#pragma once
+// HostTables<F>: tables vmmu owns and the (modelled) hardware walks -- for any HostFormat
+// (arm64 stage 2 now, EPT / NPT next). Every range operation is a loop over pt::TableIterator
+// and every change goes through ops::EntryOps::install (compare-exchange, break-before-make
+// when the format needs it). Mutations return a [[nodiscard]] TlbFlush: apply it to the TLB
+// log, or drop it on purpose.
+//
+//   map(in, out, attrs)    largest block that alignment, range and format allow at each spot;
+//                          splits a block it has to map inside; replaces a table by a block
+//                          (coalesce) unless `shared`
+//   unmap(in)              zaps leaves and whole tables, splits blocks straddling the edges,
+//                          then frees tables left empty at the edges
+//   write_protect(in)      clears write on every leaf touching the range (whole blocks)
+//   age(in) / test_age(in) test-and-clear / test the accessed flag
+//   relax(addr, attrs)     adds permissions to the leaf at addr (a permission fault's fix)
+//   split(in, level)       eager: every block touching the range becomes level-`level` leaves
+//   collapse(in, max)      tables whose entries are contiguous, equal leaves become blocks
+//
+// Concurrency: map(..., {.shared = true}), relax and lookup may run concurrently with each
+// other (compare-exchange installs, lost races retried); unmap, split, collapse,
+// write_protect, age and non-shared map must run exclusively (they may unlink tables, or
+// store whole page tables without compare-exchange). Lock-free readers walk inside an
+// rcu::ReadGuard; unlinked tables are freed after them.
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <vector>
+#include <utility>
+
+#include "vmmu/core/address.hpp"
+#include "vmmu/core/result.hpp"
+#include "vmmu/pt/host_error.hpp"
+#include "vmmu/pt/host_format.hpp"
+#include "vmmu/pt/host_memory.hpp"
+#include "vmmu/pt/host_tlb.hpp"
+#include "vmmu/pt/ops/install.hpp"
+#include "vmmu/pt/table_iterator.hpp"
+#include "vmmu/pt/walk.hpp"
+
+namespace vmmu::pt {
+
+struct MapOptions {
+  unsigned max_level = kMaxLevels;  // largest block level to use (1: pages only)
+  bool shared = false;              // concurrent with other shared callers: never unlink a table
+};
+
+template <HostFormat F>
+class HostTables {
+ public:
+  using Entry = typename F::Entry;
+  using Input = typename F::Input;
+  using Flush = TlbFlush<Input>;
+  using Iterator = TableIterator<F, HostTableMemory>;
+
+  struct Mapping {
+    Hpa output;   // translation of the looked-up address
+    Range<Input> covers;  // input bytes the leaf maps
+    unsigned level;
+    LeafAttrs attrs;
+  };
+  struct [[nodiscard]] Counted {
+    std::uint64_t count;  // leaves found young (age) / tables collapsed (collapse)
+    Flush flush;
+  };
+
+  // Empty tables with a freshly allocated root.
+  // Errors: OutOfMemory.
+  static Result<HostTables, HostError> create(const F& format, HostTableMemory& memory, TlbLog<Input>& tlb) {
+    Result<Hpa, HostError> root = memory.allocate(format.geometry().root_level());
+    if (!root) return Unexpected{root.error()};
+    return HostTables(format, memory, tlb, *root);
+  }
+  HostTables(HostTables&& o) noexcept
+      : f_(o.f_), memory_(o.memory_), tlb_(o.tlb_), root_(std::exchange(o.root_, Hpa{})) {}
+  HostTables& operator=(HostTables&&) = delete;
+  HostTables(const HostTables&) = delete;
+  HostTables& operator=(const HostTables&) = delete;
+  // Frees every table (after concurrent readers are done).
+  ~HostTables() {
+    if (root_ == Hpa{}) return;
+    const Geometry& g = f_.geometry();
+    for (Iterator it(f_, *memory_, root_, 0, g.input_limit(), 2); it.valid(); it.next()) {
+      if (it.is_table()) memory_->retire({f_.table_address(it.entry(), it.level()), it.level() - 1});
+    }
+    memory_->retire({root_, g.root_level()});
+  }
+
+  [[nodiscard]] Hpa root() const { return root_; }
+  [[nodiscard]] const F& format() const { return f_; }
+  [[nodiscard]] HostTableMemory& memory() const { return *memory_; }
+
+  // Maps `in` to [out, out + size) with `attrs`.
+  // Errors: OutOfRange, Misaligned (in or out not page aligned), OutOfMemory / Unsupported
+  // (what was installed before the failure stays, and is flushed before returning).
+  Result<Flush, HostError> map(Range<Input> in, Hpa out, LeafAttrs attrs, MapOptions opt = {}) {
+    if (auto bad = check(in)) return Unexpected{*bad};
+    if (!out.aligned_to(f_.geometry().span(1))) return Unexpected{HostError::Misaligned};
+    auto entry_ops = ops();
+    Flush flush(memory_);
+    const std::uint64_t begin = in.begin.raw(), end = in.end.raw();
+    Iterator it(f_, *memory_, root_, begin, end);
+    while (it.valid()) {
+      if (entry_ops.frozen(it)) {
+        entry_ops.wait(it);
+        continue;
+      }
+      const Entry old = it.entry();
+      const unsigned level = it.level();
+      const std::uint64_t addr = it.address(), span = it.span();
+      const bool inside = addr >= begin && end - addr >= span;
+      const Hpa target = out + (addr - begin);
+      const bool fits = inside && level <= opt.max_level && (level == 1 || f_.block_allowed(level)) &&
+                        target.aligned_to(span);
+      if (fits && !(opt.shared && it.is_table())) {
+        const Entry desired = f_.make_leaf(target, level, attrs);
+        if (old != desired && entry_ops.install(it, desired, flush) == ops::Installed::Lost) continue;
+        it.next_sibling();
+        continue;
+      }
+      if (it.is_table()) {
+        it.next();
+        continue;
+      }
+      // An empty level-2 entry whose whole span is mapped with pages: build the page table
+      // off-tree and publish it at once (the common "map a range with pages" case).
+      const bool whole_page_table = level == 2 && inside && !f_.present(old, level);
+      Result<Entry, HostError> table = whole_page_table   ? entry_ops.page_table(target, attrs)
+                                       : f_.present(old, level) ? entry_ops.split_block(old, level)
+                                                                : entry_ops.empty_table(level);
+      if (!table) return fail(std::move(flush), table.error());
+      if (entry_ops.install(it, *table, flush) == ops::Installed::Lost) {
+        entry_ops.discard(*table, level);
+        continue;
+      }
+      if (whole_page_table) {
+        it.next_sibling();
+      } else {
+        it.next();  // into the new table
+      }
+    }
+    return flush;
+  }
+
+  // Removes every mapping of `in`, freeing tables that no longer map anything.
+  // Errors: OutOfRange, Misaligned, OutOfMemory / Unsupported (splitting a block that straddles
+  // an edge; the part unmapped before stays unmapped and is flushed).
+  Result<Flush, HostError> unmap(Range<Input> in) {
+    if (auto bad = check(in)) return Unexpected{*bad};
+    auto entry_ops = ops();
+    Flush flush(memory_);
+    const std::uint64_t begin = in.begin.raw(), end = in.end.raw();
+    Iterator it(f_, *memory_, root_, begin, end);
+    while (it.valid()) {
+      if (entry_ops.frozen(it)) {
+        entry_ops.wait(it);
+        continue;
+      }
+      const Entry old = it.entry();
+      const unsigned level = it.level();
+      if (!f_.present(old, level)) {
+        it.next_sibling();
+        continue;
+      }
+      if (it.address() >= begin && end - it.address() >= it.span()) {
+        if (entry_ops.install(it, Entry{}, flush) == ops::Installed::Lost) continue;
+        it.next_sibling();
+        continue;
+      }
+      if (it.is_table()) {
+        it.next();
+        continue;
+      }
+      Result<Entry, HostError> table = entry_ops.split_block(old, level);
+      if (!table) return fail(std::move(flush), table.error());
+      if (entry_ops.install(it, *table, flush) == ops::Installed::Lost) {
+        entry_ops.discard(*table, level);
+        continue;
+      }
+      it.next();
+    }
+    prune(begin, end, flush);
+    return flush;
+  }
+
+  // Clears write permission on every leaf that touches `in` (dirty logging).
+  // Errors: OutOfRange, Misaligned.
+  Result<Flush, HostError> write_protect(Range<Input> in) {
+    if (auto bad = check(in)) return Unexpected{*bad};
+    Flush flush(memory_);
+    update_leaves(in, flush, [](LeafAttrs a) { return a.without_write(); });
+    return flush;
+  }
+
+  // Clears the accessed flag on every leaf touching `in`; count = leaves that had it.
+  // Errors: OutOfRange, Misaligned.
+  Result<Counted, HostError> age(Range<Input> in) {
+    if (auto bad = check(in)) return Unexpected{*bad};
+    Flush flush(memory_);
+    const std::uint64_t young = update_leaves(in, flush, [](LeafAttrs a) { return a.old(); });
+    return Counted{young, std::move(flush)};
+  }
+
+  // Whether any leaf touching `in` has its accessed flag set. Out-of-range parts are ignored.
+  [[nodiscard]] bool test_age(Range<Input> in) const {
+    bool young = false;
+    for_each_leaf(in, [&](const Mapping& m) { young = young || m.attrs.accessed; });
+    return young;
+  }
+
+  // Adds `add`'s permissions (never removes any) to the leaf mapping `addr`.
+  // Errors: NotMapped when no present leaf maps addr; OutOfRange.
+  Result<Flush, HostError> relax(Input addr, LeafAttrs add) {
+    if (addr.raw() >= f_.geometry().input_limit()) return Unexpected{HostError::OutOfRange};
+    auto entry_ops = ops();
+    Flush flush(memory_);
+    Iterator it(f_, *memory_, root_, addr.raw(), addr.raw() + 1);
+    while (it.valid()) {
+      if (entry_ops.frozen(it)) {
+        entry_ops.wait(it);
+        continue;
+      }
+      if (it.is_table()) {
+        it.next();
+        continue;
+      }
+      if (!it.is_leaf()) return fail(std::move(flush), HostError::NotMapped);
+      const LeafAttrs now = f_.leaf_attrs(it.entry(), it.level());
+      const LeafAttrs want = now.plus(add);
+      if (want == now) return flush;
+      const Entry desired = f_.make_leaf(f_.leaf_address(it.entry(), it.level()), it.level(), want);
+      if (entry_ops.install(it, desired, flush) == ops::Installed::Done) return flush;
+    }
+    return fail(std::move(flush), HostError::NotMapped);
+  }
+
+  // Splits every block touching `in` down to level-`level` leaves, eagerly, keeping each
+  // block's attributes; the range never reads as unmapped (break-before-make aside).
+  // Errors: OutOfRange, Misaligned, OutOfMemory / Unsupported (blocks split so far stay split).
+  Result<Flush, HostError> split(Range<Input> in, unsigned level = 1) {
+    if (auto bad = check(in)) return Unexpected{*bad};
+    auto entry_ops = ops();
+    Flush flush(memory_);
+    Iterator it(f_, *memory_, root_, in.begin.raw(), in.end.raw(), level);
+    while (it.valid()) {
+      if (entry_ops.frozen(it)) {
+        entry_ops.wait(it);
+        continue;
+      }
+      if (it.is_leaf() && it.level() > level) {
+        Result<Entry, HostError> table = entry_ops.split_block(it.entry(), it.level());
+        if (!table) return fail(std::move(flush), table.error());
+        if (entry_ops.install(it, *table, flush) == ops::Installed::Lost) {
+          entry_ops.discard(*table, it.level());
+          continue;
+        }
+      }
+      it.next();
+    }
+    return flush;
+  }
+
+  // Replaces every table inside `in` whose entries are present, contiguous, equally
+  // permitted leaves by one block, bottom-up, up to level `max_level`; count = blocks made.
+  // Errors: OutOfRange, Misaligned.
+  Result<Counted, HostError> collapse(Range<Input> in, unsigned max_level = kMaxLevels) {
+    if (auto bad = check(in)) return Unexpected{*bad};
+    auto entry_ops = ops();
+    Flush flush(memory_);
+    std::uint64_t made = 0;
+    const std::uint64_t begin = in.begin.raw(), end = in.end.raw();
+    const unsigned top = max_level < f_.geometry().root_level() ? max_level : f_.geometry().root_level();
+    for (unsigned level = 2; level <= top; ++level) {
+      Iterator it(f_, *memory_, root_, begin, end, level);
+      while (it.valid()) {
+        if (it.level() == level && it.is_table() && it.address() >= begin && end - it.address() >= it.span()) {
+          if (auto block = entry_ops.collapsed(f_.table_address(it.entry(), level), level)) {
+            if (entry_ops.install(it, *block, flush) == ops::Installed::Lost) continue;
+            ++made;
+          }
+        }
+        it.next();
+      }
+    }
+    return Counted{made, std::move(flush)};
+  }
+
+  // The leaf translating `addr`, if any (a lock-free reader: call inside an rcu::ReadGuard
+  // when structural operations may run concurrently).
+  [[nodiscard]] std::optional<Mapping> lookup(Input addr) const {
+    if (addr.raw() >= f_.geometry().input_limit()) return std::nullopt;
+    const WalkResult<F> r = walk(f_, *memory_, root_, addr.raw(), [](Step<F>&) { return Visit::Continue; });
+    if (r.end != WalkEnd::Leaf) return std::nullopt;
+    const std::uint64_t span = f_.geometry().span(r.level);
+    const std::uint64_t base = addr.raw() & ~(span - 1);
+    return Mapping{f_.leaf_address(r.entry, r.level) + (addr.raw() - base), {Input(base), Input(base + span)}, r.level,
+                   f_.leaf_attrs(r.entry, r.level)};
+  }
+
+  // Calls fn(Mapping) for every present leaf touching `in`, in address order (output = the
+  // leaf's base).
+  template <class Fn>
+  void for_each_leaf(Range<Input> in, Fn&& fn) const {
+    for (Iterator it(f_, *memory_, root_, in.begin.raw(), in.end.raw()); it.valid(); it.next()) {
+      if (!it.is_leaf()) continue;
+      fn(Mapping{f_.leaf_address(it.entry(), it.level()), {Input(it.address()), Input(it.address() + it.span())},
+                 it.level(), f_.leaf_attrs(it.entry(), it.level())});
+    }
+  }
+
+  // Tables reachable from the root at each level (index = table level); for accounting checks.
+  [[nodiscard]] std::array<std::uint64_t, kMaxLevels + 1> reachable_tables() const {
+    std::array<std::uint64_t, kMaxLevels + 1> n{};
+    n[f_.geometry().root_level()] = 1;
+    for (Iterator it(f_, *memory_, root_, 0, f_.geometry().input_limit(), 2); it.valid(); it.next()) {
+      if (it.is_table()) ++n[it.level() - 1];
+    }
+    return n;
+  }
+
+ private:
+  HostTables(const F& format, HostTableMemory& memory, TlbLog<Input>& tlb, Hpa root)
+      : f_(format), memory_(&memory), tlb_(&tlb), root_(root) {}
+
+  ops::EntryOps<F> ops() const { return ops::EntryOps<F>(f_, *memory_, *tlb_, root_); }
+
+  std::optional<HostError> check(Range<Input> in) const {
+    const Geometry& g = f_.geometry();
+    if (!(in.begin < in.end) || in.end.raw() > g.input_limit()) return HostError::OutOfRange;
+    if (!in.begin.aligned_to(g.span(1)) || !in.end.aligned_to(g.span(1))) return HostError::Misaligned;
+    return std::nullopt;
+  }
+
+  // Partial work is flushed before the error goes back: the caller gets no token to apply.
+  Unexpected<HostError> fail(Flush flush, HostError e) {
+    std::move(flush).apply(*tlb_);
+    return Unexpected{e};
+  }
+
+  template <class Change>
+  std::uint64_t update_leaves(Range<Input> in, Flush& flush, Change&& change) {
+    auto entry_ops = ops();
+    std::uint64_t changed = 0;
+    Iterator it(f_, *memory_, root_, in.begin.raw(), in.end.raw());
+    while (it.valid()) {
+      if (entry_ops.frozen(it)) {
+        entry_ops.wait(it);
+        continue;
+      }
+      if (it.level() == 2 && it.is_table() && it.address() >= in.begin.raw() &&
+          in.end.raw() - it.address() >= it.span()) {
+        // A page table wholly inside the range: one pass over its entries.
+        const std::uint64_t n = entry_ops.update_page_table(f_.table_address(it.entry(), 2), change);
+        if (n != 0) flush.add({Input(it.address()), Input(it.address() + it.span())});
+        changed += n;
+        it.next_sibling();
+        continue;
+      }
+      if (it.is_leaf()) {
+        const LeafAttrs now = f_.leaf_attrs(it.entry(), it.level());
+        const LeafAttrs want = change(now);
+        if (!(want == now)) {
+          const Entry desired = f_.make_leaf(f_.leaf_address(it.entry(), it.level()), it.level(), want);
+          if (entry_ops.install(it, desired, flush) == ops::Installed::Lost) continue;
+          ++changed;
+        }
+      }
+      it.next();
+    }
+    return changed;
+  }
+
+  // Unlinks tables left empty where [begin, end) only partly covered them, bottom-up.
+  void prune(std::uint64_t begin, std::uint64_t end, Flush& flush) {
+    auto entry_ops = ops();
+    for (unsigned level = 2; level <= f_.geometry().root_level(); ++level) {
+      Iterator it(f_, *memory_, root_, begin, end, level);
+      while (it.valid()) {
+        if (it.level() == level && it.is_table() && entry_ops.empty(f_.table_address(it.entry(), level), level - 1)) {
+          if (entry_ops.install(it, Entry{}, flush) == ops::Installed::Lost) continue;
+        }
+        it.next();
+      }
+    }
+  }
+
+  F f_;
+  HostTableMemory* memory_;
+  TlbLog<Input>* tlb_;
+  Hpa root_;
+};
+
+}  // namespace vmmu::pt
