@@ -1,0 +1,89 @@
+#pragma once
+// The shape of a stage-2 table: granule, IPA size, start level and the concatenated entry
+// tables, in both directions --
+//
+//   decode_layout(granule, t0sz, sl0, pa_bits)  what VTCR_EL2 programs (or why it faults)
+//   choose_layout(ipa_bits, granule)            what a hypervisor should program (KVM's rule)
+//
+// Entry level and concatenation (Arm ARM D8 "Concatenating translation tables at the
+// initial level of stage 2", pseudocode AArch64.S2InconsistentSL): with n = 3 - start levels
+// below the start level, the IPA size must lie in [n*S + G + 1, n*S + G + S + 4]; the start
+// level then resolves between 1 and S + 4 bits, i.e. a run of up to 16 (2^4) granule-sized
+// tables side by side, physically contiguous and aligned to their total size.
+//
+//        VTTBR_EL2.BADDR ─► ┌ table 0 ┬ table 1 ┬ ... ┬ table k-1 ┐   k = 2^(root_bits - S)
+//                           └─────────┴─────────┴─────┴───────────┘   indexed by IPA[ipa-1 : shift(start)]
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "vmmu/arm64/granule.hpp"
+#include "vmmu/core/result.hpp"
+#include "vmmu/pt/geometry.hpp"
+
+namespace vmmu::arm64 {
+
+// VTCR_EL2.T0SZ limits without FEAT_TTST / FEAT_LPA / FEAT_LPA2 (Arm ARM D8 "Input address size"; pseudocode
+// AArch64.S2MinTxSZ and AArch64.MaxTxSZ): IPA sizes from 25 to 48 bits.
+inline constexpr unsigned kMinT0sz = 16;
+inline constexpr unsigned kMaxT0sz = 39;
+inline constexpr unsigned kMinIpaBits = 64 - kMaxT0sz;  // 25
+inline constexpr unsigned kMaxIpaBits = 64 - kMinT0sz;  // 48
+
+struct Layout {
+  Granule granule = Granule::K4;
+  unsigned ipa_bits = 0;
+  int start_level = 0;         // Arm numbering: 0..3
+  unsigned levels = 0;         // levels walked: start_level..3
+  unsigned root_bits = 0;      // IPA bits the start level resolves, concatenation included
+  unsigned sl0 = 0;            // VTCR_EL2.SL0 encoding of start_level
+
+  // Granule-sized tables concatenated at the start level (1 = no concatenation).
+  [[nodiscard]] std::uint64_t concatenated() const;
+  // Bytes of the entry-level table run; VTTBR_EL2.BADDR must be aligned to this size.
+  [[nodiscard]] std::uint64_t entry_table_bytes() const { return std::uint64_t{8} << root_bits; }
+  [[nodiscard]] std::uint64_t entry_table_alignment() const { return entry_table_bytes(); }
+  // The engine's geometry: `levels` levels, the root `root_bits` wide.
+  [[nodiscard]] pt::Geometry geometry() const;
+  // Sizes a leaf may map, smallest first: the page, then each level where blocks are legal.
+  [[nodiscard]] std::vector<std::uint64_t> leaf_sizes() const;
+
+  friend bool operator==(const Layout&, const Layout&) = default;
+};
+
+// Why a VTCR_EL2 cannot describe a walk. Every one of them makes each stage-2 walk take a
+// translation fault at level 0 (Arm ARM pseudocode AArch64.S2Translate).
+enum class LayoutError : std::uint8_t {
+  T0szOutOfRange,          // T0SZ outside [16, 39]: IMPLEMENTATION DEFINED fault-or-clamp; vmmu faults
+  StartLevelReserved,      // SL0 reserved for the granule or PA range (AArch64.S2InvalidSL)
+  StartLevelInconsistent,  // start level cannot resolve the IPA size (AArch64.S2InconsistentSL)
+  IpaSizeOutOfRange,       // choose_layout: IPA size outside [25, 48]
+};
+std::string_view to_string(LayoutError e);
+
+// Start level selected by SL0 for `granule` on a CPU with `pa_bits` of physical address
+// (Arm ARM D19 VTCR_EL2.SL0; pseudocode AArch64.S2StartLevel, AArch64.S2InvalidSL).
+// Errors: StartLevelReserved for 4K SL0=3 (needs FEAT_TTST), 16K SL0=3 (needs DS=1),
+// 64K SL0=3, and a level-0 (4K) or level-1 (16K: PA < 42, 64K: PA < 44) start the PA range forbids.
+Result<int, LayoutError> decode_start_level(Granule granule, unsigned sl0, unsigned pa_bits);
+
+// SL0 encoding of `start_level` (inverse of decode_start_level); -1 when none exists.
+int encode_sl0(Granule granule, int start_level);
+
+// True when a walk starting at `start_level` can resolve `ipa_bits` (AArch64.S2InconsistentSL).
+bool start_level_fits(Granule granule, unsigned ipa_bits, int start_level);
+
+// The layout VTCR_EL2 programs.
+// Errors: T0szOutOfRange, StartLevelReserved, StartLevelInconsistent (see LayoutError).
+Result<Layout, LayoutError> decode_layout(Granule granule, unsigned t0sz, unsigned sl0, unsigned pa_bits);
+
+// The layout to program for an IPA size, as KVM chooses it (stage2_pgtable_levels): the levels
+// a 4-bit-smaller IPA would need, letting up to 16 concatenated tables absorb the top 4 bits,
+// and never fewer than 2 levels (so a PMD-sized block exists) -- except where the IPA is too
+// small for a 2-level walk (16K below 26 bits, 64K below 30), which then starts at level 3.
+// The result is legal on every CPU whose PA range is at least `ipa_bits`.
+// Errors: IpaSizeOutOfRange when ipa_bits is outside [25, 48].
+Result<Layout, LayoutError> choose_layout(unsigned ipa_bits, Granule granule);
+
+}  // namespace vmmu::arm64
