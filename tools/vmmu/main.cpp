@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   vmmu::cli::register_commands(app);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::Error& e) {  // parse errors, and a command's non-zero exit status
     return app.exit(e);
   } catch (const std::exception& e) {
     std::cerr << "vmmu: " << e.what() << '\n';

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Builds the libFuzzer targets (CMake preset `fuzz`, clang) and runs each for a bounded time.
+# Usage: scripts/run-fuzz.sh [TOTAL_SECONDS]   (default 60, shared between the targets)
+# The seed corpus is samples/; new inputs go to build/fuzz/corpus/<target>/ (kept between runs),
+# crashes to build/fuzz/crashes/. Exit status is non-zero if a target crashed or leaked.
+set -eu
+total=${1:-60}
+root=$(cd "$(dirname "$0")/.." && pwd)
+build="$root/build/fuzz"
+targets="walk_case_fuzz"
+
+cmake --preset fuzz -S "$root" >/dev/null
+cmake --build "$build" --target $targets -j2
+
+count=$(echo $targets | wc -w)
+per=$(( total / count ))
+[ "$per" -ge 1 ] || per=1
+mkdir -p "$build/crashes"
+for t in $targets; do
+  corpus="$build/corpus/$t"
+  mkdir -p "$corpus"
+  echo "== $t: ${per}s"
+  "$build/tests/fuzz/$t" -max_total_time="$per" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="$build/crashes/" -print_final_stats=1 "$corpus" "$root/samples"
+done

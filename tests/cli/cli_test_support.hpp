@@ -1,0 +1,63 @@
+#pragma once
+// Running `vmmu walk` in-process for tests: its library function with string streams, and case
+// files written to a per-test temporary directory.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "walk_command.hpp"
+
+namespace vmmu::cli::test {
+
+struct CliRun {
+  int status = 0;
+  std::string out;
+  std::string err;
+};
+
+inline CliRun walk_files(std::vector<std::string> files, bool table = false) {
+  std::ostringstream out, err;
+  WalkCommandOptions options;
+  options.files = std::move(files);
+  options.table = table;
+  CliRun run;
+  run.status = run_walk(options, out, err);
+  run.out = out.str();
+  run.err = err.str();
+  return run;
+}
+
+inline std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Writes `contents` to a file called `name` in a directory of its own for the running test.
+inline std::string write_case(std::string_view name, std::string_view contents) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string dir_name = std::string("vmmu-cli-") + info->test_suite_name() + "-" + info->name();
+  for (char& c : dir_name) {
+    if (c == '/') c = '_';
+  }
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / dir_name;
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path path = dir / name;
+  std::ofstream(path, std::ios::binary) << contents;
+  return path.string();
+}
+
+inline std::size_t count_lines(std::string_view s) {
+  std::size_t n = 0;
+  for (char c : s) n += c == '\n' ? 1 : 0;
+  return n;
+}
+
+}  // namespace vmmu::cli::test

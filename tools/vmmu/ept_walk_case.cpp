@@ -1,0 +1,89 @@
+#include "ept_walk_case.hpp"
+
+#include <fmt/format.h>
+
+#include "json_writer.hpp"
+#include "vmmu/core/page_size.hpp"
+#include "x86_walk_case.hpp"
+
+namespace vmmu::cli {
+
+Result<EptWalkCase, CaseError> parse_ept_walk_case(const Json& doc) {
+  EptWalkCase c;
+  if (auto f = check_format(doc, kEptCaseFormat, "x86-ept"); !f) return Unexpected{f.error()};
+  auto m = read_number(doc, "", "maxphyaddr", kMaxMaxphyaddr);
+  if (!m) return Unexpected{m.error()};
+  if (*m < kMinMaxphyaddr) {
+    return Unexpected{CaseError{CaseErrorKind::OutOfRange, "maxphyaddr",
+                                fmt::format("{} is below {}", *m, kMinMaxphyaddr)}};
+  }
+  c.maxphyaddr = static_cast<unsigned>(*m);
+  auto eptp = read_number(doc, "", "eptp");
+  if (!eptp) return Unexpected{eptp.error()};
+  c.eptp = *eptp;
+  auto five = read_bool_or(doc, "", "five_level", false);
+  if (!five) return Unexpected{five.error()};
+  c.five_level = *five;
+
+  auto memory = parse_memory_chunks(doc, ChunkRules{"pa", false, false});
+  if (!memory) return Unexpected{memory.error()};
+  c.memory = std::move(*memory);
+
+  auto accesses = read_array(doc, "", "accesses");
+  if (!accesses) return Unexpected{accesses.error()};
+  c.accesses.reserve((*accesses)->size());
+  const std::uint64_t gpa_limit = (std::uint64_t{1} << c.maxphyaddr) - 1;
+  for (std::size_t i = 0; i < (*accesses)->size(); ++i) {
+    const Json& a = (**accesses)[i];
+    const std::string at = element_path("accesses", i);
+    if (!a.is_object()) {
+      return Unexpected{CaseError{CaseErrorKind::WrongType, at,
+                                  "must be an object like {\"gpa\": \"0x1000\", \"op\": \"read\"}"}};
+    }
+    // x86-ept-walk.md: gpas are below 2^maxphyaddr.
+    auto gpa = read_number(a, at, "gpa");
+    if (!gpa) return Unexpected{gpa.error()};
+    if (*gpa > gpa_limit) {
+      return Unexpected{CaseError{CaseErrorKind::OutOfRange, field_path(at, "gpa"),
+                                  fmt::format("{} is not below 2^{} (maxphyaddr)", hex(*gpa), c.maxphyaddr)}};
+    }
+    auto op = read_op(a, at);
+    if (!op) return Unexpected{op.error()};
+    c.accesses.push_back(EptAccess{Gpa(*gpa), *op});
+  }
+  return c;
+}
+
+std::string_view fault_name(x86::EptFaultKind kind) {
+  switch (kind) {
+    case x86::EptFaultKind::Violation: return "ept_violation";
+    case x86::EptFaultKind::Misconfig: return "ept_misconfig";
+    case x86::EptFaultKind::InvalidEptp: return "invalid_eptp";
+    case x86::EptFaultKind::TableUnreadable: return "table_unreadable";
+  }
+  return "?";
+}
+
+std::string ept_walk_result_json(const EptWalkCase& c, const EptWalkRun& run) {
+  JsonWriter w;
+  w.begin_object().key("format").string(kEptResultFormat).key("results").begin_array();
+  for (std::size_t i = 0; i < c.accesses.size(); ++i) {
+    const EptOutcome& o = run.outcomes[i];
+    w.begin_object().key("gpa").hex(c.accesses[i].gpa.raw());
+    if (o) {
+      w.key("ok").boolean(true).key("pa").hex(o->address.raw()).key("page_size").string(size_name(o->page_size));
+    } else {
+      w.key("ok").boolean(false).key("fault").string(fault_name(o.error().kind));
+      if (o.error().kind == x86::EptFaultKind::Violation) {
+        w.key("exit_qualification").hex(o.error().exit_qualification);
+      }
+    }
+    w.end_object();
+  }
+  w.end_array();
+  if (c.accessed_dirty()) write_memory_after(w, c.memory, "pa", run.memory);
+  w.end_object();
+  return w.take();
+}
+
+}  // namespace vmmu::cli

@@ -1,0 +1,34 @@
+#pragma once
+// `vmmu walk [--table] [--samples DIR] [FILE...]`: answers x86 and EPT walk cases
+// (docs formats/x86-walk.md, x86-ept-walk.md), single .json cases or .jsonl batches, as JSON
+// results or as a readable table. With no FILE it walks the sample cases in samples/.
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace vmmu::cli {
+
+struct WalkCommandOptions {
+  std::vector<std::string> files;  // empty: every *.json / *.jsonl in samples_dir, sorted
+  bool table = false;
+  std::string samples_dir;         // empty: default_samples_dir()
+};
+
+// The samples directory: $VMMU_SAMPLES if set, else the source tree's samples/ (compiled in).
+std::string default_samples_dir();
+
+// The case files in `dir`: *.json and *.jsonl, sorted by name (empty if unreadable).
+std::vector<std::string> sample_files(const std::string& dir);
+
+// Runs the command. Results go to `out`; one line per malformed case or unreadable file to `err`.
+// Returns the exit status: 0 when every case was answered, 1 otherwise.
+// Errors: none thrown; malformed input is reported as described in batch.hpp.
+int run_walk(const WalkCommandOptions& options, std::ostream& out, std::ostream& err);
+
+// Adds the `walk` subcommand to `app`.
+void register_walk_command(CLI::App& app);
+
+}  // namespace vmmu::cli

@@ -1,0 +1,66 @@
+#pragma once
+// x86 guest walk cases (`vmmu-walk-case/1`, docs formats/x86-walk.md): read a case, walk its
+// accesses in order on its evolving memory, write the `vmmu-walk-result/1` answer.
+
+#include <string>
+#include <vector>
+
+#include "case_json.hpp"
+#include "memory_chunks.hpp"
+#include "vmmu/core/access.hpp"
+#include "vmmu/core/address.hpp"
+#include "vmmu/memory/sparse_memory.hpp"
+#include "vmmu/x86/registers.hpp"
+#include "vmmu/x86/walk.hpp"
+
+namespace vmmu::cli {
+
+inline constexpr std::string_view kX86CaseFormat = "vmmu-walk-case/1";
+inline constexpr std::string_view kX86ResultFormat = "vmmu-walk-result/1";
+
+// Physical-address widths a case may give (x86 and EPT): the architecture's 52 at most;
+// below 32 no real processor, and 32-bit paging could then point past the machine.
+inline constexpr unsigned kMinMaxphyaddr = 32;
+inline constexpr unsigned kMaxMaxphyaddr = 52;
+
+struct X86Access {
+  Gva gva;
+  AccessKind op = AccessKind::Read;
+  unsigned cpl = 0;  // 0 or 3
+};
+
+struct X86WalkCase {
+  x86::Registers regs;
+  unsigned maxphyaddr = 52;
+  MemoryImage memory;
+  std::vector<X86Access> accesses;
+};
+
+// Reads a case (its "format" already known to be vmmu-walk-case/1 or checked here).
+// Errors: every malformed-input rule of x86-walk.md, naming the field -- missing or mistyped
+// fields, numbers out of range (maxphyaddr outside 32..52, pkru above 32 bits), bad op or cpl,
+// misaligned or overlapping chunks, a gva wider than 32 bits outside long mode.
+Result<X86WalkCase, CaseError> parse_x86_walk_case(const Json& doc);
+
+using X86Outcome = Result<x86::Translation, x86::WalkFault>;
+
+struct X86WalkRun {
+  x86::PagingMode mode = x86::PagingMode::Off;
+  std::vector<X86Outcome> outcomes;  // one per access, in order
+  SparseMemory<Gpa> memory;          // as the walks left it
+};
+
+// Walks every access in order; A/D updates of one access are seen by the next.
+// Errors: none (guest faults are outcomes).
+X86WalkRun run_x86_walk_case(const X86WalkCase& c);
+
+// The vmmu-walk-result/1 object, compact, one line without newline.
+std::string x86_walk_result_json(const X86WalkCase& c, const X86WalkRun& run);
+
+// "page_fault", "general_protection", "table_unreadable".
+std::string_view fault_name(x86::WalkFaultKind kind);
+
+// "P|W|U|RSVD|I|PK" subset of a page-fault error code, low bit first ("0" when none).
+std::string decode_error_code(std::uint32_t error_code);
+
+}  // namespace vmmu::cli
