@@ -20,6 +20,13 @@ for t in $targets; do
   corpus="$build/corpus/$t"
   mkdir -p "$corpus"
   echo "== $t: ${per}s"
-  "$build/tests/fuzz/$t" -max_total_time="$per" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix="$build/crashes/" -print_final_stats=1 "$corpus" "$root/samples"
+  # libFuzzer prints a line per new input: keep that in a log, show the verdict and stats.
+  log="$build/$t.log"
+  if ! "$build/tests/fuzz/$t" -max_total_time="$per" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="$build/crashes/" -print_final_stats=1 "$corpus" "$root/samples" >"$log" 2>&1; then
+    tail -n 60 "$log"
+    echo "== $t: FAILED (log: $log)"
+    exit 1
+  fi
+  grep -E "^Done|stat::number_of_executed_units|stat::peak_rss_mb" "$log" || true
 done

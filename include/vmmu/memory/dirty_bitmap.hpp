@@ -21,10 +21,11 @@ class DirtyBitmap {
   void mark(std::uint64_t page) noexcept {
     std::atomic<std::uint64_t>& w = words_[page / 64];
     const std::uint64_t bit = std::uint64_t{1} << (page % 64);
-    // Test first: on a page written repeatedly the word stays shared in every CPU's cache
-    // instead of bouncing on each write. Release orders the guest's data write before the
-    // bit for a collector that acquires it in get_and_clear().
-    if ((w.load(std::memory_order_relaxed) & bit) == 0) w.fetch_or(bit, std::memory_order_release);
+    // Always an atomic OR, never "test, then set if clear": the guest's data store may still
+    // sit in a store buffer when the test reads the bit as set, the collector may clear the
+    // bit and copy the page in between, and the write would be lost from the log (KVM's
+    // mark_page_dirty sets the bit unconditionally for the same reason).
+    w.fetch_or(bit, std::memory_order_seq_cst);
   }
 
   [[nodiscard]] bool test(std::uint64_t page) const noexcept {

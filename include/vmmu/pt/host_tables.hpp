@@ -29,6 +29,7 @@
 #include <utility>
 
 #include "vmmu/core/address.hpp"
+#include "vmmu/core/rcu.hpp"
 #include "vmmu/core/result.hpp"
 #include "vmmu/pt/host_error.hpp"
 #include "vmmu/pt/host_format.hpp"
@@ -80,6 +81,10 @@ class HostTables {
   ~HostTables() {
     if (root_ == Hpa{}) return;
     const Geometry& g = f_.geometry();
+    // A table is retired when its parent entry is visited and read right after, as the
+    // iterator descends into it: the read-side section keeps the grace period (and so the
+    // free) from completing until the whole tree has been read.
+    rcu::ReadGuard reading;
     for (Iterator it(f_, *memory_, root_, 0, g.input_limit(), 2); it.valid(); it.next()) {
       if (it.is_table()) memory_->retire({f_.table_address(it.entry(), it.level()), it.level() - 1});
     }
