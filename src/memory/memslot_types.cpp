@@ -18,6 +18,8 @@ std::string_view to_string(MemslotError e) {
     case MemslotError::UnknownOverlay: return "no overlay has this id";
     case MemslotError::NotLoggingDirty: return "the memslot does not log dirty pages";
     case MemslotError::RangeOutsideSlot: return "the page range goes past the end of the memslot";
+    case MemslotError::BadPageSize:
+      return "the backing page size must be 4 KiB, 2 MiB or 1 GiB, with the host memory aligned to it";
   }
   return "unknown memslot error";
 }

@@ -1,6 +1,7 @@
 #include "vmmu/memory/memslots.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 
@@ -34,6 +35,11 @@ Status<MemslotError> Memslots::add(const MemslotSpec& spec) {
   std::unique_lock lock(mutex_);
   if (!spec.flags.known()) return Unexpected{MemslotError::UnknownFlags};
   if (auto s = check_range(spec.base, spec.pages, spec.host); !s) return s;
+  if (const std::uint64_t b = spec.backing_page_size;
+      (b != kPageSize && b != (kPageSize << 9) && b != (kPageSize << 18)) ||
+      reinterpret_cast<std::uintptr_t>(spec.host) % b != 0) {
+    return Unexpected{MemslotError::BadPageSize};
+  }
   if (slots_.contains(spec.id)) return Unexpected{MemslotError::DuplicateId};
   if (slots_.size() >= kMaxMemslots) return Unexpected{MemslotError::TooManySlots};
   for (const auto& [id, s] : slots_) {
@@ -160,8 +166,9 @@ std::unique_ptr<MemslotSnapshot> Memslots::build(std::uint64_t generation) const
     const SlotState& s = kv.second;
     const MemslotSpec& spec = s.spec;
     auto piece = [&](std::uint64_t first_page, std::uint64_t pages, std::byte* host, OverlayId overlay) {
+      const unsigned shift = overlay.value != 0 ? kPageShift : static_cast<unsigned>(std::countr_zero(spec.backing_page_size));
       regions.push_back({spec.base.raw() + first_page, pages, host, s.dirty.get(), first_page, spec.id, spec.flags,
-                         overlay});
+                         overlay, static_cast<std::uint8_t>(shift)});
     };
     std::vector<std::pair<std::uint64_t, const OverlayState*>> overlays;
     for (const auto& [oid, o] : s.overlays) overlays.emplace_back(oid, &o);

@@ -36,6 +36,7 @@ struct MemslotRegion {
   SlotId slot;
   MemslotFlags flags;
   OverlayId overlay;              // 0: the slot's own memory
+  std::uint8_t backing_shift = kPageShift;  // log2 of the backing page size (overlays: 4 KiB)
 
   [[nodiscard]] Gfn begin() const { return Gfn(gfn_begin); }
   [[nodiscard]] Gfn end() const { return Gfn(gfn_begin + pages); }

@@ -71,6 +71,7 @@ enum class MemslotError : std::uint8_t {
   UnknownOverlay,      // no overlay with this id
   NotLoggingDirty,     // dirty-log call on a slot without LogDirty
   RangeOutsideSlot,    // dirty-log page range goes past the slot's end
+  BadPageSize,         // backing page size is not 4 KiB, 2 MiB or 1 GiB, or host is not aligned to it
 };
 
 std::string_view to_string(MemslotError e);
@@ -83,6 +84,10 @@ struct MemslotSpec {
   std::uint64_t pages = 0;
   std::byte* host = nullptr;
   MemslotFlags flags;
+  // The page size of the host memory behind the slot, as the caller declares it (4 KiB, or
+  // 2 MiB / 1 GiB for THP / hugetlb backing): an MMU never maps the slot with larger pages.
+  // `host` must be aligned to it.
+  std::uint64_t backing_page_size = kPageSize;
 
   [[nodiscard]] constexpr Range<Gfn> range() const { return {base, base + pages}; }
   friend constexpr bool operator==(const MemslotSpec&, const MemslotSpec&) = default;

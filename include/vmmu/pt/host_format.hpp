@@ -28,12 +28,13 @@ struct LeafAttrs {
   bool exec = false;
   bool accessed = true;  // arm64 AF, x86 A bit (software-tracked when the hardware cannot)
   bool device = false;   // device memory type (never executable at arm64 stage 2)
+  bool dirty = false;    // x86 D bit where the format tracks it (EPT with A/D, NPT); else false
 
   friend constexpr bool operator==(const LeafAttrs&, const LeafAttrs&) = default;
 
   // Union of permissions (used by relax: permissions are only ever added).
   [[nodiscard]] constexpr LeafAttrs plus(const LeafAttrs& o) const {
-    return {read || o.read, write || o.write, exec || o.exec, accessed || o.accessed, device};
+    return {read || o.read, write || o.write, exec || o.exec, accessed || o.accessed, device, dirty || o.dirty};
   }
   [[nodiscard]] constexpr LeafAttrs without_write() const {
     LeafAttrs a = *this;
@@ -43,6 +44,11 @@ struct LeafAttrs {
   [[nodiscard]] constexpr LeafAttrs old() const {
     LeafAttrs a = *this;
     a.accessed = false;
+    return a;
+  }
+  [[nodiscard]] constexpr LeafAttrs clean() const {
+    LeafAttrs a = *this;
+    a.dirty = false;
     return a;
   }
 };

@@ -206,6 +206,17 @@ class HostTables {
     return Counted{young, std::move(flush)};
   }
 
+  // Replaces the attributes of every leaf touching `in` by change(attrs); count = leaves
+  // changed. Exclusive callers only (whole page tables are stored without compare-exchange).
+  // Errors: OutOfRange, Misaligned.
+  template <class Change>
+  Result<Counted, HostError> update(Range<Input> in, Change&& change) {
+    if (auto bad = check(in)) return Unexpected{*bad};
+    Flush flush(memory_);
+    const std::uint64_t n = update_leaves(in, flush, std::forward<Change>(change));
+    return Counted{n, std::move(flush)};
+  }
+
   // Whether any leaf touching `in` has its accessed flag set. Out-of-range parts are ignored.
   [[nodiscard]] bool test_age(Range<Input> in) const {
     bool young = false;

@@ -1,0 +1,77 @@
+#pragma once
+// Vm: one virtual machine -- its memslots, its TDP MMU, its vCPUs -- and guest-physical
+// memory access through the TDP tables (as a device's DMA through an IOMMU sharing them
+// would: faulting them in, dirtying pages in the log).
+//
+//   Vm ──owns──► Memslots ◄──observes── TdpMmu ◄── VcpuMmu ◄── Vcpu (registers, cpu role)
+//
+// Thread safety: memslot updates, MMU operations and Vm::read/write from any thread;
+// each Vcpu from one thread at a time.
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "vmmu/core/address.hpp"
+#include "vmmu/core/result.hpp"
+#include "vmmu/memory/memslots.hpp"
+#include "vmmu/tdp/tdp_mmu.hpp"
+#include "vmmu/x86/guest_paging.hpp"
+
+namespace vmmu::vm {
+
+class Vcpu;
+
+struct VmConfig {
+  tdp::TdpConfig tdp;       // EPT or NPT, levels, A/D, policies, dirty ring size
+  x86::CpuModel cpu;        // what the guest's CPU supports (guest walks)
+};
+
+enum class VmError : std::uint8_t {
+  BadLevels,    // TDP levels other than 4 or 5
+  OutOfMemory,  // the first root could not be allocated
+};
+std::string_view to_string(VmError e);
+
+class Vm {
+ public:
+  static Result<std::unique_ptr<Vm>, VmError> create(const VmConfig& config);
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  [[nodiscard]] const VmConfig& config() const { return config_; }
+  [[nodiscard]] Memslots& memslots() { return *slots_; }
+  [[nodiscard]] tdp::TdpMmu& mmu() { return *mmu_; }
+
+  // A new vCPU (index = creation order); the Vm owns it, its address is stable.
+  Vcpu& add_vcpu();
+  [[nodiscard]] std::size_t vcpu_count() const;
+  [[nodiscard]] Vcpu& vcpu(std::size_t index);
+
+  // Guest-physical access through the TDP tables, any length, crossing pages.
+  // Errors: the first exit met (Mmio: no memslot or a write to a read-only one; RingFull never:
+  // device writes are logged in the slot's bitmap).
+  Status<tdp::AccessExit> read(Gpa gpa, std::span<std::byte> out);
+  Status<tdp::AccessExit> write(Gpa gpa, std::span<const std::byte> in);
+
+  [[nodiscard]] tdp::TdpStats stats() { return mmu_->stats(); }
+
+ private:
+  explicit Vm(const VmConfig& config);
+
+  VmConfig config_;
+  std::unique_ptr<Memslots> slots_;
+  std::unique_ptr<tdp::TdpMmu> mmu_;
+  mutable std::mutex vcpus_mutex_;
+  std::deque<std::unique_ptr<Vcpu>> vcpus_;
+  std::mutex device_mutex_;
+  std::vector<std::unique_ptr<tdp::VcpuMmu>> device_mmus_;  // free handles for read/write
+};
+
+}  // namespace vmmu::vm

@@ -1,0 +1,110 @@
+// Zapping: gfn ranges (memslot changes, MMU notifiers), everything (a root generation bump),
+// and the huge-page bans that force smaller mappings.
+#include <algorithm>
+
+#include "vmmu/core/rcu.hpp"
+#include "vmmu/tdp/tdp_mmu.hpp"
+
+namespace vmmu::tdp {
+namespace {
+
+Range<Gpa> gpa_range(Range<Gfn> r) { return {gpa_of(r.begin), gpa_of(r.end)}; }
+
+}  // namespace
+
+void TdpMmu::zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush) {
+  Range<Gpa> range = gpa_range(gfns);
+  if (range.end.raw() > gpa_limit()) range.end = Gpa(gpa_limit());
+  if (!(range.begin < range.end)) return;
+  rcu::ReadGuard rcu;
+  for (Root* root : roots_->valid_roots()) {
+    std::uint64_t leaves = 0;
+    root->tables.for_each_leaf(range, [&](const TdpTables::Mapping&) { ++leaves; });
+    zapped_leaves_.fetch_add(leaves, std::memory_order_relaxed);
+    auto r = root->tables.unmap(range);
+    if (r) flush.merge(std::move(*r));
+    roots_->put(root);
+  }
+}
+
+Status<pt::HostError> TdpMmu::zap(Range<Gfn> gfns) {
+  if (gpa_of(gfns.end).raw() > gpa_limit() || gfns.end < gfns.begin) return Unexpected{pt::HostError::OutOfRange};
+  ReaderLock::Exclusive exclusive(lock_);
+  pt::TlbFlush<Gpa> flush(&memory_);
+  zap_locked(gfns, flush);
+  zaps_.fetch_add(1, std::memory_order_relaxed);
+  finish(std::move(flush));
+  checked("zap");
+  return {};
+}
+
+void TdpMmu::zap_all() {
+  ReaderLock::Exclusive exclusive(lock_);
+  roots_invalidated_.fetch_add(roots_->invalidate_all(), std::memory_order_relaxed);
+  zaps_.fetch_add(1, std::memory_order_relaxed);
+  // vCPUs stop using the old roots at their next access (they check `invalid` under the
+  // lock); one flush of everything covers whatever a TLB still holds.
+  tlb_.invalidate_all();
+  flushes_.fetch_add(1, std::memory_order_relaxed);
+  checked("zap_all");
+}
+
+void TdpMmu::invalidate_begin(Range<Gfn> gfns) {
+  ReaderLock::Exclusive exclusive(lock_);
+  invalidations_.fetch_add(1, std::memory_order_relaxed);
+  // Several invalidations may overlap: keep the hull of their ranges (as KVM does).
+  if (invalidate_in_progress_.load(std::memory_order_relaxed) == 0) {
+    invalidate_begin_gfn_.store(gfns.begin.raw(), std::memory_order_relaxed);
+    invalidate_end_gfn_.store(gfns.end.raw(), std::memory_order_relaxed);
+  } else {
+    invalidate_begin_gfn_.store(std::min(invalidate_begin_gfn_.load(std::memory_order_relaxed), gfns.begin.raw()),
+                                std::memory_order_relaxed);
+    invalidate_end_gfn_.store(std::max(invalidate_end_gfn_.load(std::memory_order_relaxed), gfns.end.raw()),
+                              std::memory_order_relaxed);
+  }
+  invalidate_in_progress_.fetch_add(1, std::memory_order_release);
+  pt::TlbFlush<Gpa> flush(&memory_);
+  zap_locked(gfns, flush);
+  zaps_.fetch_add(1, std::memory_order_relaxed);
+  finish(std::move(flush));
+  checked("invalidate_begin");
+}
+
+void TdpMmu::invalidate_end(Range<Gfn>) {
+  // The sequence moves first: a fault that saw "in progress" retries either way, and one that
+  // started before the begin sees the new sequence.
+  invalidate_seq_.fetch_add(1, std::memory_order_acq_rel);
+  invalidate_in_progress_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+void TdpMmu::disallow_huge(Range<Gfn> gfns) {
+  if (!(gfns.begin < gfns.end)) return;
+  {
+    std::lock_guard g(disallow_mutex_);
+    for (unsigned level = 2; level <= 3; ++level) {
+      const unsigned shift = 9 * (level - 1);
+      for (std::uint64_t f = gfns.begin.raw() >> shift; f <= (gfns.end.raw() - 1) >> shift; ++f) ++disallowed_[level][f];
+    }
+    any_disallowed_.fetch_add(1, std::memory_order_release);
+  }
+  // Huge leaves over the range are split, not dropped: the rest of each stays mapped.
+  const std::uint64_t span = std::uint64_t{1} << (9 * (format_.block_allowed(3) ? 2 : 1));
+  const Gfn begin(gfns.begin.raw() & ~(span - 1));
+  const Gfn end(std::min((gfns.end.raw() + span - 1) & ~(span - 1), gpa_limit() >> kPageShift));
+  (void)split({begin, end});
+}
+
+void TdpMmu::allow_huge(Range<Gfn> gfns) {
+  if (!(gfns.begin < gfns.end)) return;
+  std::lock_guard g(disallow_mutex_);
+  for (unsigned level = 2; level <= 3; ++level) {
+    const unsigned shift = 9 * (level - 1);
+    for (std::uint64_t f = gfns.begin.raw() >> shift; f <= (gfns.end.raw() - 1) >> shift; ++f) {
+      auto it = disallowed_[level].find(f);
+      if (it != disallowed_[level].end() && --it->second == 0) disallowed_[level].erase(it);
+    }
+  }
+  any_disallowed_.fetch_sub(1, std::memory_order_release);
+}
+
+}  // namespace vmmu::tdp
