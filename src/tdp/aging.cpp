@@ -1,4 +1,5 @@
 // Aging: what reclaim asks of the MMU (KVM's clear_young / test_young notifiers).
+#include "page_tables.hpp"
 #include "vmmu/core/rcu.hpp"
 #include "vmmu/tdp/tdp_mmu.hpp"
 
@@ -15,11 +16,29 @@ std::uint64_t TdpMmu::age(Range<Gfn> gfns) {
   std::uint64_t young = 0;
   for (Root* root : roots_->valid_roots()) {
     if (format_.ad_bits()) {
-      if (auto r = root->tables.age(range)) {
-        young += r->count;
-        // No invalidation (KVM 6.13+): a stale young TLB entry only delays the next aging.
-        std::move(r->flush).drop();
-      }
+      // No invalidation (KVM 6.13+): a stale young TLB entry only delays the next aging.
+      using Entry = TdpFormat::Entry;
+      const Entry a = format_.accessed_bit();
+      detail::for_each_leaf(
+          format_, memory_, root->tables.root(), range,
+          [&](Entry* e, std::uint64_t) {
+            for (unsigned i = 0; i < 512; ++i) {
+              std::atomic_ref<Entry> slot(e[i]);
+              const Entry old = slot.load(std::memory_order_relaxed);
+              if ((old & a) != 0 && format_.present(old, 1)) {
+                slot.store(old & ~a, std::memory_order_relaxed);
+                ++young;
+              }
+            }
+          },
+          [&](pt::TableIterator<TdpFormat, pt::HostTableMemory>& it) {
+            if ((it.entry() & a) != 0) {
+              std::atomic_ref<Entry>(*pt::HostTableMemory::pointer<Entry>(it.entry_address()))
+                  .store(it.entry() & ~a, std::memory_order_relaxed);
+              ++young;
+            }
+            return true;
+          });
     } else {
       // Without A/D bits a mapping is the only sign of use: zap it; a refault marks it young.
       std::uint64_t leaves = 0;

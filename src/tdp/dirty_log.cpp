@@ -7,6 +7,7 @@
 // "writable", and no access is in flight.
 #include <map>
 
+#include "page_tables.hpp"
 #include "vmmu/core/rcu.hpp"
 #include "vmmu/tdp/tdp_mmu.hpp"
 
@@ -88,13 +89,35 @@ std::uint64_t TdpMmu::write_protect(Range<Gfn> gfns, bool concurrent) {
   std::uint64_t changed = 0;
   pt::TlbFlush<Gpa> flush(&memory_);
   if (!concurrent) {
+    // Exclusive: no fault and no access is in flight, so nothing can set a bit under us and
+    // plain stores do.
     ReaderLock::Exclusive exclusive(lock_);
     rcu::ReadGuard rcu;
+    const Entry w = format_.write_bit();
     for (Root* root : roots_->valid_roots()) {
-      if (auto r = root->tables.update(range, [](pt::LeafAttrs a) { return a.without_write(); })) {
-        changed += r->count;
-        flush.merge(std::move(r->flush));
-      }
+      detail::for_each_leaf(
+          format_, memory_, root->tables.root(), range,
+          [&](Entry* e, std::uint64_t first) {
+            std::uint64_t n = 0;
+            for (unsigned i = 0; i < 512; ++i) {
+              std::atomic_ref<Entry> a(e[i]);
+              const Entry old = a.load(std::memory_order_relaxed);
+              if ((old & w) != 0) {
+                a.store(old & ~w, std::memory_order_relaxed);
+                ++n;
+              }
+            }
+            if (n != 0) flush.add({Gpa(first), Gpa(first + format_.geometry().span(2))});
+            changed += n;
+          },
+          [&](pt::TableIterator<TdpFormat, pt::HostTableMemory>& it) {
+            if ((it.entry() & w) == 0) return true;
+            std::atomic_ref<Entry>(*pt::HostTableMemory::pointer<Entry>(it.entry_address()))
+                .store(it.entry() & ~w, std::memory_order_relaxed);
+            flush.add({Gpa(it.address()), Gpa(it.address() + it.span())});
+            ++changed;
+            return true;
+          });
       roots_->put(root);
     }
     write_protected_.fetch_add(changed, std::memory_order_relaxed);
@@ -109,31 +132,27 @@ std::uint64_t TdpMmu::write_protect(Range<Gfn> gfns, bool concurrent) {
   rcu::ReadGuard rcu;
   const Entry w = format_.write_bit();
   for (Root* root : roots_->valid_roots()) {
-    pt::TableIterator it(format_, memory_, root->tables.root(), range.begin.raw(), range.end.raw());
-    while (it.valid()) {
-      if (it.level() == 2 && it.is_table() && it.address() >= range.begin.raw() &&
-          range.end.raw() - it.address() >= it.span()) {
-        Entry* e = pt::HostTableMemory::pointer<Entry>(format_.table_address(it.entry(), 2));
-        std::uint64_t n = 0;
-        for (unsigned i = 0; i < 512; ++i) {
-          std::atomic_ref<Entry> a(e[i]);
-          if ((a.load(std::memory_order_relaxed) & w) != 0) {
-            a.fetch_and(~w, std::memory_order_relaxed);
-            ++n;
+    detail::for_each_leaf(
+        format_, memory_, root->tables.root(), range,
+        [&](Entry* e, std::uint64_t first) {
+          std::uint64_t n = 0;
+          for (unsigned i = 0; i < 512; ++i) {
+            std::atomic_ref<Entry> a(e[i]);
+            if ((a.load(std::memory_order_relaxed) & w) != 0) {
+              a.fetch_and(~w, std::memory_order_relaxed);
+              ++n;
+            }
           }
-        }
-        if (n != 0) flush.add({Gpa(it.address()), Gpa(it.address() + it.span())});
-        changed += n;
-        it.next_sibling();
-        continue;
-      }
-      if (it.is_leaf() && (it.entry() & w) != 0) {
-        if (!it.try_set(it.entry() & ~w)) continue;  // re-decide on the new value
-        flush.add({Gpa(it.address()), Gpa(it.address() + it.span())});
-        ++changed;
-      }
-      it.next();
-    }
+          if (n != 0) flush.add({Gpa(first), Gpa(first + format_.geometry().span(2))});
+          changed += n;
+        },
+        [&](pt::TableIterator<TdpFormat, pt::HostTableMemory>& it) {
+          if ((it.entry() & w) == 0) return true;
+          if (!it.try_set(it.entry() & ~w)) return false;  // re-decide on the new value
+          flush.add({Gpa(it.address()), Gpa(it.address() + it.span())});
+          ++changed;
+          return true;
+        });
     roots_->put(root);
   }
   write_protected_.fetch_add(changed, std::memory_order_relaxed);
@@ -141,43 +160,54 @@ std::uint64_t TdpMmu::write_protect(Range<Gfn> gfns, bool concurrent) {
   return changed;
 }
 
-void TdpMmu::reprotect_masked(Gfn first, std::uint64_t mask, pt::TlbFlush<Gpa>& flush) {
+void TdpMmu::reprotect_masked(const std::vector<Root*>& roots, Gfn first, std::span<const std::uint64_t> words,
+                              pt::TlbFlush<Gpa>& flush) {
   using Entry = TdpFormat::Entry;
   const bool by_dirty_bits = config_.policies.dirty_tracking == DirtyTracking::DirtyBits && format_.ad_bits();
   const Entry clear = by_dirty_bits ? format_.dirty_bit() : format_.write_bit();
-  for (Root* root : roots_->valid_roots()) {
+  std::uint64_t changed = 0;
+  for (Root* root : roots) {
+    // One walk per page table (512 pages, 8 words), not per page.
     std::uint64_t table_frame = ~std::uint64_t{0};
     Entry* table = nullptr;
-    for (std::uint64_t m = mask; m != 0; m &= m - 1) {
-      const std::uint64_t gfn = first.raw() + static_cast<unsigned>(__builtin_ctzll(m));
-      if ((gfn >> 9) != table_frame) {
-        // One walk per page table: a 64-page word rarely spans two.
-        table_frame = gfn >> 9;
-        table = nullptr;
-        const Gpa gpa = gpa_of(Gfn(gfn));
-        if (gpa.raw() >= gpa_limit()) break;
-        pt::walk(format_, memory_, root->tables.root(), gpa.raw(), [&](pt::Step<TdpFormat>& s) {
-          if (s.level == 2) {
-            if (format_.present(s.entry, 2) && !format_.leaf(s.entry, 2)) {
-              table = pt::HostTableMemory::pointer<Entry>(format_.table_address(s.entry, 2));
-            }
-            return pt::Visit::Stop;
-          }
-          return pt::Visit::Continue;
-        });
+    for (std::size_t w = 0; w < words.size(); ++w) {
+      // The entries are scattered cache lines: start loading the next word's while this
+      // word's are updated (same page table unless the next word crosses into another).
+      if (table != nullptr && w + 1 < words.size()) {
+        for (std::uint64_t m = words[w + 1]; m != 0; m &= m - 1) {
+          const std::uint64_t g = first.raw() + (w + 1) * 64 + static_cast<unsigned>(__builtin_ctzll(m));
+          if ((g >> 9) == table_frame) __builtin_prefetch(&table[g & 511], 1);
+        }
       }
-      if (table == nullptr) continue;  // unmapped, or a huge leaf (never writable while logging)
-      Entry& e = table[gfn & 511];
-      std::atomic_ref<Entry> a(e);
-      const Entry old = a.load(std::memory_order_relaxed);
-      if ((old & clear) == 0 || !format_.present(old, 1)) continue;
-      // Exclusive: no fault and no access runs, so nothing can set a bit under us.
-      a.store(old & ~clear, std::memory_order_relaxed);
-      (by_dirty_bits ? dirty_cleared_ : write_protected_).fetch_add(1, std::memory_order_relaxed);
-      flush.add({gpa_of(Gfn(gfn)), gpa_of(Gfn(gfn + 1))});
+      for (std::uint64_t m = words[w]; m != 0; m &= m - 1) {
+        const std::uint64_t gfn = first.raw() + w * 64 + static_cast<unsigned>(__builtin_ctzll(m));
+        if ((gfn >> 9) != table_frame) {
+          table_frame = gfn >> 9;
+          table = nullptr;
+          const Gpa gpa = gpa_of(Gfn(gfn));
+          if (gpa.raw() >= gpa_limit()) break;
+          pt::walk(format_, memory_, root->tables.root(), gpa.raw(), [&](pt::Step<TdpFormat>& s) {
+            if (s.level == 2) {
+              if (format_.present(s.entry, 2) && !format_.leaf(s.entry, 2)) {
+                table = pt::HostTableMemory::pointer<Entry>(format_.table_address(s.entry, 2));
+              }
+              return pt::Visit::Stop;
+            }
+            return pt::Visit::Continue;
+          });
+        }
+        if (table == nullptr) continue;  // unmapped, or a huge leaf (never writable while logging)
+        std::atomic_ref<Entry> a(table[gfn & 511]);
+        const Entry old = a.load(std::memory_order_relaxed);
+        if ((old & clear) == 0 || !format_.present(old, 1)) continue;
+        // Exclusive: no fault and no access runs, so nothing can set a bit under us.
+        a.store(old & ~clear, std::memory_order_relaxed);
+        ++changed;
+        flush.add({gpa_of(Gfn(gfn)), gpa_of(Gfn(gfn + 1))});
+      }
     }
-    roots_->put(root);
   }
+  (by_dirty_bits ? dirty_cleared_ : write_protected_).fetch_add(changed, std::memory_order_relaxed);
 }
 
 void TdpMmu::fold_dirty_bits(const MemslotSpec& slot, pt::TlbFlush<Gpa>& flush) {
@@ -211,9 +241,9 @@ Result<std::vector<std::uint64_t>, MemslotError> TdpMmu::get_dirty_log(SlotId id
   if (by_dirty_bits && spec->flags.is_log_dirty()) fold_dirty_bits(*spec, flush);
   Result<std::vector<std::uint64_t>, MemslotError> bits = slots_.dirty_log_take(id);
   if (bits && !by_dirty_bits) {
-    for (std::size_t i = 0; i < bits->size(); ++i) {
-      if ((*bits)[i] != 0) reprotect_masked(spec->base + i * 64, (*bits)[i], flush);
-    }
+    const std::vector<Root*> roots = roots_->valid_roots();
+    reprotect_masked(roots, spec->base, *bits, flush);
+    for (Root* r : roots) roots_->put(r);
   }
   finish(std::move(flush));
   checked("get_dirty_log");
@@ -242,11 +272,11 @@ Status<MemslotError> TdpMmu::clear_dirty_log(SlotId id, std::uint64_t first_page
   if (auto s = slots_.dirty_log_clear(id, first_page, pages, mask); !s) return s;
   rcu::ReadGuard rcu;
   pt::TlbFlush<Gpa> flush(&memory_);
-  for (std::uint64_t i = 0; i * 64 < pages; ++i) {
-    std::uint64_t word = mask[i];
-    if (pages - i * 64 < 64) word &= (std::uint64_t{1} << (pages - i * 64)) - 1;
-    if (word != 0) reprotect_masked(spec->base + first_page + i * 64, word, flush);
-  }
+  const std::vector<Root*> roots = roots_->valid_roots();
+  std::vector<std::uint64_t> words(mask.begin(), mask.begin() + static_cast<std::ptrdiff_t>((pages + 63) / 64));
+  if (pages % 64 != 0) words.back() &= (std::uint64_t{1} << (pages % 64)) - 1;
+  reprotect_masked(roots, spec->base + first_page, words, flush);
+  for (Root* r : roots) roots_->put(r);
   finish(std::move(flush));
   checked("clear_dirty_log");
   return {};
@@ -263,10 +293,13 @@ std::size_t TdpMmu::reset_dirty_ring(VcpuMmu& vcpu) {
   ReaderLock::Exclusive exclusive(lock_);
   rcu::ReadGuard rcu;
   pt::TlbFlush<Gpa> flush(&memory_);
+  const std::vector<Root*> roots = roots_->valid_roots();
   const std::size_t n = vcpu.ring_->reset([&](const DirtyGfn& d) {
     auto it = base.find(d.slot.value);
-    if (it != base.end()) reprotect_masked(it->second + d.page, 1, flush);
+    const std::uint64_t one = 1;
+    if (it != base.end()) reprotect_masked(roots, it->second + d.page, {&one, 1}, flush);
   });
+  for (Root* r : roots) roots_->put(r);
   finish(std::move(flush));
   checked("reset_dirty_ring");
   return n;

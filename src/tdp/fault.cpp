@@ -25,7 +25,8 @@ std::byte* TdpMmu::translate(VcpuMmu& v, Gpa gpa, Access a) {
   using Entry = TdpFormat::Entry;
   Root* root = v.root_.load(std::memory_order_relaxed);
   if (root == nullptr || gpa.raw() >= gpa_limit() || root->invalid.load(std::memory_order_acquire)) return nullptr;
-  rcu::ReadGuard rcu;  // merge in place may unlink a table under us
+  // No RCU section: tables are unlinked under this lock held exclusively, or by a merge that
+  // frees them only after a lock barrier (see merge()), so holding the lock shared suffices.
   const pt::Geometry& g = format_.geometry();
   Hpa table = root->tables.root();
   for (unsigned l = g.root_level();; --l) {
@@ -50,13 +51,16 @@ std::byte* TdpMmu::translate(VcpuMmu& v, Gpa gpa, Access a) {
 Result<FaultOutcome, pt::HostError> TdpMmu::handle_fault(VcpuMmu& v, Gpa gpa, Access access) {
   VcpuMmu::bump(v.c_.faults);
   if (gpa.raw() >= gpa_limit()) return FaultOutcome{FaultAction::OutOfRange};
-  rcu::ReadGuard rcu;  // the memslot snapshot and lock-free table walks
   // Snapshots taken before the lookup (KVM's faultin_pfn before mmu_lock): a change of either
   // by the time we install means our view of the slot may be stale.
   const std::uint64_t seq = invalidate_seq_.load(std::memory_order_acquire);
   const std::uint64_t generation = slots_.generation();
-  const MemslotRegion* region = slots_.find(gfn_of(gpa));
+  // The lock, held shared, is this fault's grace period for the memslot snapshot and the
+  // tables: every memslot update passes a lock barrier (on_memslot_change) before it frees
+  // the old snapshot, and no table is freed while a shared holder may still use it -- so no
+  // RCU read-side section is needed (it would cost a third of the fault).
   ReaderLock::Shared shared(lock_, v.slot_);
+  const MemslotRegion* region = slots_.find(gfn_of(gpa));
   Result<Root*, pt::HostError> root = v.current_root();
   if (!root) return Unexpected{root.error()};
   return fault_locked(v, **root, gpa, access, seq, generation, region);
@@ -122,7 +126,7 @@ Result<FaultOutcome, pt::HostError> TdpMmu::fault_locked(VcpuMmu& v, Root& root,
   // An existing leaf lacks write permission: relax it in place, except a huge leaf while
   // logging, which is split (lazily) so only this 4K page becomes writable.
   const unsigned target = existing ? (logging ? 1 : now.level) : max_level(*region, gfn);
-  auto r = detail::descend(format_, ops, root.tables.root(), gpa.raw(), target, [&](Entry old, unsigned l) -> std::optional<Entry> {
+  auto decide = [&](Entry old, unsigned l) -> std::optional<Entry> {
     if (format_.present(old, l)) {
       const pt::LeafAttrs have = format_.leaf_attrs(old, l);
       if (allows(have, access)) return std::nullopt;  // another vCPU got there first
@@ -133,7 +137,22 @@ Result<FaultOutcome, pt::HostError> TdpMmu::fault_locked(VcpuMmu& v, Root& root,
     const std::uint64_t span_pages = format_.geometry().span(l) >> kPageShift;
     const Gfn base(gfn.raw() & ~(span_pages - 1));
     return format_.make_leaf(region->hpa_of(base), l, attrs);
-  });
+  };
+  // The walk stopped at the entry to change (the tables exist): one compare-exchange there.
+  Result<detail::Descended, pt::HostError> r = detail::Descended{};
+  bool done = false;
+  if (now.level == target && (now.end == pt::WalkEnd::Leaf || now.end == pt::WalkEnd::NotPresent) &&
+      now.entry != format_.frozen_entry()) {
+    if (const std::optional<Entry> want = decide(now.entry, target)) {
+      Entry expected = now.entry;
+      if (std::atomic_ref<Entry>(*pt::HostTableMemory::pointer<Entry>(now.entry_address))
+              .compare_exchange_strong(expected, *want, std::memory_order_acq_rel)) {
+        *r = detail::Descended{true, now.entry, target, false};
+        done = true;
+      }
+    }
+  }
+  if (!done) r = detail::descend(format_, ops, root.tables.root(), gpa.raw(), target, decide);
   if (!r) return Unexpected{r.error()};
   if (r->split) VcpuMmu::bump(c.lazy_splits);
   if (!r->installed) {

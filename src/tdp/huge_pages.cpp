@@ -58,32 +58,27 @@ std::uint64_t TdpMmu::merge_root(Root& root, Range<Gpa> range, unsigned level, p
     }
     const Hpa out = region->hpa_of(base);
     const Entry* child = pt::HostTableMemory::pointer<Entry>(format_.table_address(it.entry(), level));
-    bool ok = true;
-    pt::LeafAttrs attrs;
-    attrs.write = true;
-    attrs.accessed = false;
-    attrs.dirty = false;
+    // Every child must equal the first one's bits but for its address (one page further
+    // each) and the bits that may differ: W, A, D. One compare per entry.
+    const Entry vary = format_.write_bit() | format_.accessed_bit() | format_.dirty_bit();
+    const Entry first = std::atomic_ref<const Entry>(child[0]).load(std::memory_order_acquire);
+    const std::uint64_t step = g.span(child_level);
+    bool ok = format_.present(first, child_level) && format_.leaf(first, child_level) &&
+              format_.leaf_address(first, child_level) == out;
+    Entry all = ~Entry{0}, any = 0;
     for (std::uint64_t i = 0; i < n && ok; ++i) {
-      seen[i] = std::atomic_ref<const Entry>(child[i]).load(std::memory_order_acquire);
-      const Entry e = seen[i];
-      if (!format_.present(e, child_level) || !format_.leaf(e, child_level) ||
-          format_.leaf_address(e, child_level) != out + i * g.span(child_level)) {
-        ok = false;
-        break;
-      }
-      const pt::LeafAttrs a = format_.leaf_attrs(e, child_level);
-      if (i == 0) {
-        attrs.read = a.read;
-        attrs.exec = a.exec;
-      } else if (a.read != attrs.read || a.exec != attrs.exec) {
-        ok = false;
-      }
-      // Writable only if every page was (otherwise the next write faults and relaxes it);
-      // accessed / dirty if any page was.
-      attrs.write = attrs.write && a.write;
-      attrs.accessed = attrs.accessed || a.accessed;
-      attrs.dirty = attrs.dirty || a.dirty;
+      const Entry e = std::atomic_ref<const Entry>(child[i]).load(std::memory_order_acquire);
+      seen[i] = e;
+      ok = (e & ~vary) == (first & ~vary) + i * step;
+      all &= e;
+      any |= e;
     }
+    pt::LeafAttrs attrs = format_.leaf_attrs(first, child_level);
+    // Writable only if every page was (otherwise the next write faults and relaxes it);
+    // accessed / dirty if any page was.
+    attrs.write = (all & format_.write_bit()) != 0;
+    attrs.accessed = format_.accessed_bit() == 0 || (any & format_.accessed_bit()) != 0;
+    attrs.dirty = (any & format_.dirty_bit()) != 0;
     if (!ok) {
       it.next_sibling();
       continue;
@@ -113,16 +108,25 @@ std::uint64_t TdpMmu::merge(Range<Gfn> gfns) {
   Range<Gpa> range = gpa_range(gfns);
   if (range.end.raw() > gpa_limit()) range.end = Gpa(gpa_limit());
   if (!(range.begin < range.end)) return 0;
-  // Shared: faults go on while tables are merged (their entries are compare-exchanged).
-  ReaderLock::Shared shared(lock_, lock_.new_reader_slot());
-  rcu::ReadGuard rcu;
   pt::TlbFlush<Gpa> flush(&memory_);
   std::uint64_t n = 0;
-  for (Root* root : roots_->valid_roots()) {
-    for (unsigned level = 2; level <= 3 && format_.block_allowed(level); ++level) n += merge_root(*root, range, level, flush);
-    roots_->put(root);
+  {
+    // Shared: faults go on while tables are merged (their entries are compare-exchanged).
+    ReaderLock::Shared shared(lock_, lock_.new_reader_slot());
+    rcu::ReadGuard rcu;
+    for (Root* root : roots_->valid_roots()) {
+      for (unsigned level = 2; level <= 3 && format_.block_allowed(level); ++level) {
+        n += merge_root(*root, range, level, flush);
+      }
+      roots_->put(root);
+    }
   }
   merges_.fetch_add(n, std::memory_order_relaxed);
+  // Faults walk without RCU: the unlinked tables are freed only after every shared holder
+  // that may have entered them has left (a lock barrier), and after RCU readers (lookups).
+  if (flush.unlinked_tables() != 0) {
+    ReaderLock::Exclusive barrier(lock_);
+  }
   finish(std::move(flush));
   return n;
 }

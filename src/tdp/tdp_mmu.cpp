@@ -60,6 +60,10 @@ void TdpMmu::finish(pt::TlbFlush<Gpa>&& flush) {
 }
 
 void TdpMmu::on_memslot_change(const MemslotChange& change) {
+  // A lock barrier: every fault that may have looked up the previous snapshot holds the lock
+  // shared and is done once we get it exclusively; Memslots frees that snapshot only after
+  // its observers return (faults take no RCU section, see handle_fault).
+  { ReaderLock::Exclusive barrier(lock_); }
   auto each = [&](auto&& op) {
     for (Range<Gfn> r : {change.before, change.after}) {
       if (!r.empty()) op(r);

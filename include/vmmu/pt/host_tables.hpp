@@ -270,6 +270,10 @@ class HostTables {
           entry_ops.discard(*table, it.level());
           continue;
         }
+        if (it.level() - 1 <= level) {  // the new leaves are small enough: skip them
+          it.next_sibling();
+          continue;
+        }
       }
       it.next();
     }

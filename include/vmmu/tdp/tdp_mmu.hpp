@@ -264,9 +264,10 @@ class TdpMmu {
   void on_memslot_change(const MemslotChange& change);
   void enable_dirty_logging(Range<Gfn> gfns);
   void disable_dirty_logging(Range<Gfn> gfns);
-  // Write-protects (or clears D on) the pages `first + i` for each bit i of `mask` in every
-  // valid root; lock held exclusively. Adds what it changed to `flush`.
-  void reprotect_masked(Gfn first, std::uint64_t mask, pt::TlbFlush<Gpa>& flush);
+  // Write-protects (or clears D on) page `first + 64 * w + i` for each bit i of words[w], in
+  // `roots`; lock held exclusively. Adds what it changed to `flush`.
+  void reprotect_masked(const std::vector<Root*>& roots, Gfn first, std::span<const std::uint64_t> words,
+                        pt::TlbFlush<Gpa>& flush);
   // Applies a flush token: one flush per operation, counted.
   void finish(pt::TlbFlush<Gpa>&& flush);
   void zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush);

@@ -92,9 +92,13 @@ class EntryOps {
     if (!child) return Unexpected{child.error()};
     const LeafAttrs attrs = f_.leaf_attrs(block, level);
     const Hpa base = f_.leaf_address(block, level);
-    for (unsigned i = 0; i < g.entries(child_level); ++i) {
-      memory_.store<Entry>(entry_address<F>(*child, i), f_.make_leaf(base + i * g.span(child_level), child_level, attrs));
-    }
+    // HostFormat: a leaf is its address OR attribute bits fixed by (level, attrs), so the
+    // i-th child is the first one plus i spans. Unpublished: plain stores; the publishing
+    // compare-exchange (acq_rel) orders them.
+    const Entry first = f_.make_leaf(base, child_level, attrs);
+    const Entry step = static_cast<Entry>(g.span(child_level));
+    Entry* e = HostTableMemory::pointer<Entry>(*child);
+    for (unsigned i = 0; i < g.entries(child_level); ++i) e[i] = static_cast<Entry>(first + i * step);
     return f_.make_table(*child, level);
   }
 
@@ -114,10 +118,10 @@ class EntryOps {
     Result<Hpa, HostError> child = memory_.allocate(1);
     if (!child) return Unexpected{child.error()};
     Entry* e = HostTableMemory::pointer<Entry>(*child);
-    for (unsigned i = 0; i < g.entries(1); ++i) {
-      // Unpublished: plain stores; the publishing compare-exchange (acq_rel) orders them.
-      e[i] = f_.make_leaf(out + i * g.span(1), 1, attrs);
-    }
+    // Unpublished: plain stores; the publishing compare-exchange (acq_rel) orders them.
+    const Entry first = f_.make_leaf(out, 1, attrs);
+    const Entry step = static_cast<Entry>(g.span(1));
+    for (unsigned i = 0; i < g.entries(1); ++i) e[i] = static_cast<Entry>(first + i * step);
     return f_.make_table(*child, 2);
   }
 
