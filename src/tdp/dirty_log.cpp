@@ -210,9 +210,9 @@ void TdpMmu::reprotect_masked(const std::vector<Root*>& roots, Gfn first, std::s
   (by_dirty_bits ? dirty_cleared_ : write_protected_).fetch_add(changed, std::memory_order_relaxed);
 }
 
-void TdpMmu::fold_dirty_bits(const MemslotSpec& slot, pt::TlbFlush<Gpa>& flush) {
+void TdpMmu::fold_dirty_bits(Range<Gpa> range, pt::TlbFlush<Gpa>* flush, std::int64_t moved_by) {
   using Entry = TdpFormat::Entry;
-  const Range<Gpa> range = gpa_range(slot.range());
+  if (config_.policies.dirty_tracking != DirtyTracking::DirtyBits || !format_.ad_bits()) return;
   const Entry d = format_.dirty_bit();
   for (Root* root : roots_->valid_roots()) {
     for (pt::TableIterator it(format_, memory_, root->tables.root(), range.begin.raw(), range.end.raw()); it.valid();
@@ -220,12 +220,14 @@ void TdpMmu::fold_dirty_bits(const MemslotSpec& slot, pt::TlbFlush<Gpa>& flush) 
       if (!it.is_leaf() || (it.entry() & d) == 0) continue;
       const std::uint64_t first = it.address() >> kPageShift, pages = it.span() >> kPageShift;
       for (std::uint64_t g = first; g < first + pages; ++g) {
-        if (const MemslotRegion* r = slots_.find(Gfn(g))) r->mark_dirty(Gfn(g));
+        const Gfn now(g + static_cast<std::uint64_t>(moved_by));
+        if (const MemslotRegion* r = slots_.find(now)) r->mark_dirty(now);
       }
+      if (flush == nullptr) continue;  // the caller zaps these leaves anyway
       std::atomic_ref<Entry>(*pt::HostTableMemory::pointer<Entry>(it.entry_address())).store(it.entry() & ~d,
                                                                                           std::memory_order_relaxed);
       dirty_cleared_.fetch_add(1, std::memory_order_relaxed);
-      flush.add({Gpa(it.address()), Gpa(it.address() + it.span())});
+      flush->add({Gpa(it.address()), Gpa(it.address() + it.span())});
     }
     roots_->put(root);
   }
@@ -238,7 +240,7 @@ Result<std::vector<std::uint64_t>, MemslotError> TdpMmu::get_dirty_log(SlotId id
   rcu::ReadGuard rcu;
   pt::TlbFlush<Gpa> flush(&memory_);
   const bool by_dirty_bits = config_.policies.dirty_tracking == DirtyTracking::DirtyBits && format_.ad_bits();
-  if (by_dirty_bits && spec->flags.is_log_dirty()) fold_dirty_bits(*spec, flush);
+  if (by_dirty_bits && spec->flags.is_log_dirty()) fold_dirty_bits({gpa_of(spec->base), gpa_of(spec->base + spec->pages)}, &flush);
   Result<std::vector<std::uint64_t>, MemslotError> bits = slots_.dirty_log_take(id);
   if (bits && !by_dirty_bits) {
     const std::vector<Root*> roots = roots_->valid_roots();
@@ -258,7 +260,7 @@ Result<std::vector<std::uint64_t>, MemslotError> TdpMmu::peek_dirty_log(SlotId i
     ReaderLock::Exclusive exclusive(lock_);
     rcu::ReadGuard rcu;
     pt::TlbFlush<Gpa> flush(&memory_);
-    fold_dirty_bits(*spec, flush);
+    fold_dirty_bits({gpa_of(spec->base), gpa_of(spec->base + spec->pages)}, &flush);
     finish(std::move(flush));
   }
   return slots_.dirty_log_peek(id);

@@ -71,8 +71,20 @@ void TdpMmu::on_memslot_change(const MemslotChange& change) {
   };
   switch (change.kind) {
     case MemslotChangeKind::Added: break;  // MMIO markers of older generations are stale already
+    case MemslotChangeKind::Moved: {
+      // The slot's dirty bitmap moves with it: D bits found at the old place are logged at
+      // the same page of the slot, now at its new place.
+      ReaderLock::Exclusive exclusive(lock_);
+      pt::TlbFlush<Gpa> flush(&memory_);
+      zap_locked(change.before, flush,
+                 static_cast<std::int64_t>(change.after.begin.raw()) - static_cast<std::int64_t>(change.before.begin.raw()));
+      zap_locked(change.after, flush);
+      zaps_.fetch_add(1, std::memory_order_relaxed);
+      finish(std::move(flush));
+      checked("memslot move");
+      break;
+    }
     case MemslotChangeKind::Removed:
-    case MemslotChangeKind::Moved:
     case MemslotChangeKind::OverlayAdded:
     case MemslotChangeKind::OverlayRemoved:
       // Only the slot's own range (KVM without KVM_X86_QUIRK_SLOT_ZAP_ALL). A failure leaves

@@ -12,11 +12,13 @@ Range<Gpa> gpa_range(Range<Gfn> r) { return {gpa_of(r.begin), gpa_of(r.end)}; }
 
 }  // namespace
 
-void TdpMmu::zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush) {
+void TdpMmu::zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush, std::int64_t moved_by) {
   Range<Gpa> range = gpa_range(gfns);
   if (range.end.raw() > gpa_limit()) range.end = Gpa(gpa_limit());
   if (!(range.begin < range.end)) return;
   rcu::ReadGuard rcu;
+  // A zapped dirty leaf takes its D bit with it: log its pages first (dirty-bit tracking).
+  fold_dirty_bits(range, nullptr, moved_by);
   for (Root* root : roots_->valid_roots()) {
     std::uint64_t leaves = 0;
     root->tables.for_each_leaf(range, [&](const TdpTables::Mapping&) { ++leaves; });
@@ -40,6 +42,10 @@ Status<pt::HostError> TdpMmu::zap(Range<Gfn> gfns) {
 
 void TdpMmu::zap_all() {
   ReaderLock::Exclusive exclusive(lock_);
+  {
+    rcu::ReadGuard rcu;
+    fold_dirty_bits({Gpa(0), Gpa(gpa_limit())}, nullptr);  // invalid roots are never read again
+  }
   roots_invalidated_.fetch_add(roots_->invalidate_all(), std::memory_order_relaxed);
   zaps_.fetch_add(1, std::memory_order_relaxed);
   // vCPUs stop using the old roots at their next access (they check `invalid` under the

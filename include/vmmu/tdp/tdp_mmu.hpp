@@ -270,12 +270,15 @@ class TdpMmu {
                         pt::TlbFlush<Gpa>& flush);
   // Applies a flush token: one flush per operation, counted.
   void finish(pt::TlbFlush<Gpa>&& flush);
-  void zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush);
+  void zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush, std::int64_t moved_by = 0);
   std::uint64_t merge_root(Root& root, Range<Gpa> range, unsigned level, pt::TlbFlush<Gpa>& flush);
   void checked(const char* what);
   std::optional<std::string> invariants_locked();
-  // Moves D bits of leaves in the slot into its bitmap (dirty-bit tracking); lock exclusive.
-  void fold_dirty_bits(const MemslotSpec& slot, pt::TlbFlush<Gpa>& flush);
+  // Dirty-bit tracking: logs the pages of every leaf in `range` whose D bit is set, in their
+  // slots' bitmaps, and clears the D bits (adding them to *flush), or leaves them when
+  // `flush` is null because the leaves are about to be zapped. `moved_by`: the memslots
+  // already moved these gfns by that many frames. Lock held exclusively.
+  void fold_dirty_bits(Range<Gpa> range, pt::TlbFlush<Gpa>* flush, std::int64_t moved_by = 0);
   std::uint64_t count_huge(Root& root, Range<Gpa> range);
   void check_leaf(Root& root, const MemslotRegion& region, Gpa gpa);
 
