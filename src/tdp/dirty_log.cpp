@@ -233,18 +233,31 @@ void TdpMmu::fold_dirty_bits(Range<Gpa> range, pt::TlbFlush<Gpa>* flush, std::in
   }
 }
 
-Result<std::vector<std::uint64_t>, MemslotError> TdpMmu::get_dirty_log(SlotId id) {
+// The slot and its dirty bitmap as the current snapshot has them; call inside an RCU
+// read-side section (which keeps the bitmap alive). Taken before the MMU lock: the memslot
+// mutex is never taken under it (an observer holds that mutex and waits for the MMU lock).
+Result<TdpMmu::SlotLog, MemslotError> TdpMmu::slot_log(SlotId id) {
   const std::optional<MemslotSpec> spec = slots_.slot(id);
   if (!spec) return Unexpected{MemslotError::UnknownSlot};
-  ReaderLock::Exclusive exclusive(lock_);
+  const MemslotRegion* r = slots_.find(spec->base);
+  if (r == nullptr || r->slot != id) return Unexpected{MemslotError::UnknownSlot};  // changed meanwhile
+  if (r->dirty == nullptr) return Unexpected{MemslotError::NotLoggingDirty};
+  return SlotLog{*spec, r->dirty};
+}
+
+Result<std::vector<std::uint64_t>, MemslotError> TdpMmu::get_dirty_log(SlotId id) {
   rcu::ReadGuard rcu;
+  Result<SlotLog, MemslotError> log = slot_log(id);
+  if (!log) return Unexpected{log.error()};
+  const MemslotSpec& spec = log->spec;
+  ReaderLock::Exclusive exclusive(lock_);
   pt::TlbFlush<Gpa> flush(&memory_);
   const bool by_dirty_bits = config_.policies.dirty_tracking == DirtyTracking::DirtyBits && format_.ad_bits();
-  if (by_dirty_bits && spec->flags.is_log_dirty()) fold_dirty_bits({gpa_of(spec->base), gpa_of(spec->base + spec->pages)}, &flush);
-  Result<std::vector<std::uint64_t>, MemslotError> bits = slots_.dirty_log_take(id);
-  if (bits && !by_dirty_bits) {
+  if (by_dirty_bits) fold_dirty_bits({gpa_of(spec.base), gpa_of(spec.base + spec.pages)}, &flush);
+  std::vector<std::uint64_t> bits = log->bitmap->get_and_clear(0, spec.pages);
+  if (!by_dirty_bits) {
     const std::vector<Root*> roots = roots_->valid_roots();
-    reprotect_masked(roots, spec->base, *bits, flush);
+    reprotect_masked(roots, spec.base, bits, flush);
     for (Root* r : roots) roots_->put(r);
   }
   finish(std::move(flush));
@@ -253,31 +266,35 @@ Result<std::vector<std::uint64_t>, MemslotError> TdpMmu::get_dirty_log(SlotId id
 }
 
 Result<std::vector<std::uint64_t>, MemslotError> TdpMmu::peek_dirty_log(SlotId id) {
-  const std::optional<MemslotSpec> spec = slots_.slot(id);
-  if (!spec) return Unexpected{MemslotError::UnknownSlot};
-  const bool by_dirty_bits = config_.policies.dirty_tracking == DirtyTracking::DirtyBits && format_.ad_bits();
-  if (by_dirty_bits && spec->flags.is_log_dirty()) {
+  rcu::ReadGuard rcu;
+  Result<SlotLog, MemslotError> log = slot_log(id);
+  if (!log) return Unexpected{log.error()};
+  const MemslotSpec& spec = log->spec;
+  if (config_.policies.dirty_tracking == DirtyTracking::DirtyBits && format_.ad_bits()) {
     ReaderLock::Exclusive exclusive(lock_);
-    rcu::ReadGuard rcu;
     pt::TlbFlush<Gpa> flush(&memory_);
-    fold_dirty_bits({gpa_of(spec->base), gpa_of(spec->base + spec->pages)}, &flush);
+    fold_dirty_bits({gpa_of(spec.base), gpa_of(spec.base + spec.pages)}, &flush);
     finish(std::move(flush));
   }
-  return slots_.dirty_log_peek(id);
+  return log->bitmap->peek(0, spec.pages);
 }
 
 Status<MemslotError> TdpMmu::clear_dirty_log(SlotId id, std::uint64_t first_page, std::uint64_t pages,
                                              std::span<const std::uint64_t> mask) {
-  const std::optional<MemslotSpec> spec = slots_.slot(id);
-  if (!spec) return Unexpected{MemslotError::UnknownSlot};
-  ReaderLock::Exclusive exclusive(lock_);
-  if (auto s = slots_.dirty_log_clear(id, first_page, pages, mask); !s) return s;
   rcu::ReadGuard rcu;
+  Result<SlotLog, MemslotError> log = slot_log(id);
+  if (!log) return Unexpected{log.error()};
+  const MemslotSpec& spec = log->spec;
+  if (first_page > spec.pages || pages > spec.pages - first_page || mask.size() < (pages + 63) / 64) {
+    return Unexpected{MemslotError::RangeOutsideSlot};
+  }
+  ReaderLock::Exclusive exclusive(lock_);
+  log->bitmap->clear(first_page, pages, mask);
   pt::TlbFlush<Gpa> flush(&memory_);
   const std::vector<Root*> roots = roots_->valid_roots();
   std::vector<std::uint64_t> words(mask.begin(), mask.begin() + static_cast<std::ptrdiff_t>((pages + 63) / 64));
   if (pages % 64 != 0) words.back() &= (std::uint64_t{1} << (pages % 64)) - 1;
-  reprotect_masked(roots, spec->base + first_page, words, flush);
+  reprotect_masked(roots, spec.base + first_page, words, flush);
   for (Root* r : roots) roots_->put(r);
   finish(std::move(flush));
   checked("clear_dirty_log");
@@ -291,9 +308,9 @@ std::size_t TdpMmu::harvest_dirty_ring(VcpuMmu& vcpu, std::vector<DirtyGfn>& out
 std::size_t TdpMmu::reset_dirty_ring(VcpuMmu& vcpu) {
   if (vcpu.ring_ == nullptr) return 0;
   std::map<std::uint32_t, Gfn> base;
-  for (const MemslotSpec& s : slots_.slots()) base.emplace(s.id.value, s.base);
-  ReaderLock::Exclusive exclusive(lock_);
+  for (const MemslotSpec& s : slots_.slots()) base.emplace(s.id.value, s.base);  // before the lock (see slot_log)
   rcu::ReadGuard rcu;
+  ReaderLock::Exclusive exclusive(lock_);
   pt::TlbFlush<Gpa> flush(&memory_);
   const std::vector<Root*> roots = roots_->valid_roots();
   const std::size_t n = vcpu.ring_->reset([&](const DirtyGfn& d) {
