@@ -93,11 +93,9 @@ void TdpMmu::disallow_huge(Range<Gfn> gfns) {
     }
     any_disallowed_.fetch_add(1, std::memory_order_release);
   }
-  // Huge leaves over the range are split, not dropped: the rest of each stays mapped.
-  const std::uint64_t span = std::uint64_t{1} << (9 * (format_.block_allowed(3) ? 2 : 1));
-  const Gfn begin(gfns.begin.raw() & ~(span - 1));
-  const Gfn end(std::min((gfns.end.raw() + span - 1) & ~(span - 1), gpa_limit() >> kPageShift));
-  (void)split({begin, end});
+  // Huge leaves over the range are split, not dropped: the rest of each stays mapped, and
+  // only the leaves touching the range get smaller.
+  (void)split(gfns);
 }
 
 void TdpMmu::allow_huge(Range<Gfn> gfns) {
