@@ -171,11 +171,12 @@ void TdpMmu::reprotect_masked(const std::vector<Root*>& roots, Gfn first, std::s
     std::uint64_t table_frame = ~std::uint64_t{0};
     Entry* table = nullptr;
     for (std::size_t w = 0; w < words.size(); ++w) {
-      // The entries are scattered cache lines: start loading the next word's while this
-      // word's are updated (same page table unless the next word crosses into another).
-      if (table != nullptr && w + 1 < words.size()) {
-        for (std::uint64_t m = words[w + 1]; m != 0; m &= m - 1) {
-          const std::uint64_t g = first.raw() + (w + 1) * 64 + static_cast<unsigned>(__builtin_ctzll(m));
+      // The entries are scattered cache lines: start loading those of a word a few words
+      // ahead while this word's are updated (when it falls in the same page table).
+      constexpr std::size_t kAhead = 4;  // words: about L3 latency / work per word
+      if (table != nullptr && w + kAhead < words.size()) {
+        for (std::uint64_t m = words[w + kAhead]; m != 0; m &= m - 1) {
+          const std::uint64_t g = first.raw() + (w + kAhead) * 64 + static_cast<unsigned>(__builtin_ctzll(m));
           if ((g >> 9) == table_frame) __builtin_prefetch(&table[g & 511], 1);
         }
       }

@@ -83,8 +83,9 @@ std::string_view to_string(AccessExit e);
 class TdpMmu;
 
 // One vCPU's handle on the MMU: its current root, its reader slot, its fault statistics and,
-// in dirty-ring mode, its dirty ring. Used by one thread at a time.
-class VcpuMmu {
+// in dirty-ring mode, its dirty ring. Used by one thread at a time. Cache-line aligned: two
+// vCPUs' handles never share a line (their counters are written on every fault).
+class alignas(64) VcpuMmu {
  public:
   // `with_ring`: in dirty-ring mode (TdpConfig::dirty_ring_size > 0) this handle gets a ring;
   // handles for device (non-vCPU) accesses pass false and log into the slot bitmaps.
@@ -118,7 +119,7 @@ class VcpuMmu {
   unsigned slot_;
   std::unique_ptr<DirtyRing> ring_;
   std::atomic<std::uint64_t> root_loads_{0};
-  struct Counters {
+  struct alignas(64) Counters {
     std::atomic<std::uint64_t> faults{0}, spurious{0}, retried{0}, mmio{0}, mmio_fast{0}, relaxed{0}, lazy_splits{0},
         dirtied{0}, ring_full{0};
     std::array<std::atomic<std::uint64_t>, 4> mapped{};
