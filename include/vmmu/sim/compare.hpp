@@ -1,0 +1,56 @@
+#pragma once
+// Policies side by side: the same scenario run once per value of one policy, and one table
+// with a row per (phase, figure) and a column per value.
+//
+//   run_compare(scenario, "huge-on-dirty-log")
+//       ├─ run with huge-on-dirty-log = write-protect ─┐
+//       └─ run with huge-on-dirty-log = drop ──────────┴─► CompareTable
+//                                  phase     figure   write-protect   drop
+//                                  read-all  faults               0   262,144
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vmmu/core/result.hpp"
+#include "vmmu/sim/report.hpp"
+#include "vmmu/sim/runner.hpp"
+
+namespace vmmu::sim {
+
+struct CompareRow {
+  std::string phase;
+  std::string key;
+  std::string label;
+  Unit unit = Unit::Count;
+  bool result = false;                               // a phase's own figure or time (always shown), not a statistic
+  std::vector<std::optional<std::uint64_t>> values;  // per policy value; none: the run lacks it
+  // True when every value is present and zero.
+  [[nodiscard]] bool all_zero() const;
+};
+
+struct CompareTable {
+  std::string policy;
+  std::vector<std::string> values;  // column order
+  std::vector<CompareRow> rows;     // phases in scenario order; figures in report order
+};
+
+struct CompareReport {
+  CompareTable table;
+  std::vector<RunReport> runs;  // one per value, in column order
+  [[nodiscard]] bool ok() const;
+};
+
+// The table over reports of the same scenario (rows: the union of their figures, in the order
+// they first appear).
+CompareTable compare_table(std::string policy, std::vector<std::string> values, const std::vector<RunReport>& runs);
+
+// Runs `scenario` once per value of `policy` (one of tdp::kPolicyNames).
+// RunOptions::progress is told which value runs through `Progress::variant`.
+// Errors: an unknown policy name (naming the known ones), or a run's error prefixed with
+// "policy=value: ".
+Result<CompareReport, std::string> run_compare(const Scenario& scenario, std::string_view policy,
+                                               const RunOptions& options = {});
+
+}  // namespace vmmu::sim

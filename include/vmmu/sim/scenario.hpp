@@ -1,0 +1,152 @@
+#pragma once
+// A scenario: one VM (TDP format, policies, memslots, vCPUs) and the phases its vCPU threads
+// run, in order. `vmmu run` reads it from a vmmu-scenario/1 JSON file (docs/scenario-format.md);
+// programs build it directly and check it with validate().
+//
+//   Scenario ── vm (EPT/NPT, levels, A/D, vCPUs, dirty ring) ── policies ── memslots
+//            └─ phases: populate, random-access, smep-storm, migration, read-all,
+//                       dirty-log-enable, dirty-log-disable, conversion
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "vmmu/tdp/policy.hpp"
+#include "vmmu/tdp/tdp_format.hpp"
+
+namespace vmmu::sim {
+
+// Every vCPU writes each 4 KiB page of its share of memory once.
+struct PopulatePhase {};
+
+// `accesses` accesses in all, split between the vCPUs, each at a random page of all memory
+// (seeded); a write with probability `write_fraction`.
+struct RandomAccessPhase {
+  std::uint64_t accesses = 1'000'000;
+  double write_fraction = 0.5;
+};
+
+// Each vCPU runs in long mode on guest page tables and flips CR4.SMEP `flips` times, reading
+// `touch_pages` pages of its share through its page tables after every flip.
+struct SmepStormPhase {
+  std::uint64_t flips = 1000;
+  std::uint64_t touch_pages = 8;
+};
+
+// KVM's dirty_log_perf_test: populate, enable dirty logging, `iterations` rounds of
+// {vCPUs dirty their share (each page written with probability write_fraction), get the
+// dirty log, clear it}, disable dirty logging. Every written page must be harvested.
+// manual_protect (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, the test's default): get copies the
+// bitmap, clear clears and write-protects what it names; without it, get does both.
+struct MigrationPhase {
+  std::uint32_t iterations = 3;
+  double write_fraction = 1.0;
+  bool manual_protect = true;
+};
+
+// Every vCPU reads each page of its share once.
+struct ReadAllPhase {};
+
+// Dirty logging on / off for every memslot, as separate steps.
+struct DirtyLogEnablePhase {};
+struct DirtyLogDisablePhase {};
+
+// `ranges` 2 MiB ranges, each: write a pattern, convert one 4 KiB page to shared (split,
+// disallow huge, overlay other host memory), access it, convert back, merge the range in place,
+// check every byte of the pattern.
+struct ConversionPhase {
+  std::uint64_t ranges = 16;
+};
+
+enum class PhaseKind : std::uint8_t {
+  Populate,
+  RandomAccess,
+  SmepStorm,
+  Migration,
+  ReadAll,
+  DirtyLogEnable,
+  DirtyLogDisable,
+  Conversion,
+};
+// "populate", "random-access", "smep-storm", "migration", "read-all", "dirty-log-enable",
+// "dirty-log-disable", "conversion".
+std::string_view to_string(PhaseKind k);
+std::optional<PhaseKind> parse_phase_kind(std::string_view s);
+// Every kind, in the order above.
+std::vector<PhaseKind> all_phase_kinds();
+
+using PhaseParams = std::variant<PopulatePhase, RandomAccessPhase, SmepStormPhase, MigrationPhase, ReadAllPhase,
+                                 DirtyLogEnablePhase, DirtyLogDisablePhase, ConversionPhase>;
+// The variant's alternatives are in PhaseKind order.
+static_assert(std::variant_size_v<PhaseParams> == 8);
+
+struct Phase {
+  std::string name;  // how reports name it; empty: the kind (made unique by name_phases())
+  PhaseParams params;
+  [[nodiscard]] PhaseKind kind() const { return static_cast<PhaseKind>(params.index()); }
+};
+// The default parameters of a kind.
+PhaseParams default_params(PhaseKind k);
+
+struct MemslotParams {
+  std::uint64_t size = 0;                  // bytes
+  std::uint64_t backing_page_size = 4096;  // 4 KiB, 2 MiB or 1 GiB
+  std::optional<std::uint64_t> gpa;        // guest-physical base; none: after the previous slot
+  bool host_huge_pages = false;            // ask the host kernel for pages of the backing size
+};
+
+struct VmParams {
+  tdp::TdpKind tdp = tdp::TdpKind::Ept;
+  unsigned levels = 4;
+  bool ad_bits = true;  // EPT only (NPT always has A/D)
+  bool pages_1g = true;
+  std::uint32_t dirty_ring_size = 0;  // 0: dirty bitmaps; else entries per vCPU ring
+  unsigned vcpus = 2;
+};
+
+struct Scenario {
+  std::string name = "scenario";
+  std::string description;
+  std::uint64_t seed = 1;
+  VmParams vm;
+  tdp::Policies policies;
+  std::vector<MemslotParams> memslots;
+  std::vector<Phase> phases;
+};
+
+// What is wrong with a scenario: the key it is at, as the JSON spells it ("vm.vcpus",
+// "memslots[1].size", "phases[3]"), and what was expected there.
+struct ScenarioError {
+  std::string key;
+  std::string message;
+};
+
+// Limits validate() enforces.
+inline constexpr unsigned kMaxVcpus = 64;
+inline constexpr std::size_t kMaxScenarioMemslots = 64;
+inline constexpr std::uint64_t kMaxScenarioMemory = std::uint64_t{1} << 40;  // 1 TiB in all
+inline constexpr std::uint32_t kMaxIterations = 100'000;
+inline constexpr std::uint64_t kMaxTouchPages = 512;
+inline constexpr std::uint32_t kMinDirtyRing = 16, kMaxDirtyRing = 1u << 20;
+
+// The first problem found, or none: value ranges, memslot sizes and alignment, overlaps,
+// policy combinations (dirty-bits needs A/D), the dirty-logging state each phase needs
+// (dirty-log-enable when off, dirty-log-disable when on, migration when off), conversion
+// ranges available.
+std::optional<ScenarioError> validate(const Scenario& s);
+
+// The guest-physical base of every memslot, in order (the given one, or the previous slot's end
+// rounded up to the slot's backing page size).
+std::vector<std::uint64_t> memslot_bases(const Scenario& s);
+// Total guest memory in bytes.
+std::uint64_t total_memory(const Scenario& s);
+// How many 2 MiB-aligned 2 MiB ranges lie fully inside memslots (what conversion can use).
+std::uint64_t conversion_ranges_available(const Scenario& s);
+
+// Gives every phase without a name its kind's name, with "#2", "#3"... for repeats.
+void name_phases(Scenario& s);
+
+}  // namespace vmmu::sim

@@ -1,0 +1,73 @@
+#include "vmmu/sim/compare.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "vmmu/tdp/policy.hpp"
+
+namespace vmmu::sim {
+
+bool CompareRow::all_zero() const {
+  for (const auto& v : values) {
+    if (!v || *v != 0) return false;
+  }
+  return true;
+}
+
+bool CompareReport::ok() const {
+  for (const RunReport& r : runs) {
+    if (!r.ok()) return false;
+  }
+  return true;
+}
+
+CompareTable compare_table(std::string policy, std::vector<std::string> values, const std::vector<RunReport>& runs) {
+  CompareTable t{std::move(policy), std::move(values), {}};
+  std::map<std::pair<std::string, std::string>, std::size_t> index;  // (phase, key) -> row
+  const std::size_t columns = runs.size();
+  // Phases in order of the first run that has them; all runs share the scenario, so one order.
+  for (std::size_t r = 0; r < runs.size(); ++r) {
+    for (const PhaseReport& p : runs[r].phases) {
+      const std::size_t results =
+          1 + p.results.size() + (p.migration.empty() ? 0 : migration_metrics(p.migration[0]).size());
+      const std::vector<Metric> metrics = all_metrics(p);
+      for (std::size_t m = 0; m < metrics.size(); ++m) {
+        auto [it, fresh] = index.emplace(std::make_pair(p.name, metrics[m].key), t.rows.size());
+        if (fresh) {
+          CompareRow row{p.name, metrics[m].key, metrics[m].label, metrics[m].unit, m < results, {}};
+          row.values.resize(columns);
+          t.rows.push_back(std::move(row));
+        }
+        t.rows[it->second].values[r] = metrics[m].value;
+      }
+    }
+  }
+  return t;
+}
+
+Result<CompareReport, std::string> run_compare(const Scenario& scenario, std::string_view policy,
+                                               const RunOptions& options) {
+  const std::vector<std::string_view> values = tdp::policy_values(policy);
+  if (values.empty()) {
+    std::string known;
+    for (std::string_view n : tdp::kPolicyNames) known += (known.empty() ? "" : ", ") + std::string(n);
+    return Unexpected{fmt::format("unknown policy \"{}\" (expected one of {})", policy, known)};
+  }
+  CompareReport out;
+  std::vector<std::string> names;
+  for (std::string_view v : values) {
+    Scenario s = scenario;
+    tdp::set_policy(s.policies, policy, v);
+    RunOptions o = options;
+    o.variant = fmt::format("{}={}", policy, v);
+    auto r = run(s, o);
+    if (!r) return Unexpected{fmt::format("{}: {}", o.variant, r.error())};
+    out.runs.push_back(std::move(*r));
+    names.emplace_back(v);
+  }
+  out.table = compare_table(std::string(policy), std::move(names), out.runs);
+  return out;
+}
+
+}  // namespace vmmu::sim
