@@ -48,6 +48,7 @@ void TdpMmu::enable_dirty_logging(Range<Gfn> gfns) {
         if (auto r = t.unmap(h)) flush.merge(std::move(*r));
       }
       zapped_leaves_.fetch_add(huge.size(), std::memory_order_relaxed);
+      if (!huge.empty()) zaps_.fetch_add(1, std::memory_order_relaxed);
     }
     // Huge leaves that stay are write-protected in both trackings (a write splits them);
     // 4K leaves lose write permission, or only their D bit with dirty-bit tracking.

@@ -43,8 +43,14 @@ std::byte* TdpMmu::translate(VcpuMmu& v, Gpa gpa, Access a) {
     // The hardware sets A (and D on a write) atomically; only when they are not yet set.
     const Entry ad = format_.accessed_bit() | (a.is_write() ? format_.dirty_bit() : 0);
     if ((e & ad) != ad) slot.fetch_or(ad, std::memory_order_acq_rel);
-    const std::uint64_t offset = gpa.raw() & (g.span(l) - 1);
-    return pt::HostTableMemory::pointer<std::byte>(format_.leaf_address(e, l) + offset);
+    std::byte* leaf = pt::HostTableMemory::pointer<std::byte>(format_.leaf_address(e, l));
+    // Cache it; write permission only once D is set, so the first write walks to set it.
+    const bool dirty = format_.dirty_bit() == 0 || ((e | ad) & format_.dirty_bit()) != 0;
+    const std::uint8_t rights = static_cast<std::uint8_t>((at.read ? GpaTlb::kRead : 0) |
+                                                          (at.write && dirty ? GpaTlb::kWrite : 0) |
+                                                          (at.exec ? GpaTlb::kExec : 0));
+    v.tlb_.fill(gpa, l, leaf, rights, flush_generation_.load(std::memory_order_acquire));
+    return leaf + (gpa.raw() & (g.span(l) - 1));
   }
 }
 

@@ -55,7 +55,10 @@ TdpMmu::~TdpMmu() {
 }
 
 void TdpMmu::finish(pt::TlbFlush<Gpa>&& flush) {
-  if (flush.kind() != pt::TlbFlush<Gpa>::Kind::None) flushes_.fetch_add(1, std::memory_order_relaxed);
+  if (flush.kind() != pt::TlbFlush<Gpa>::Kind::None) {
+    flushes_.fetch_add(1, std::memory_order_relaxed);
+    flush_generation_.fetch_add(1, std::memory_order_release);  // every vCPU's GpaTlb
+  }
   std::move(flush).apply(tlb_);
 }
 

@@ -23,6 +23,7 @@ void VcpuMmu::unload_root() {
   // Shared: the invariant check (exclusive) sees the reference and the pointer change together.
   ReaderLock::Shared shared(mmu_.lock_, slot_);
   if (Root* r = root_.exchange(nullptr, std::memory_order_acq_rel)) mmu_.roots_->put(r);
+  tlb_.clear();  // its entries came from that root
 }
 
 void VcpuMmu::set_root_role(RootRole role) {
@@ -38,6 +39,7 @@ Result<Root*, pt::HostError> VcpuMmu::current_root() {
   Result<Root*, pt::HostError> fresh = mmu_.roots_->get(role_);
   if (!fresh) return fresh;
   root_.store(*fresh, std::memory_order_release);
+  tlb_.clear();  // loading a root flushes the TLB (KVM's kvm_mmu_load)
   if (r != nullptr) mmu_.roots_->put(r);
   bump(root_loads_);
   return fresh;

@@ -52,6 +52,7 @@ void TdpMmu::zap_all() {
   // lock); one flush of everything covers whatever a TLB still holds.
   tlb_.invalidate_all();
   flushes_.fetch_add(1, std::memory_order_relaxed);
+  flush_generation_.fetch_add(1, std::memory_order_release);
   checked("zap_all");
 }
 

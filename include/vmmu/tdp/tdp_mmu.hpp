@@ -45,6 +45,7 @@
 #include "vmmu/pt/host_error.hpp"
 #include "vmmu/pt/host_memory.hpp"
 #include "vmmu/pt/host_tlb.hpp"
+#include "vmmu/tdp/gpa_tlb.hpp"
 #include "vmmu/tdp/policy.hpp"
 #include "vmmu/tdp/roots.hpp"
 #include "vmmu/tdp/stats.hpp"
@@ -118,6 +119,7 @@ class alignas(64) VcpuMmu {
   std::atomic<Root*> root_{nullptr};  // written by the owner under the MMU lock (shared)
   unsigned slot_;
   std::unique_ptr<DirtyRing> ring_;
+  GpaTlb tlb_;  // the modelled hardware's TLB (owner thread, under the MMU lock)
   std::atomic<std::uint64_t> root_loads_{0};
   struct alignas(64) Counters {
     std::atomic<std::uint64_t> faults{0}, spurious{0}, retried{0}, mmio{0}, mmio_fast{0}, relaxed{0}, lazy_splits{0},
@@ -147,16 +149,17 @@ class TdpMmu {
   // Errors: OutOfMemory (table budget).
   Result<FaultOutcome, pt::HostError> handle_fault(VcpuMmu& vcpu, Gpa gpa, Access access);
 
-  // The modelled hardware's access: translates `gpa` through the vCPU's root, faulting as
-  // needed, and calls use(host pointer to gpa) while the translation is pinned (a TLB flush
-  // waits for `use` to return). `use` must stay inside gpa's 4 KiB page and must not call
+  // The modelled hardware's access: translates `gpa` through the vCPU's TLB or its root,
+  // faulting as needed, and calls use(host pointer to gpa) while the translation is pinned
+  // (a TLB flush waits for `use` to return). `use` must stay inside gpa's 4 KiB page and must not call
   // into the MMU.
   template <class Use>
   Status<AccessExit> access(VcpuMmu& vcpu, Gpa gpa, Access a, Use&& use) {
     for (;;) {
       {
         ReaderLock::Shared shared(lock_, vcpu.slot_);
-        std::byte* host = translate(vcpu, gpa, a);
+        std::byte* host = vcpu.tlb_.lookup(gpa, a, flush_generation_.load(std::memory_order_acquire));
+        if (host == nullptr) host = translate(vcpu, gpa, a);
         if (host != nullptr) {
           use(host);
           return {};
@@ -299,6 +302,8 @@ class TdpMmu {
 
   // MMU-notifier state (KVM's mmu_invalidate_seq / _in_progress / range).
   std::atomic<std::uint64_t> invalidate_seq_{0};
+  // Moves with every TLB flush the MMU issues: vCPU TLBs (GpaTlb) drop their entries.
+  std::atomic<std::uint64_t> flush_generation_{1};
   std::atomic<std::uint32_t> invalidate_in_progress_{0};
   std::atomic<std::uint64_t> invalidate_begin_gfn_{0}, invalidate_end_gfn_{0};
 
