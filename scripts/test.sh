@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Every test vmmu has, as CI runs them: release, ASan+UBSan (debug, invariant checks on),
-# TSan over the multi-threaded tests, a bounded libFuzzer run, and a find_package(vmmu)
-# consumer built against `cmake --install`. Installs missing Debian packages first.
+# Every test vmmu has, as CI runs them: release, ASan+UBSan (clang, debug, invariant checks on),
+# TSan over the multi-threaded tests, a bounded libFuzzer run (its targets come from the ASan
+# build), and a find_package(vmmu) consumer built against `cmake --install`. Installs missing
+# Debian packages first.
 #   FUZZ_SECONDS=N   total fuzzing time (default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
+# Each step prints when it starts: wall seconds, and CPU seconds (user + system) of every
+# command finished so far, which stays comparable when the machine is shared.
 start=$SECONDS
-step() { printf '\n== [%4ds] %s\n' "$((SECONDS - start))" "$*"; }
+tick=$(getconf CLK_TCK)
+cpu() { local s; s=$(</proc/$$/stat); s=${s##*) }; set -- $s; echo $(( (${14} + ${15}) / tick )); }
+step() { printf '\n== [%4ds wall, %5ds cpu] %s\n' "$((SECONDS - start))" "$(cpu)" "$*"; }
 
 step "release: build and test"
 cmake --preset release >/dev/null
 cmake --build --preset release
 ctest --preset release -j2
 
-step "asan + ubsan: build and test"
+step "asan + ubsan (clang): build tests and fuzz targets, test"
 cmake --preset asan >/dev/null
 cmake --build --preset asan
 ctest --preset asan -j2
@@ -25,7 +30,7 @@ cmake --preset tsan >/dev/null
 cmake --build build/tsan --target stress_tests
 ctest --preset tsan --no-tests=error
 
-step "fuzz: bounded libFuzzer run"
+step "fuzz: bounded libFuzzer run (targets built by the asan step)"
 scripts/run-fuzz.sh "${FUZZ_SECONDS:-30}"
 
 step "install: find_package(vmmu) from a consumer project"
