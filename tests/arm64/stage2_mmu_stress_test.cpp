@@ -61,7 +61,8 @@ TEST(Stage2MmuStress, ConcurrentFaultsAndStructuralOperationsKeepTranslationsRig
   });
 
   std::mt19937_64 rng(seed);
-  for (int round = 0; round < 120; ++round) {
+  // At least 120 rounds, and until the vCPU threads have faulted alongside them.
+  for (int round = 0; round < 120 || (faults.load() < 500 && round < 1000000); ++round) {
     const Ipa b = kRam + (rng() % 8) * k2M;
     const Range<Ipa> r{b, b + (1 + rng() % 3) * k2M};
     const Range<Ipa> clipped{r.begin, r.end < kRam + kSlotBytes ? r.end : kRam + kSlotBytes};

@@ -82,7 +82,9 @@ TEST(HostTablesStress, ReadersNeverSeeHolesWhileFaultsRaceSplitsAndCollapses) {
       });
     }
     std::mt19937_64 rng(seed);
-    for (int round = 0; round < 150; ++round) {
+    // At least 150 rounds, and until the readers have walked alongside them (a fast machine or
+    // a slow thread start could otherwise finish every round before the first walk).
+    for (int round = 0; round < 150 || (walks.load() < 2000 && round < 1000000); ++round) {
       writer_waiting = true;
       std::unique_lock exclusive(lock);
       writer_waiting = false;
