@@ -173,14 +173,15 @@ void BM_WriteProtect1GiB4k(benchmark::State& st) {
   }
   for (auto _ : st) {
     st.PauseTiming();
-    (void)vm.vm.mmu->write_protect({Gfn(0), Gfn(kPages)}, false);  // so the relax below has work
+    (void)vm.vm.mmu->write_protect({Gfn(0), Gfn(kPages)}, pt::Exclusive{});  // so the relax below has work
     for (std::uint64_t p = 0; p < kPages; ++p) {
       // Make everything writable again without faults: relax in place.
       (void)vm.vm.mmu->handle_fault(v, gpa_of(Gfn(p)), Access::write());
     }
     st.ResumeTiming();
     const auto t0 = Clock::now();
-    const std::uint64_t n = vm.vm.mmu->write_protect({Gfn(0), Gfn(kPages)}, concurrent);
+    const std::uint64_t n = concurrent ? vm.vm.mmu->write_protect({Gfn(0), Gfn(kPages)}, pt::Shared{})
+                                       : vm.vm.mmu->write_protect({Gfn(0), Gfn(kPages)}, pt::Exclusive{});
     st.SetIterationTime(std::chrono::duration<double>(Clock::now() - t0).count());
     if (n != kPages) st.SkipWithError("not every leaf was writable");
   }

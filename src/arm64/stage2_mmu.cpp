@@ -17,15 +17,8 @@ namespace {
 Gfn gfn_of_ipa(Ipa ipa) { return Gfn(ipa.raw() >> kPageShift); }
 Ipa ipa_of_gfn(Gfn gfn) { return Ipa(gfn.raw() << kPageShift); }
 
-bool allows(const pt::LeafAttrs& a, Access access) {
-  if (!a.accessed) return false;
-  switch (access.kind) {
-    case AccessKind::Read: return a.read;
-    case AccessKind::Write: return a.write;
-    case AccessKind::Fetch: return a.exec;
-  }
-  return false;
-}
+// An access-flag fault counts as not allowed: the fault sets AF.
+bool allows(const pt::LeafAttrs& a, Access access) { return a.accessed && a.allows(access); }
 
 }  // namespace
 
@@ -142,7 +135,7 @@ Result<FaultOutcome, pt::HostError> Stage2Mmu::fault_locked(Ipa ipa, Access acce
     const pt::LeafAttrs attrs{true, region->writable() && (!logging || access.is_write()), access.is_fetch(), true,
                               false};
     Result<pt::TlbFlush<Ipa>, pt::HostError> r =
-        tables_->map({base, base + size}, host_base, attrs, {.max_level = level, .shared = true});
+        tables_->map({base, base + size}, host_base, attrs, {.max_level = level}, pt::Shared{});
     if (!r) return Unexpected{r.error()};
     std::move(*r).apply(tlb_);
     const bool dirtied = logging && access.is_write();

@@ -3,23 +3,10 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "descend.hpp"
 #include "vmmu/core/rcu.hpp"
 #include "vmmu/tdp/tdp_mmu.hpp"
 
 namespace vmmu::tdp {
-namespace {
-
-bool allows(const pt::LeafAttrs& a, Access access) {
-  switch (access.kind) {
-    case AccessKind::Read: return a.read;
-    case AccessKind::Write: return a.write;
-    case AccessKind::Fetch: return a.exec;
-  }
-  return false;
-}
-
-}  // namespace
 
 std::byte* TdpMmu::translate(VcpuMmu& v, Gpa gpa, Access a) {
   using Entry = TdpFormat::Entry;
@@ -27,31 +14,22 @@ std::byte* TdpMmu::translate(VcpuMmu& v, Gpa gpa, Access a) {
   if (root == nullptr || gpa.raw() >= gpa_limit() || root->invalid.load(std::memory_order_acquire)) return nullptr;
   // No RCU section: tables are unlinked under this lock held exclusively, or by a merge that
   // frees them only after a lock barrier (see merge()), so holding the lock shared suffices.
-  const pt::Geometry& g = format_.geometry();
-  Hpa table = root->tables.root();
-  for (unsigned l = g.root_level();; --l) {
-    Entry* p = pt::HostTableMemory::pointer<Entry>(pt::entry_address<TdpFormat>(table, g.index(gpa.raw(), l)));
-    std::atomic_ref<Entry> slot(*p);
-    const Entry e = slot.load(std::memory_order_acquire);
-    if (!format_.present(e, l)) return nullptr;
-    if (l > 1 && !format_.leaf(e, l)) {
-      table = format_.table_address(e, l);
-      continue;
-    }
-    const pt::LeafAttrs at = format_.leaf_attrs(e, l);
-    if (!allows(at, a)) return nullptr;
-    // The hardware sets A (and D on a write) atomically; only when they are not yet set.
-    const Entry ad = format_.accessed_bit() | (a.is_write() ? format_.dirty_bit() : 0);
-    if ((e & ad) != ad) slot.fetch_or(ad, std::memory_order_acq_rel);
-    std::byte* leaf = pt::HostTableMemory::pointer<std::byte>(format_.leaf_address(e, l));
-    // Cache it; write permission only once D is set, so the first write walks to set it.
-    const bool dirty = format_.dirty_bit() == 0 || ((e | ad) & format_.dirty_bit()) != 0;
-    const std::uint8_t rights = static_cast<std::uint8_t>((at.read ? GpaTlb::kRead : 0) |
-                                                          (at.write && dirty ? GpaTlb::kWrite : 0) |
-                                                          (at.exec ? GpaTlb::kExec : 0));
-    v.tlb_.fill(gpa, l, leaf, rights, flush_generation_.load(std::memory_order_acquire));
-    return leaf + (gpa.raw() & (g.span(l) - 1));
-  }
+  const pt::WalkResult<TdpFormat> w = pt::walk(format_, memory_, root->tables.root(), gpa.raw(),
+                                               [](pt::Step<TdpFormat>&) { return pt::Visit::Continue; });
+  if (w.end != pt::WalkEnd::Leaf) return nullptr;
+  const pt::LeafAttrs at = format_.leaf_attrs(w.entry, w.level);
+  if (!at.allows(a)) return nullptr;
+  // The hardware sets A (and D on a write) atomically; only when they are not yet set.
+  const Entry ad = format_.accessed_bit() | (a.is_write() ? format_.dirty_bit() : 0);
+  if ((w.entry & ad) != ad) memory_.fetch_or(w.entry_address, ad);
+  std::byte* leaf = pt::HostTableMemory::pointer<std::byte>(format_.leaf_address(w.entry, w.level));
+  // Cache it; write permission only once D is set, so the first write walks to set it.
+  const bool dirty = format_.dirty_bit() == 0 || ((w.entry | ad) & format_.dirty_bit()) != 0;
+  const std::uint8_t rights = static_cast<std::uint8_t>((at.read ? GpaTlb::kRead : 0) |
+                                                        (at.write && dirty ? GpaTlb::kWrite : 0) |
+                                                        (at.exec ? GpaTlb::kExec : 0));
+  v.tlb_.fill(gpa, w.level, leaf, rights, flush_generation_.load(std::memory_order_acquire));
+  return leaf + (gpa.raw() & (format_.geometry().span(w.level) - 1));
 }
 
 Result<FaultOutcome, pt::HostError> TdpMmu::handle_fault(VcpuMmu& v, Gpa gpa, Access access) {
@@ -69,39 +47,49 @@ Result<FaultOutcome, pt::HostError> TdpMmu::handle_fault(VcpuMmu& v, Gpa gpa, Ac
   const MemslotRegion* region = slots_.find(gfn_of(gpa));
   Result<Root*, pt::HostError> root = v.current_root();
   if (!root) return Unexpected{root.error()};
-  return fault_locked(v, **root, gpa, access, seq, generation, region);
+  pt::TlbFlush<Gpa> flush(&memory_);
+  Result<FaultOutcome, pt::HostError> out = fault_locked(v, **root, gpa, access, seq, generation, region, flush);
+  // What a fault changes needs no invalidation on x86 (SDM vol. 3A, 4.10.4.3): it adds
+  // permissions, fills an empty entry, or splits a leaf into leaves mapping the same memory
+  // with the same permissions; a stale TLB entry at most faults again. It never unlinks a table.
+  std::move(flush).drop();
+  return out;
 }
 
+// One walk: look up (down to the entry mapping gpa), decide, build down to the level
+// decided, install -- a lost race re-decides from where the walk stands.
 Result<FaultOutcome, pt::HostError> TdpMmu::fault_locked(VcpuMmu& v, Root& root, Gpa gpa, Access access,
                                                          std::uint64_t seq, std::uint64_t generation,
-                                                         const MemslotRegion* region) {
+                                                         const MemslotRegion* region, pt::TlbFlush<Gpa>& flush) {
   using Entry = TdpFormat::Entry;
   const Gfn gfn = gfn_of(gpa);
   auto& c = v.c_;
-  const pt::WalkResult<TdpFormat> now =
-      pt::walk(format_, memory_, root.tables.root(), gpa.raw(), [](pt::Step<TdpFormat>&) { return pt::Visit::Continue; });
-  if (now.end == pt::WalkEnd::NotPresent && TdpFormat::mmio_current(now.entry, generation)) {
+  pt::ops::EntryOps<TdpFormat> ops = root.tables.entry_ops();
+  TdpTables::Iterator it = root.tables.path(gpa);
+  ops.settle(it);
+  const bool existing = it.is_leaf();
+  if (!existing && TdpFormat::mmio_current(it.entry(), generation)) {
     VcpuMmu::bump(c.mmio_fast);
     VcpuMmu::bump(c.mmio);
     return FaultOutcome{FaultAction::Mmio};
   }
-  if (now.end == pt::WalkEnd::Leaf && allows(format_.leaf_attrs(now.entry, now.level), access)) {
+  if (existing && format_.leaf_attrs(it.entry(), it.level()).allows(access)) {
     VcpuMmu::bump(c.spurious);
-    return FaultOutcome{FaultAction::Spurious, now.level};
+    return FaultOutcome{FaultAction::Spurious, it.level()};
   }
   if (retry_needed(gfn, seq) || slots_.generation() != generation) {
     VcpuMmu::bump(c.retried);
     return FaultOutcome{FaultAction::Retry};
   }
-  auto ops = pt::ops::EntryOps<TdpFormat>(format_, memory_, tlb_, root.tables.root());
   if (region == nullptr) {
     // Remember "no memslot here" so the next access is answered from the table.
     const Entry marker = format_.make_mmio(generation);
-    auto r = detail::descend(format_, ops, root.tables.root(), gpa.raw(), 1, [&](Entry old, unsigned) -> std::optional<Entry> {
-      if (format_.present(old, 1) || old == marker) return std::nullopt;
-      return marker;
-    });
-    if (!r) return Unexpected{r.error()};
+    for (;;) {
+      Result<pt::ops::EntryOps<TdpFormat>::Reached, pt::HostError> r = ops.reach(it, 1, flush);
+      if (!r) return Unexpected{r.error()};
+      if (format_.present(it.entry(), 1) || it.entry() == marker) break;
+      if (ops.install(it, marker, flush) == pt::ops::Installed::Done) break;
+    }
     VcpuMmu::bump(c.mmio);
     return FaultOutcome{FaultAction::Mmio};
   }
@@ -128,52 +116,40 @@ Result<FaultOutcome, pt::HostError> TdpMmu::fault_locked(VcpuMmu& v, Root& root,
   attrs.accessed = true;
   attrs.dirty = access.is_write() && format_.ad_bits();
 
-  const bool existing = now.end == pt::WalkEnd::Leaf;
   // An existing leaf lacks write permission: relax it in place, except a huge leaf while
   // logging, which is split (lazily) so only this 4K page becomes writable.
-  const unsigned target = existing ? (logging ? 1 : now.level) : max_level(*region, gfn);
-  auto decide = [&](Entry old, unsigned l) -> std::optional<Entry> {
+  const unsigned target = existing ? (logging ? 1 : it.level()) : max_level(*region, gfn);
+  bool split = false;
+  for (;;) {
+    Result<pt::ops::EntryOps<TdpFormat>::Reached, pt::HostError> r = ops.reach(it, target, flush);
+    if (!r) return Unexpected{r.error()};
+    split = split || r->split;
+    const Entry old = it.entry();
+    const unsigned l = it.level();
+    Entry want;
     if (format_.present(old, l)) {
       const pt::LeafAttrs have = format_.leaf_attrs(old, l);
-      if (allows(have, access)) return std::nullopt;  // another vCPU got there first
-      pt::LeafAttrs want = have.plus(attrs);
-      want.write = want.write && writable;
-      return format_.make_leaf(format_.leaf_address(old, l), l, want);
-    }
-    const std::uint64_t span_pages = format_.geometry().span(l) >> kPageShift;
-    const Gfn base(gfn.raw() & ~(span_pages - 1));
-    return format_.make_leaf(region->hpa_of(base), l, attrs);
-  };
-  // The walk stopped at the entry to change (the tables exist): one compare-exchange there.
-  Result<detail::Descended, pt::HostError> r = detail::Descended{};
-  bool done = false;
-  if (now.level == target && (now.end == pt::WalkEnd::Leaf || now.end == pt::WalkEnd::NotPresent) &&
-      now.entry != format_.frozen_entry()) {
-    if (const std::optional<Entry> want = decide(now.entry, target)) {
-      Entry expected = now.entry;
-      if (std::atomic_ref<Entry>(*pt::HostTableMemory::pointer<Entry>(now.entry_address))
-              .compare_exchange_strong(expected, *want, std::memory_order_acq_rel)) {
-        *r = detail::Descended{true, now.entry, target, false};
-        done = true;
+      if (have.allows(access)) {  // another vCPU got there first
+        if (split) VcpuMmu::bump(c.lazy_splits);
+        VcpuMmu::bump(c.spurious);
+        return FaultOutcome{FaultAction::Spurious, l};
       }
+      pt::LeafAttrs more = have.plus(attrs);
+      more.write = more.write && writable;
+      want = format_.make_leaf(format_.leaf_address(old, l), l, more);
+    } else {
+      const std::uint64_t span_pages = format_.geometry().span(l) >> kPageShift;
+      want = format_.make_leaf(region->hpa_of(Gfn(gfn.raw() & ~(span_pages - 1))), l, attrs);
     }
-  }
-  if (!done) r = detail::descend(format_, ops, root.tables.root(), gpa.raw(), target, decide);
-  if (!r) return Unexpected{r.error()};
-  if (r->split) VcpuMmu::bump(c.lazy_splits);
-  if (!r->installed) {
-    VcpuMmu::bump(c.spurious);
-    return FaultOutcome{FaultAction::Spurious, r->level};
-  }
-  if (format_.present(r->old, r->level)) {
-    VcpuMmu::bump(c.relaxed);
-  } else {
-    VcpuMmu::bump(c.mapped[r->level]);
-  }
+    if (ops.install(it, want, flush) == pt::ops::Installed::Lost) continue;  // re-decide on the new value
+    if (split) VcpuMmu::bump(c.lazy_splits);
+    const bool relaxed = format_.present(old, l);
+    VcpuMmu::bump(relaxed ? c.relaxed : c.mapped[l]);
 #if defined(VMMU_CHECK_INVARIANTS)
-  check_leaf(root, *region, gpa);
+    check_leaf(root, *region, gpa);
 #endif
-  return FaultOutcome{format_.present(r->old, r->level) ? FaultAction::Relaxed : FaultAction::Mapped, r->level};
+    return FaultOutcome{relaxed ? FaultAction::Relaxed : FaultAction::Mapped, l};
+  }
 }
 
 bool TdpMmu::log_dirty(VcpuMmu* v, const MemslotRegion& region, Gfn gfn) {
@@ -188,10 +164,10 @@ bool TdpMmu::log_dirty(VcpuMmu* v, const MemslotRegion& region, Gfn gfn) {
 
 unsigned TdpMmu::max_level(const MemslotRegion& r, Gfn gfn) const {
   if (r.flags.is_log_dirty()) return 1;
-  const unsigned backing = (r.backing_shift - kPageShift) / 9 + 1;
-  const unsigned format_top = format_.block_allowed(3) ? 3 : 2;
-  for (unsigned l = backing < format_top ? backing : format_top; l > 1; --l) {
-    const std::uint64_t pages = std::uint64_t{1} << (9 * (l - 1));
+  const pt::Geometry& g = format_.geometry();
+  for (unsigned l = format_.block_allowed(3) ? 3 : 2; l > 1; --l) {
+    if (g.shift(l) > r.backing_shift) continue;  // larger than the host's own pages
+    const std::uint64_t pages = g.span(l) >> kPageShift;
     const std::uint64_t base = gfn.raw() & ~(pages - 1);
     if (base < r.gfn_begin || base + pages > r.gfn_begin + r.pages) continue;
     if ((r.hpa_of(Gfn(base)).raw() & ((pages << kPageShift) - 1)) != 0) continue;
@@ -213,7 +189,7 @@ bool TdpMmu::retry_needed(Gfn gfn, std::uint64_t seq) const {
 bool TdpMmu::huge_disallowed(Gfn gfn, unsigned level) const {
   if (any_disallowed_.load(std::memory_order_acquire) == 0) return false;
   std::lock_guard g(disallow_mutex_);
-  return disallowed_[level].contains(gfn.raw() >> (9 * (level - 1)));
+  return disallowed_[level].contains(gfn.raw() >> (format_.geometry().shift(level) - kPageShift));
 }
 
 void TdpMmu::check_leaf(Root& root, const MemslotRegion& region, Gpa gpa) {

@@ -3,16 +3,11 @@
 #include "vmmu/tdp/tdp_mmu.hpp"
 
 namespace vmmu::tdp {
-namespace {
-
-Range<Gpa> gpa_range(Range<Gfn> r) { return {gpa_of(r.begin), gpa_of(r.end)}; }
-
-}  // namespace
 
 Result<std::uint64_t, pt::HostError> TdpMmu::split(Range<Gfn> gfns) {
-  Range<Gpa> range = gpa_range(gfns);
-  if (range.end.raw() > gpa_limit()) range.end = Gpa(gpa_limit());
-  if (!(range.begin < range.end)) return 0;
+  const std::optional<Range<Gpa>> clamped = clamp(gfns);
+  if (!clamped) return 0;
+  const Range<Gpa> range = *clamped;
   ReaderLock::Exclusive exclusive(lock_);
   rcu::ReadGuard rcu;
   pt::TlbFlush<Gpa> flush(&memory_);
@@ -35,88 +30,33 @@ Result<std::uint64_t, pt::HostError> TdpMmu::split(Range<Gfn> gfns) {
   return n;
 }
 
-std::uint64_t TdpMmu::merge_root(Root& root, Range<Gpa> range, unsigned level, pt::TlbFlush<Gpa>& flush) {
-  using Entry = TdpFormat::Entry;
-  const pt::Geometry& g = format_.geometry();
-  const unsigned child_level = level - 1;
-  const std::uint64_t n = g.entries(child_level);
-  std::vector<Entry> seen(n);
-  std::uint64_t merged = 0;
-  pt::TableIterator it(format_, memory_, root.tables.root(), range.begin.raw(), range.end.raw(), level);
-  while (it.valid()) {
-    if (it.level() != level || !it.is_table() || it.address() < range.begin.raw() ||
-        range.end.raw() - it.address() < it.span()) {
-      it.next();
-      continue;
-    }
-    // May this span be one huge leaf? Same rule as the fault path.
-    const Gfn base = gfn_of(Gpa(it.address()));
-    const MemslotRegion* region = slots_.find(base);
-    if (region == nullptr || max_level(*region, base) < level) {
-      it.next_sibling();
-      continue;
-    }
-    const Hpa out = region->hpa_of(base);
-    const Entry* child = pt::HostTableMemory::pointer<Entry>(format_.table_address(it.entry(), level));
-    // Every child must equal the first one's bits but for its address (one page further
-    // each) and the bits that may differ: W, A, D. One compare per entry.
-    const Entry vary = format_.write_bit() | format_.accessed_bit() | format_.dirty_bit();
-    const Entry first = std::atomic_ref<const Entry>(child[0]).load(std::memory_order_acquire);
-    const std::uint64_t step = g.span(child_level);
-    bool ok = format_.present(first, child_level) && format_.leaf(first, child_level) &&
-              format_.leaf_address(first, child_level) == out;
-    Entry all = ~Entry{0}, any = 0;
-    for (std::uint64_t i = 0; i < n && ok; ++i) {
-      const Entry e = std::atomic_ref<const Entry>(child[i]).load(std::memory_order_acquire);
-      seen[i] = e;
-      ok = (e & ~vary) == (first & ~vary) + i * step;
-      all &= e;
-      any |= e;
-    }
-    pt::LeafAttrs attrs = format_.leaf_attrs(first, child_level);
-    // Writable only if every page was (otherwise the next write faults and relaxes it);
-    // accessed / dirty if any page was.
-    attrs.write = (all & format_.write_bit()) != 0;
-    attrs.accessed = format_.accessed_bit() == 0 || (any & format_.accessed_bit()) != 0;
-    attrs.dirty = (any & format_.dirty_bit()) != 0;
-    if (!ok) {
-      it.next_sibling();
-      continue;
-    }
-    const Hpa child_table = format_.table_address(it.entry(), level);
-    // One compare-exchange swaps the table for the huge leaf: every walker sees one or the
-    // other, and both map the same memory -- the range is never unmapped.
-    if (!it.try_set(format_.make_leaf(out, level, attrs))) continue;  // changed: decide again
-    ++merged;
-    // A fault that entered the table before the swap may still upgrade a child's permission
-    // or the hardware set its A/D bit there; harmless (the vCPU faults again on the huge
-    // leaf), but counted.
-    for (std::uint64_t i = 0; i < n; ++i) {
-      if (std::atomic_ref<const Entry>(child[i]).load(std::memory_order_acquire) != seen[i]) {
-        merge_races_.fetch_add(1, std::memory_order_relaxed);
-        break;
-      }
-    }
-    flush.add({Gpa(it.address()), Gpa(it.address() + it.span())});
-    flush.add_retired({child_table, child_level});  // freed after the flush and RCU readers
-    it.next_sibling();
-  }
-  return merged;
-}
-
 std::uint64_t TdpMmu::merge(Range<Gfn> gfns) {
-  Range<Gpa> range = gpa_range(gfns);
-  if (range.end.raw() > gpa_limit()) range.end = Gpa(gpa_limit());
-  if (!(range.begin < range.end)) return 0;
+  const std::optional<Range<Gpa>> clamped = clamp(gfns);
+  if (!clamped) return 0;
+  const Range<Gpa> range = *clamped;
   pt::TlbFlush<Gpa> flush(&memory_);
   std::uint64_t n = 0;
   {
     // Shared: faults go on while tables are merged (their entries are compare-exchanged).
     ReaderLock::Shared shared(lock_, lock_.new_reader_slot());
     rcu::ReadGuard rcu;
+    // May this span be one huge leaf? Same rule as the fault path.
+    auto may_be_huge = [&](Range<Gpa> span, unsigned level) {
+      const Gfn base = gfn_of(span.begin);
+      const MemslotRegion* region = slots_.find(base);
+      return region != nullptr && max_level(*region, base) >= level;
+    };
     for (Root* root : roots_->valid_roots()) {
-      for (unsigned level = 2; level <= 3 && format_.block_allowed(level); ++level) {
-        n += merge_root(*root, range, level, flush);
+      // Leaves may differ in W / A / D: the huge leaf is writable only if every page was
+      // (otherwise the next write faults and relaxes it), accessed / dirty if any page was.
+      auto r = root->tables.collapse(range, {.max_level = 3, .merge = pt::ops::LeafMerge::WriteAndAgeMerged},
+                                     pt::Shared{}, may_be_huge);
+      if (r) {
+        n += r->count;
+        // A fault (or the hardware's A/D update) inside a table after it was read: harmless
+        // (the vCPU faults again on the huge leaf), but counted.
+        merge_races_.fetch_add(r->raced, std::memory_order_relaxed);
+        flush.merge(std::move(r->flush));
       }
       roots_->put(root);
     }
@@ -132,9 +72,9 @@ std::uint64_t TdpMmu::merge(Range<Gfn> gfns) {
 }
 
 std::uint64_t TdpMmu::zap_collapsible(Range<Gfn> gfns) {
-  Range<Gpa> range = gpa_range(gfns);
-  if (range.end.raw() > gpa_limit()) range.end = Gpa(gpa_limit());
-  if (!(range.begin < range.end)) return 0;
+  const std::optional<Range<Gpa>> clamped = clamp(gfns);
+  if (!clamped) return 0;
+  const Range<Gpa> range = *clamped;
   ReaderLock::Exclusive exclusive(lock_);
   rcu::ReadGuard rcu;
   pt::TlbFlush<Gpa> flush(&memory_);

@@ -54,6 +54,13 @@ TdpMmu::~TdpMmu() {
   roots_.reset();  // tables are freed by RCU callbacks that do not touch *this
 }
 
+std::optional<Range<Gpa>> TdpMmu::clamp(Range<Gfn> gfns) const {
+  Range<Gpa> range{gpa_of(gfns.begin), gpa_of(gfns.end)};
+  if (range.end.raw() > gpa_limit()) range.end = Gpa(gpa_limit());
+  if (!(range.begin < range.end)) return std::nullopt;
+  return range;
+}
+
 void TdpMmu::finish(pt::TlbFlush<Gpa>&& flush) {
   if (flush.kind() != pt::TlbFlush<Gpa>::Kind::None) {
     flushes_.fetch_add(1, std::memory_order_relaxed);

@@ -6,16 +6,11 @@
 #include "vmmu/tdp/tdp_mmu.hpp"
 
 namespace vmmu::tdp {
-namespace {
-
-Range<Gpa> gpa_range(Range<Gfn> r) { return {gpa_of(r.begin), gpa_of(r.end)}; }
-
-}  // namespace
 
 void TdpMmu::zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush, std::int64_t moved_by) {
-  Range<Gpa> range = gpa_range(gfns);
-  if (range.end.raw() > gpa_limit()) range.end = Gpa(gpa_limit());
-  if (!(range.begin < range.end)) return;
+  const std::optional<Range<Gpa>> clamped = clamp(gfns);
+  if (!clamped) return;
+  const Range<Gpa> range = *clamped;
   rcu::ReadGuard rcu;
   // A zapped dirty leaf takes its D bit with it: log its pages first (dirty-bit tracking).
   fold_dirty_bits(range, nullptr, moved_by);
@@ -89,7 +84,7 @@ void TdpMmu::disallow_huge(Range<Gfn> gfns) {
   {
     std::lock_guard g(disallow_mutex_);
     for (unsigned level = 2; level <= 3; ++level) {
-      const unsigned shift = 9 * (level - 1);
+      const unsigned shift = format_.geometry().shift(level) - kPageShift;
       for (std::uint64_t f = gfns.begin.raw() >> shift; f <= (gfns.end.raw() - 1) >> shift; ++f) ++disallowed_[level][f];
     }
     any_disallowed_.fetch_add(1, std::memory_order_release);
@@ -103,7 +98,7 @@ void TdpMmu::allow_huge(Range<Gfn> gfns) {
   if (!(gfns.begin < gfns.end)) return;
   std::lock_guard g(disallow_mutex_);
   for (unsigned level = 2; level <= 3; ++level) {
-    const unsigned shift = 9 * (level - 1);
+    const unsigned shift = format_.geometry().shift(level) - kPageShift;
     for (std::uint64_t f = gfns.begin.raw() >> shift; f <= (gfns.end.raw() - 1) >> shift; ++f) {
       auto it = disallowed_[level].find(f);
       if (it != disallowed_[level].end() && --it->second == 0) disallowed_[level].erase(it);

@@ -72,7 +72,7 @@ TEST(HostTablesStress, ReadersNeverSeeHolesWhileFaultsRaceSplitsAndCollapses) {
           // glibc's rwlock prefers readers: step aside while the structural thread waits.
           while (writer_waiting.load(std::memory_order_relaxed)) std::this_thread::yield();
           std::shared_lock shared(lock);
-          auto r = t.map({Gpa(a), Gpa(e)}, kBase + a, kRw, {.shared = true});
+          auto r = t.map({Gpa(a), Gpa(e)}, kBase + a, kRw, {}, Shared{});
           if (r) std::move(*r).apply(tlb);
           if (rng() % 4 == 0) {
             auto relaxed = t.relax(Gpa(a), kRw);

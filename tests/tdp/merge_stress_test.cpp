@@ -88,7 +88,7 @@ TEST(MergeInPlace, ConcurrentWriteFaultsDuringMergesLoseNothing) {
   });
   for (int round = 0; (round < 300 || written.load() < 2000) && !failed.load(); ++round) {
     ASSERT_TRUE(vm.mmu->split({Gfn(0), Gfn(kPages)}));
-    (void)vm.mmu->write_protect({Gfn(0), Gfn(kPages)}, /*concurrent=*/true);
+    (void)vm.mmu->write_protect({Gfn(0), Gfn(kPages)}, pt::Shared{});
     (void)vm.mmu->merge({Gfn(0), Gfn(kPages)});
   }
   stop.store(true);

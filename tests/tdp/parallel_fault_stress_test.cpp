@@ -61,7 +61,13 @@ TEST_P(ParallelFaults, StructuralOperationsNeverLoseOrMisplaceData) {
     const Gfn a(rng() % kPages), b = a + 1 + rng() % 1024;
     switch (rng() % 8) {
       case 0: ASSERT_TRUE(vm.mmu->zap({a, b})); break;
-      case 1: vm.mmu->write_protect({a, b}, rng() % 2 == 0); break;
+      case 1:
+        if (rng() % 2 == 0) {
+          vm.mmu->write_protect({a, b}, pt::Shared{});
+        } else {
+          vm.mmu->write_protect({a, b}, pt::Exclusive{});
+        }
+        break;
       case 2: ASSERT_TRUE(vm.mmu->split({a, b})); break;
       case 3: vm.mmu->merge({Gfn(0), Gfn(kPages)}); break;
       case 4: vm.mmu->age({a, b}); break;

@@ -16,6 +16,7 @@
 #include <concepts>
 #include <cstdint>
 
+#include "vmmu/core/access.hpp"
 #include "vmmu/core/address.hpp"
 #include "vmmu/pt/format.hpp"
 
@@ -31,6 +32,17 @@ struct LeafAttrs {
   bool dirty = false;    // x86 D bit where the format tracks it (EPT with A/D, NPT); else false
 
   friend constexpr bool operator==(const LeafAttrs&, const LeafAttrs&) = default;
+
+  // Whether a leaf with these attributes lets `a` through (the kind only: second-stage
+  // formats do not check privilege).
+  [[nodiscard]] constexpr bool allows(Access a) const {
+    switch (a.kind) {
+      case AccessKind::Read: return read;
+      case AccessKind::Write: return write;
+      case AccessKind::Fetch: return exec;
+    }
+    return false;
+  }
 
   // Union of permissions (used by relax: permissions are only ever added).
   [[nodiscard]] constexpr LeafAttrs plus(const LeafAttrs& o) const {

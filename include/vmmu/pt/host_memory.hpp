@@ -76,6 +76,12 @@ class HostTableMemory {
     std::atomic_ref<T>(*pointer<T>(addr)).store(value, std::memory_order_release);
   }
 
+  // The modelled hardware's A/D update: sets `bits` atomically, whatever else changes.
+  template <class T>
+  void fetch_or(Hpa addr, T bits) {
+    std::atomic_ref<T>(*pointer<T>(addr)).fetch_or(bits, std::memory_order_acq_rel);
+  }
+
   // The host pointer behind an Hpa (user space: an Hpa *is* a host virtual address).
   template <class T>
   static T* pointer(Hpa addr) {

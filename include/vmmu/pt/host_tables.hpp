@@ -16,15 +16,17 @@
 //   split(in, level)       eager: every block touching the range becomes level-`level` leaves
 //   collapse(in, max)      tables whose entries are contiguous, equal leaves become blocks
 //
-// Concurrency: map(..., {.shared = true}), relax and lookup may run concurrently with each
-// other (compare-exchange installs, lost races retried); unmap, split, collapse,
-// write_protect, age and non-shared map must run exclusively (they may unlink tables, or
-// store whole page tables without compare-exchange). Lock-free readers walk inside an
+// Concurrency, chosen by a mode type (pt/ops/mode.hpp): map(..., Shared{}), update(...,
+// Shared{}), collapse(..., Shared{}, ...), relax and lookup may run concurrently with each
+// other (compare-exchange installs, lost races retried); unmap, split, update_pages and the
+// Exclusive forms must run exclusively (they may unlink tables, or store whole page tables
+// without compare-exchange). Lock-free readers walk inside an
 // rcu::ReadGuard; unlinked tables are freed after them.
 
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 #include <utility>
 
@@ -36,6 +38,7 @@
 #include "vmmu/pt/host_memory.hpp"
 #include "vmmu/pt/host_tlb.hpp"
 #include "vmmu/pt/ops/install.hpp"
+#include "vmmu/pt/ops/mode.hpp"
 #include "vmmu/pt/table_iterator.hpp"
 #include "vmmu/pt/walk.hpp"
 
@@ -43,7 +46,6 @@ namespace vmmu::pt {
 
 struct MapOptions {
   unsigned max_level = kMaxLevels;  // largest block level to use (1: pages only)
-  bool shared = false;              // concurrent with other shared callers: never unlink a table
 };
 
 template <HostFormat F>
@@ -94,22 +96,26 @@ class HostTables {
   [[nodiscard]] Hpa root() const { return root_; }
   [[nodiscard]] const F& format() const { return f_; }
   [[nodiscard]] HostTableMemory& memory() const { return *memory_; }
+  // The entry-sized steps (install, reach, split_block, ...) for an MMU's own one-address
+  // operations, such as a fault: look up, decide, install.
+  [[nodiscard]] ops::EntryOps<F> entry_ops() const { return ops(); }
+  // An iterator over the path to `addr` (for settle / reach).
+  [[nodiscard]] Iterator path(Input addr) const {
+    return Iterator(f_, *memory_, root_, addr.raw(), addr.raw() + 1);
+  }
 
   // Maps `in` to [out, out + size) with `attrs`.
   // Errors: OutOfRange, Misaligned (in or out not page aligned), OutOfMemory / Unsupported
   // (what was installed before the failure stays, and is flushed before returning).
-  Result<Flush, HostError> map(Range<Input> in, Hpa out, LeafAttrs attrs, MapOptions opt = {}) {
+  // Shared: concurrent with other shared callers; never replaces a table by a block.
+  template <Mode M = Exclusive>
+  Result<Flush, HostError> map(Range<Input> in, Hpa out, LeafAttrs attrs, MapOptions opt = {}, M = {}) {
     if (auto bad = check(in)) return Unexpected{*bad};
     if (!out.aligned_to(f_.geometry().span(1))) return Unexpected{HostError::Misaligned};
     auto entry_ops = ops();
     Flush flush(memory_);
     const std::uint64_t begin = in.begin.raw(), end = in.end.raw();
-    Iterator it(f_, *memory_, root_, begin, end);
-    while (it.valid()) {
-      if (entry_ops.frozen(it)) {
-        entry_ops.wait(it);
-        continue;
-      }
+    std::optional<HostError> error = for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<HostError> {
       const Entry old = it.entry();
       const unsigned level = it.level();
       const std::uint64_t addr = it.address(), span = it.span();
@@ -117,15 +123,15 @@ class HostTables {
       const Hpa target = out + (addr - begin);
       const bool fits = inside && level <= opt.max_level && (level == 1 || f_.block_allowed(level)) &&
                         target.aligned_to(span);
-      if (fits && !(opt.shared && it.is_table())) {
+      if (fits && !(std::same_as<M, Shared> && it.is_table())) {
         const Entry desired = f_.make_leaf(target, level, attrs);
-        if (old != desired && entry_ops.install(it, desired, flush) == ops::Installed::Lost) continue;
+        if (old != desired && entry_ops.install(it, desired, flush) == ops::Installed::Lost) return std::nullopt;
         it.next_sibling();
-        continue;
+        return std::nullopt;
       }
       if (it.is_table()) {
         it.next();
-        continue;
+        return std::nullopt;
       }
       // An empty level-2 entry whose whole span is mapped with pages: build the page table
       // off-tree and publish it at once (the common "map a range with pages" case).
@@ -133,17 +139,19 @@ class HostTables {
       Result<Entry, HostError> table = whole_page_table   ? entry_ops.page_table(target, attrs)
                                        : f_.present(old, level) ? entry_ops.split_block(old, level)
                                                                 : entry_ops.empty_table(level);
-      if (!table) return fail(std::move(flush), table.error());
+      if (!table) return table.error();
       if (entry_ops.install(it, *table, flush) == ops::Installed::Lost) {
         entry_ops.discard(*table, level);
-        continue;
+        return std::nullopt;
       }
       if (whole_page_table) {
         it.next_sibling();
       } else {
         it.next();  // into the new table
       }
-    }
+      return std::nullopt;
+    });
+    if (error) return fail(std::move(flush), *error);
     return flush;
   }
 
@@ -155,66 +163,115 @@ class HostTables {
     auto entry_ops = ops();
     Flush flush(memory_);
     const std::uint64_t begin = in.begin.raw(), end = in.end.raw();
-    Iterator it(f_, *memory_, root_, begin, end);
-    while (it.valid()) {
-      if (entry_ops.frozen(it)) {
-        entry_ops.wait(it);
-        continue;
-      }
+    std::optional<HostError> error = for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<HostError> {
       const Entry old = it.entry();
       const unsigned level = it.level();
       if (!f_.present(old, level)) {
         it.next_sibling();
-        continue;
+        return std::nullopt;
       }
       if (it.address() >= begin && end - it.address() >= it.span()) {
-        if (entry_ops.install(it, Entry{}, flush) == ops::Installed::Lost) continue;
-        it.next_sibling();
-        continue;
+        if (entry_ops.install(it, Entry{}, flush) == ops::Installed::Done) it.next_sibling();
+        return std::nullopt;
       }
       if (it.is_table()) {
         it.next();
-        continue;
+        return std::nullopt;
       }
       Result<Entry, HostError> table = entry_ops.split_block(old, level);
-      if (!table) return fail(std::move(flush), table.error());
+      if (!table) return table.error();
       if (entry_ops.install(it, *table, flush) == ops::Installed::Lost) {
         entry_ops.discard(*table, level);
-        continue;
+        return std::nullopt;
       }
       it.next();
-    }
+      return std::nullopt;
+    });
+    if (error) return fail(std::move(flush), *error);
     prune(begin, end, flush);
     return flush;
   }
 
   // Clears write permission on every leaf that touches `in` (dirty logging).
   // Errors: OutOfRange, Misaligned.
-  Result<Flush, HostError> write_protect(Range<Input> in) {
-    if (auto bad = check(in)) return Unexpected{*bad};
-    Flush flush(memory_);
-    update_leaves(in, flush, [](LeafAttrs a) { return a.without_write(); });
-    return flush;
+  template <Mode M = Exclusive>
+  Result<Flush, HostError> write_protect(Range<Input> in, M mode = {}) {
+    Result<Counted, HostError> r = update(in, [](LeafAttrs a) { return a.without_write(); }, mode);
+    if (!r) return Unexpected{r.error()};
+    return std::move(r->flush);
   }
 
   // Clears the accessed flag on every leaf touching `in`; count = leaves that had it.
   // Errors: OutOfRange, Misaligned.
-  Result<Counted, HostError> age(Range<Input> in) {
-    if (auto bad = check(in)) return Unexpected{*bad};
-    Flush flush(memory_);
-    const std::uint64_t young = update_leaves(in, flush, [](LeafAttrs a) { return a.old(); });
-    return Counted{young, std::move(flush)};
+  template <Mode M = Exclusive>
+  Result<Counted, HostError> age(Range<Input> in, M mode = {}) {
+    return update(in, [](LeafAttrs a) { return a.old(); }, mode);
   }
 
   // Replaces the attributes of every leaf touching `in` by change(attrs); count = leaves
-  // changed. Exclusive callers only (whole page tables are stored without compare-exchange).
+  // changed. The mode says whether whole page tables may be stored (Exclusive) or every
+  // entry is compare-exchanged (Shared, concurrent with faults and A/D updates).
   // Errors: OutOfRange, Misaligned.
-  template <class Change>
-  Result<Counted, HostError> update(Range<Input> in, Change&& change) {
+  template <class Change, Mode M = Exclusive>
+  Result<Counted, HostError> update(Range<Input> in, Change&& change, M mode = {}) {
     if (auto bad = check(in)) return Unexpected{*bad};
     Flush flush(memory_);
-    const std::uint64_t n = update_leaves(in, flush, std::forward<Change>(change));
+    const std::uint64_t n = update_leaves(in, flush, std::forward<Change>(change), mode);
     return Counted{n, std::move(flush)};
+  }
+
+  // The same for the pages a bitmap names: page `first + i` (in pages) for each set bit i of
+  // `words`, e.g. a dirty log's harvested bits; count = leaves changed. One walk per page
+  // table, not per page. Exclusive only. Pages not mapped by a page leaf (unmapped, or inside
+  // a block) are skipped; so are pages beyond the input limit.
+  // Errors: Misaligned (first not page aligned).
+  template <class Change>
+  Result<Counted, HostError> update_pages(Input first, std::span<const std::uint64_t> words, Change&& change) {
+    const Geometry& g = f_.geometry();
+    if (!first.aligned_to(g.span(1))) return Unexpected{HostError::Misaligned};
+    auto entry_ops = ops();
+    typename ops::EntryOps<F>::Memo memo;
+    Flush flush(memory_);
+    std::uint64_t changed = 0;
+    const unsigned page_shift = g.shift(1);
+    const std::uint64_t first_page = first.raw() >> page_shift, per_table = g.entries(1);
+    const std::uint64_t page_limit = g.input_limit() >> page_shift;
+    std::uint64_t frame = ~std::uint64_t{0};  // page table (in page tables) `table` belongs to
+    Entry* table = nullptr;
+    for (std::size_t w = 0; w < words.size(); ++w) {
+      const std::uint64_t word_page = first_page + w * 64;
+      // The entries are scattered cache lines: start loading those of a word a few words
+      // ahead while this word's are updated (when it falls in the same page table).
+      constexpr std::size_t kAhead = 4;  // words: about L3 latency / work per word
+      if (table != nullptr && w + kAhead < words.size()) {
+        for (std::uint64_t m = words[w + kAhead]; m != 0; m &= m - 1) {
+          const std::uint64_t p = word_page + kAhead * 64 + static_cast<unsigned>(__builtin_ctzll(m));
+          if (p / per_table == frame) __builtin_prefetch(&table[p % per_table], 1);
+        }
+      }
+      for (std::uint64_t m = words[w]; m != 0;) {
+        const std::uint64_t p = word_page + static_cast<unsigned>(__builtin_ctzll(m));
+        if (p >= page_limit) break;
+        if (p / per_table != frame) {
+          frame = p / per_table;
+          table = page_table((frame * per_table) << page_shift);
+        }
+        // This word's bits inside the page table: up to its end (a word may straddle two).
+        const std::uint64_t end_bit = (frame + 1) * per_table - word_page;
+        const std::uint64_t here = end_bit >= 64 ? m : m & ((std::uint64_t{1} << end_bit) - 1);
+        m &= ~here;
+        if (table == nullptr) continue;  // unmapped, or a block (callers protect blocks whole)
+        // Entry index of bit i: word_page + i - frame * per_table (modular: the word may start
+        // in the previous table, and then only bits from this table's start are set).
+        const std::uint64_t n = entry_ops.update_page_table_masked(table, word_page - frame * per_table, here, change, memo);
+        if (n == 0) continue;
+        changed += n;
+        const std::uint64_t lo = word_page + static_cast<unsigned>(__builtin_ctzll(here));
+        const std::uint64_t hi = word_page + 64 - static_cast<unsigned>(__builtin_clzll(here));
+        flush.add({Input(lo << page_shift), Input(hi << page_shift)});
+      }
+    }
+    return Counted{changed, std::move(flush)};
   }
 
   // Whether any leaf touching `in` has its accessed flag set. Out-of-range parts are ignored.
@@ -230,16 +287,9 @@ class HostTables {
     if (addr.raw() >= f_.geometry().input_limit()) return Unexpected{HostError::OutOfRange};
     auto entry_ops = ops();
     Flush flush(memory_);
-    Iterator it(f_, *memory_, root_, addr.raw(), addr.raw() + 1);
-    while (it.valid()) {
-      if (entry_ops.frozen(it)) {
-        entry_ops.wait(it);
-        continue;
-      }
-      if (it.is_table()) {
-        it.next();
-        continue;
-      }
+    Iterator it = path(addr);
+    for (;;) {
+      entry_ops.settle(it);
       if (!it.is_leaf()) return fail(std::move(flush), HostError::NotMapped);
       const LeafAttrs now = f_.leaf_attrs(it.entry(), it.level());
       const LeafAttrs want = now.plus(add);
@@ -247,7 +297,6 @@ class HostTables {
       const Entry desired = f_.make_leaf(f_.leaf_address(it.entry(), it.level()), it.level(), want);
       if (entry_ops.install(it, desired, flush) == ops::Installed::Done) return flush;
     }
-    return fail(std::move(flush), HostError::NotMapped);
   }
 
   // Splits every block touching `in` down to level-`level` leaves, eagerly, keeping each
@@ -257,26 +306,23 @@ class HostTables {
     if (auto bad = check(in)) return Unexpected{*bad};
     auto entry_ops = ops();
     Flush flush(memory_);
-    Iterator it(f_, *memory_, root_, in.begin.raw(), in.end.raw(), level);
-    while (it.valid()) {
-      if (entry_ops.frozen(it)) {
-        entry_ops.wait(it);
-        continue;
-      }
+    std::optional<HostError> error = for_each_settled_entry(in, level, [&](Iterator& it) -> std::optional<HostError> {
       if (it.is_leaf() && it.level() > level) {
         Result<Entry, HostError> table = entry_ops.split_block(it.entry(), it.level());
-        if (!table) return fail(std::move(flush), table.error());
+        if (!table) return table.error();
         if (entry_ops.install(it, *table, flush) == ops::Installed::Lost) {
           entry_ops.discard(*table, it.level());
-          continue;
+          return std::nullopt;
         }
         if (it.level() - 1 <= level) {  // the new leaves are small enough: skip them
           it.next_sibling();
-          continue;
+          return std::nullopt;
         }
       }
       it.next();
-    }
+      return std::nullopt;
+    });
+    if (error) return fail(std::move(flush), *error);
     return flush;
   }
 
@@ -284,25 +330,61 @@ class HostTables {
   // permitted leaves by one block, bottom-up, up to level `max_level`; count = blocks made.
   // Errors: OutOfRange, Misaligned.
   Result<Counted, HostError> collapse(Range<Input> in, unsigned max_level = kMaxLevels) {
+    Result<Collapsed, HostError> r =
+        collapse(in, {.max_level = max_level}, Exclusive{}, [](Range<Input>, unsigned) { return true; });
+    if (!r) return Unexpected{r.error()};
+    return Counted{r->count, std::move(r->flush)};
+  }
+
+  struct CollapseOptions {
+    unsigned max_level = kMaxLevels;         // largest block level to make
+    ops::LeafMerge merge = ops::LeafMerge::Equal;
+  };
+  // The same, for spans may_be_huge(span, level) allows, with leaves merged as opt.merge
+  // says. Shared: concurrent with faults -- each table is swapped for its block by one
+  // compare-exchange, so the range is never unmapped; the caller must let every walker that
+  // may hold an unlinked table leave (a lock barrier) before applying the flush, which frees
+  // them. `raced` counts tables whose entries changed between the read and the swap (a
+  // fault's W or the hardware's A/D there is lost to the block: the vCPU faults again).
+  // Errors: OutOfRange, Misaligned.
+  struct [[nodiscard]] Collapsed {
+    std::uint64_t count;
+    std::uint64_t raced;
+    Flush flush;
+  };
+  template <Mode M, class MayBeHuge>
+  Result<Collapsed, HostError> collapse(Range<Input> in, CollapseOptions opt, M, MayBeHuge&& may_be_huge) {
     if (auto bad = check(in)) return Unexpected{*bad};
     auto entry_ops = ops();
     Flush flush(memory_);
-    std::uint64_t made = 0;
+    std::uint64_t made = 0, raced = 0;
+    std::vector<Entry> seen;
     const std::uint64_t begin = in.begin.raw(), end = in.end.raw();
-    const unsigned top = max_level < f_.geometry().root_level() ? max_level : f_.geometry().root_level();
+    const unsigned top = opt.max_level < f_.geometry().root_level() ? opt.max_level : f_.geometry().root_level();
     for (unsigned level = 2; level <= top; ++level) {
+      if (!f_.block_allowed(level)) continue;
       Iterator it(f_, *memory_, root_, begin, end, level);
       while (it.valid()) {
-        if (it.level() == level && it.is_table() && it.address() >= begin && end - it.address() >= it.span()) {
-          if (auto block = entry_ops.collapsed(f_.table_address(it.entry(), level), level)) {
-            if (entry_ops.install(it, *block, flush) == ops::Installed::Lost) continue;
-            ++made;
-          }
+        if (it.level() != level || !it.is_table() || it.address() < begin || end - it.address() < it.span()) {
+          it.next();
+          continue;
         }
-        it.next();
+        const Range<Input> span{Input(it.address()), Input(it.address() + it.span())};
+        const Hpa child = f_.table_address(it.entry(), level);
+        const std::optional<Entry> block =
+            may_be_huge(span, level) ? entry_ops.collapsed(child, level, opt.merge) : std::nullopt;
+        if (!block) {
+          it.next_sibling();
+          continue;
+        }
+        if constexpr (std::same_as<M, Shared>) snapshot(child, level - 1, seen);
+        if (entry_ops.install(it, *block, flush) == ops::Installed::Lost) continue;  // decide again
+        ++made;
+        if constexpr (std::same_as<M, Shared>) raced += changed_since(child, seen) ? 1u : 0u;
+        it.next_sibling();
       }
     }
-    return Counted{made, std::move(flush)};
+    return Collapsed{made, raced, std::move(flush)};
   }
 
   // The leaf translating `addr`, if any (a lock-free reader: call inside an rcu::ReadGuard
@@ -351,43 +433,79 @@ class HostTables {
     return std::nullopt;
   }
 
+  // The level-1 table under the level-2 entry covering `addr`; null when that entry is
+  // not a table (empty, or a block).
+  Entry* page_table(std::uint64_t addr) const {
+    const WalkResult<F> r = walk(f_, *memory_, root_, addr, [](Step<F>& s) {
+      return s.level == 2 ? Visit::Stop : Visit::Continue;
+    });
+    if (r.end != WalkEnd::Stopped || !f_.present(r.entry, 2) || f_.leaf(r.entry, 2)) return nullptr;
+    return HostTableMemory::pointer<Entry>(f_.table_address(r.entry, 2));
+  }
+
+  void snapshot(Hpa table, unsigned level, std::vector<Entry>& out) const {
+    const Entry* e = HostTableMemory::pointer<const Entry>(table);
+    out.resize(f_.geometry().entries(level));
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = std::atomic_ref<const Entry>(e[i]).load(std::memory_order_acquire);
+  }
+  bool changed_since(Hpa table, const std::vector<Entry>& seen) const {
+    const Entry* e = HostTableMemory::pointer<const Entry>(table);
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+      if (std::atomic_ref<const Entry>(e[i]).load(std::memory_order_acquire) != seen[i]) return true;
+    }
+    return false;
+  }
+
   // Partial work is flushed before the error goes back: the caller gets no token to apply.
   Unexpected<HostError> fail(Flush flush, HostError e) {
     std::move(flush).apply(*tlb_);
     return Unexpected{e};
   }
 
-  template <class Change>
-  std::uint64_t update_leaves(Range<Input> in, Flush& flush, Change&& change) {
+  template <class Change, Mode M>
+  std::uint64_t update_leaves(Range<Input> in, Flush& flush, Change&& change, M mode) {
     auto entry_ops = ops();
     std::uint64_t changed = 0;
-    Iterator it(f_, *memory_, root_, in.begin.raw(), in.end.raw());
-    while (it.valid()) {
-      if (entry_ops.frozen(it)) {
-        entry_ops.wait(it);
-        continue;
-      }
+    for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<HostError> {
       if (it.level() == 2 && it.is_table() && it.address() >= in.begin.raw() &&
           in.end.raw() - it.address() >= it.span()) {
         // A page table wholly inside the range: one pass over its entries.
-        const std::uint64_t n = entry_ops.update_page_table(f_.table_address(it.entry(), 2), change);
+        const std::uint64_t n = entry_ops.update_page_table(f_.table_address(it.entry(), 2), change, mode);
         if (n != 0) flush.add({Input(it.address()), Input(it.address() + it.span())});
         changed += n;
         it.next_sibling();
-        continue;
+        return std::nullopt;
       }
       if (it.is_leaf()) {
         const LeafAttrs now = f_.leaf_attrs(it.entry(), it.level());
         const LeafAttrs want = change(now);
         if (!(want == now)) {
           const Entry desired = f_.make_leaf(f_.leaf_address(it.entry(), it.level()), it.level(), want);
-          if (entry_ops.install(it, desired, flush) == ops::Installed::Lost) continue;
+          if (entry_ops.install(it, desired, flush) == ops::Installed::Lost) return std::nullopt;  // decide again
           ++changed;
         }
       }
       it.next();
-    }
+      return std::nullopt;
+    });
     return changed;
+  }
+
+  // The loop head every modifying range operation shares: an iterator over `in` down to
+  // `min_level`, frozen entries waited out. step(it) decides on it.entry() and moves `it`
+  // itself (or leaves it in place to decide again after a lost race); an error stops the loop.
+  template <class Step>
+  std::optional<HostError> for_each_settled_entry(Range<Input> in, unsigned min_level, Step&& step) {
+    auto entry_ops = ops();
+    Iterator it(f_, *memory_, root_, in.begin.raw(), in.end.raw(), min_level);
+    while (it.valid()) {
+      if (entry_ops.frozen(it)) {
+        entry_ops.wait(it);
+        continue;
+      }
+      if (std::optional<HostError> e = step(it)) return e;
+    }
+    return std::nullopt;
   }
 
   // Unlinks tables left empty where [begin, end) only partly covered them, bottom-up.

@@ -45,6 +45,7 @@
 #include "vmmu/pt/host_error.hpp"
 #include "vmmu/pt/host_memory.hpp"
 #include "vmmu/pt/host_tlb.hpp"
+#include "vmmu/pt/ops/mode.hpp"
 #include "vmmu/tdp/gpa_tlb.hpp"
 #include "vmmu/tdp/policy.hpp"
 #include "vmmu/tdp/roots.hpp"
@@ -218,10 +219,11 @@ class TdpMmu {
   // Zaps the page tables inside `gfns` that could be huge, so faults map huge again (KVM's
   // recovery before 6.13). Returns how many.
   std::uint64_t zap_collapsible(Range<Gfn> gfns);
-  // Clears write permission on every leaf touching `gfns`. `concurrent`: stay shared with
-  // faults and update entries atomically; otherwise exclusive, with plain stores where no
-  // hardware-updated bit can change. Returns leaves changed.
-  std::uint64_t write_protect(Range<Gfn> gfns, bool concurrent = false);
+  // Clears write permission on every leaf touching `gfns`; returns leaves changed.
+  // pt::Exclusive: takes the lock exclusively, whole page tables are stored. pt::Shared: stays
+  // concurrent with faults, every entry compare-exchanged (a bit set meanwhile is kept).
+  std::uint64_t write_protect(Range<Gfn> gfns, pt::Exclusive = {});
+  std::uint64_t write_protect(Range<Gfn> gfns, pt::Shared);
   // Test-and-clear the accessed state of every leaf touching `gfns` (A bits; zapping when the
   // format has no A/D bits). Returns how many leaves were young. No TLB flush (as KVM 6.13+).
   std::uint64_t age(Range<Gfn> gfns);
@@ -259,7 +261,7 @@ class TdpMmu {
   std::byte* translate(VcpuMmu& vcpu, Gpa gpa, Access a);
   Result<FaultOutcome, pt::HostError> fault_locked(VcpuMmu& v, Root& root, Gpa gpa, Access access,
                                                    std::uint64_t seq, std::uint64_t generation,
-                                                   const MemslotRegion* region);
+                                                   const MemslotRegion* region, pt::TlbFlush<Gpa>& flush);
   unsigned max_level(const MemslotRegion& region, Gfn gfn) const;
   bool retry_needed(Gfn gfn, std::uint64_t seq) const;
   bool huge_disallowed(Gfn gfn, unsigned level) const;
@@ -280,7 +282,10 @@ class TdpMmu {
   // Applies a flush token: one flush per operation, counted.
   void finish(pt::TlbFlush<Gpa>&& flush);
   void zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush, std::int64_t moved_by = 0);
-  std::uint64_t merge_root(Root& root, Range<Gpa> range, unsigned level, pt::TlbFlush<Gpa>& flush);
+  // `gfns` as guest-physical bytes, clamped to gpa_limit(); nullopt when nothing is left.
+  std::optional<Range<Gpa>> clamp(Range<Gfn> gfns) const;
+  // Leaves changed; the lock is held as the mode says.
+  std::uint64_t write_protect_locked(Range<Gpa> range, auto mode, pt::TlbFlush<Gpa>& flush);
   void checked(const char* what);
   std::optional<std::string> invariants_locked();
   // Dirty-bit tracking: logs the pages of every leaf in `range` whose D bit is set, in their

@@ -28,11 +28,18 @@
 #include "vmmu/pt/host_format.hpp"
 #include "vmmu/pt/host_memory.hpp"
 #include "vmmu/pt/host_tlb.hpp"
+#include "vmmu/pt/ops/mode.hpp"
 #include "vmmu/pt/table_iterator.hpp"
 
 namespace vmmu::pt::ops {
 
 enum class Installed : std::uint8_t { Done, Lost };
+
+// Which leaves collapse into a block: Equal -- equal attributes (arm64 stage 2: a block must
+// not widen any page's permission); WriteAndAgeMerged -- also leaves differing in write,
+// accessed and dirty: the block is writable if every leaf was, accessed / dirty if any was
+// (the TDP MMU's merge in place: a write to a page that was read-only faults and relaxes).
+enum class LeafMerge : std::uint8_t { Equal, WriteAndAgeMerged };
 
 template <HostFormat F>
 class EntryOps {
@@ -81,6 +88,51 @@ class EntryOps {
     return Installed::Done;
   }
 
+  // Where reach() stopped: `it` stands on the entry, it.entry() is its value.
+  struct Reached {
+    bool split = false;  // a leaf above the target level was split on the way
+  };
+
+  // Look-up: moves `it` (an iterator over the address to find) down through tables to the
+  // first entry that is not one -- the leaf mapping the address, or the empty entry (or a
+  // format's not-present marker) where its mapping would go. Frozen entries are waited out.
+  void settle(Iterator& it) const {
+    for (;;) {
+      if (frozen(it)) {
+        wait(it);
+      } else if (it.is_table()) {
+        it.next();
+      } else {
+        return;
+      }
+    }
+  }
+
+  // Walk-and-build: settle(), then while the entry reached is above `level`, replace it with
+  // install() by a table -- an empty one, or the leaf split into equal smaller leaves -- and go
+  // on into it; a lost race re-reads (the winner's table is used). Stops at the first entry
+  // at or below `level` that is not a table: a table at `level` is descended, since
+  // replacing it would unlink a subtree (callers map smaller there). The caller decides on
+  // it.entry() and install()s; when that loses, reach() again from where `it` stands.
+  // Errors: OutOfMemory, Unsupported (a leaf that cannot be split: see split_block); what was
+  // built stays (valid, empty or equal to the leaf split).
+  Result<Reached, HostError> reach(Iterator& it, unsigned level, Flush& flush) {
+    Reached r;
+    for (settle(it); it.level() > level; settle(it)) {
+      const unsigned at = it.level();
+      const bool leaf = f_.present(it.entry(), at);
+      Result<Entry, HostError> table = leaf ? split_block(it.entry(), at) : empty_table(at);
+      if (!table) return Unexpected{table.error()};
+      if (install(it, *table, flush) == Installed::Lost) {
+        discard(*table, at);
+        continue;
+      }
+      r.split = r.split || leaf;
+      it.next();  // into the new table
+    }
+    return r;
+  }
+
   // A table entry for `level` whose child maps exactly what the block `block` mapped, with
   // the same attributes; the child is complete before anyone can see it.
   // Errors: OutOfMemory; Unsupported when level - 1 may not hold blocks.
@@ -125,67 +177,122 @@ class EntryOps {
     return f_.make_table(*child, 2);
   }
 
+  // The last page leaf's attribute bits and what `change` made of them.
+  class Memo {
+   public:
+    // The changed entry for the level-1 entry `old`; nullopt when it is not a present leaf
+    // or does not change.
+    template <class Change>
+    std::optional<Entry> next(const F& f, Entry old, Change& change) {
+      if (old == Entry{}) return std::nullopt;
+      const Entry address = static_cast<Entry>(f.leaf_address(old, 1).raw());
+      if (!(valid_ && (old & ~address) == old_)) {
+        if (!f.present(old, 1)) return std::nullopt;
+        const Entry next = f.make_leaf(f.leaf_address(old, 1), 1, change(f.leaf_attrs(old, 1)));
+        valid_ = true;
+        old_ = old & ~address;
+        new_ = next & ~address;
+      }
+      if (new_ == old_) return std::nullopt;
+      return address | new_;
+    }
+
+   private:
+    bool valid_ = false;
+    Entry old_ = 0, new_ = 0;
+  };
+
+  // Frees the child of a table entry that lost its race (never published; holds no tables).
+  void discard(Entry table, unsigned level) { memory_.free_unpublished(f_.table_address(table, level), level - 1); }
+
   // Applies `change` to the attributes of every present leaf of the level-1 table `table`;
-  // returns how many changed. Exclusive callers only: entries are stored, not
-  // compare-exchanged, as KVM does without KVM_PGTABLE_WALK_SHARED (no other writer exists;
-  // vmmu's stage-2 tables run with hardware AF/dirty updates off). Lock-free readers see the
-  // old or the new entry, both valid (a permission-only change needs no break-before-make).
-  template <class Change>
-  std::uint64_t update_page_table(Hpa table, Change&& change) {
+  // returns how many changed. Exclusive: entries are stored, not compare-exchanged (no other
+  // writer exists; lock-free readers see the old or the new entry, both valid -- a
+  // permission-only change needs no break-before-make). Shared: each change is a
+  // compare-exchange against the value read, so a bit another thread sets meanwhile (a
+  // fault's W, the hardware's A/D) is never lost.
+  template <Mode M, class Change>
+  std::uint64_t update_page_table(Hpa table, Change&& change, M) {
     const Geometry& g = f_.geometry();
     Entry* e = HostTableMemory::pointer<Entry>(table);
     std::uint64_t changed = 0;
     // The entries of one page table nearly always share their attribute bits: remember the
     // last old -> new attribute bits and reuse them (HostFormat: a leaf is its address bits
     // OR attribute bits that do not depend on the address).
-    Entry memo_old = 0, memo_new = 0;
-    bool memo = false;
+    Memo memo;
     for (unsigned i = 0; i < g.entries(1); ++i) {
       std::atomic_ref<Entry> slot(e[i]);
       // relaxed: the caller's lock release and TLB flush order the update for everyone else.
-      const Entry old = slot.load(std::memory_order_relaxed);
-      if (old == Entry{}) continue;
-      const Entry address = static_cast<Entry>(f_.leaf_address(old, 1).raw());
-      if (!(memo && (old & ~address) == memo_old)) {
-        if (!f_.present(old, 1)) continue;
-        const LeafAttrs now = f_.leaf_attrs(old, 1);
-        const Entry next = f_.make_leaf(f_.leaf_address(old, 1), 1, change(now));
-        memo = true;
-        memo_old = old & ~address;
-        memo_new = next & ~address;
+      Entry old = slot.load(std::memory_order_relaxed);
+      for (;;) {
+        const std::optional<Entry> next = memo.next(f_, old, change);
+        if (!next) break;
+        if constexpr (std::same_as<M, Exclusive>) {
+          slot.store(*next, std::memory_order_relaxed);
+        } else if (!slot.compare_exchange_weak(old, *next, std::memory_order_relaxed)) {
+          continue;  // `old` holds the new value: decide again
+        }
+        ++changed;
+        break;
       }
-      if (memo_new == memo_old) continue;
-      slot.store(address | memo_new, std::memory_order_relaxed);
-      ++changed;
     }
     return changed;
   }
 
-  // Frees the child of a table entry that lost its race (never published; holds no tables).
-  void discard(Entry table, unsigned level) { memory_.free_unpublished(f_.table_address(table, level), level - 1); }
+  // The same for some entries of the level-1 table `table`: entry offset + i for each set
+  // bit i of `bits` (offset may wrap: only the bits naming entries of this table are set).
+  // Exclusive only, as above.
+  template <class Change>
+  std::uint64_t update_page_table_masked(Entry* table, std::uint64_t offset, std::uint64_t bits, Change& change,
+                                         Memo& memo) {
+    std::uint64_t changed = 0;
+    for (; bits != 0; bits &= bits - 1) {
+      std::atomic_ref<Entry> slot(table[offset + static_cast<unsigned>(__builtin_ctzll(bits))]);
+      // relaxed: as update_page_table's Exclusive mode.
+      if (const std::optional<Entry> next = memo.next(f_, slot.load(std::memory_order_relaxed), change)) {
+        slot.store(*next, std::memory_order_relaxed);
+        ++changed;
+      }
+    }
+    return changed;
+  }
 
   // The block that can replace the table `child` (at level - 1) under a level-`level` entry:
-  // every entry a present leaf, physically contiguous from a `level`-aligned base, equal
-  // attributes. nullopt otherwise.
-  std::optional<Entry> collapsed(Hpa child, unsigned level) const {
+  // every entry a present leaf, physically contiguous from a `level`-aligned base, attributes
+  // equal (or merged, see LeafMerge). nullopt otherwise. One compare per entry: each must be
+  // the first one's bits plus i spans, but for the bits allowed to differ.
+  std::optional<Entry> collapsed(Hpa child, unsigned level, LeafMerge merge = LeafMerge::Equal) const {
     const Geometry& g = f_.geometry();
     const unsigned cl = level - 1;
     if (!f_.block_allowed(level)) return std::nullopt;
-    std::optional<Hpa> base;
-    LeafAttrs attrs;
-    for (unsigned i = 0; i < g.entries(cl); ++i) {
-      const Entry e = memory_.read<Entry>(entry_address<F>(child, i)).value_or(Entry{});
-      if (!f_.present(e, cl) || (cl > 1 && !f_.leaf(e, cl))) return std::nullopt;
-      const Hpa out = f_.leaf_address(e, cl);
-      if (i == 0) {
-        if (!out.aligned_to(g.span(level))) return std::nullopt;
-        base = out;
-        attrs = f_.leaf_attrs(e, cl);
-      } else if (out != *base + i * g.span(cl) || !(f_.leaf_attrs(e, cl) == attrs)) {
-        return std::nullopt;
-      }
+    const Entry* e = HostTableMemory::pointer<const Entry>(child);
+    const Entry first = std::atomic_ref<const Entry>(e[0]).load(std::memory_order_acquire);
+    if (!f_.present(first, cl) || (cl > 1 && !f_.leaf(first, cl))) return std::nullopt;
+    const Hpa base = f_.leaf_address(first, cl);
+    if (!base.aligned_to(g.span(level))) return std::nullopt;
+    LeafAttrs attrs = f_.leaf_attrs(first, cl);
+    Entry vary = 0;
+    if (merge == LeafMerge::WriteAndAgeMerged) {
+      LeafAttrs on = attrs, off = attrs;
+      on.write = on.accessed = on.dirty = true;
+      off.write = off.accessed = off.dirty = false;
+      vary = f_.make_leaf(base, cl, on) ^ f_.make_leaf(base, cl, off);
     }
-    return f_.make_leaf(*base, level, attrs);
+    const Entry step = static_cast<Entry>(g.span(cl));
+    Entry all = ~Entry{0}, any = 0;
+    for (unsigned i = 0; i < g.entries(cl); ++i) {
+      const Entry now = std::atomic_ref<const Entry>(e[i]).load(std::memory_order_acquire);
+      if ((now & ~vary) != static_cast<Entry>((first & ~vary) + i * step)) return std::nullopt;
+      all &= now;
+      any |= now;
+    }
+    if (merge == LeafMerge::WriteAndAgeMerged) {
+      attrs.write = f_.leaf_attrs(all | (first & ~vary), cl).write;
+      const LeafAttrs some = f_.leaf_attrs(any, cl);
+      attrs.accessed = some.accessed;
+      attrs.dirty = some.dirty;
+    }
+    return f_.make_leaf(base, level, attrs);
   }
 
   // True when every entry of the table `child` (at `child_level`) is empty.

@@ -1,0 +1,137 @@
+// The engine steps an MMU builds its own operations from: walk-and-build (reach), range
+// updates in both modes, bitmap-driven page updates and the predicate-driven shared collapse.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "pt/host_toy_format.hpp"
+#include "vmmu/core/rcu.hpp"
+#include "vmmu/pt/host_tables.hpp"
+
+namespace vmmu::pt {
+namespace {
+
+using toy::HostToyFormat;
+using toy::kBlock;
+using Tables = HostTables<HostToyFormat>;
+
+constexpr LeafAttrs kRw{true, true, false, true, false};
+constexpr LeafAttrs kRo{true, false, false, true, false};
+const Hpa kOut(0x4000'0000);
+constexpr std::uint64_t kPage = 0x1000;
+
+class HostTablesEngine : public ::testing::Test {
+ protected:
+  static Range<Gpa> range(std::uint64_t b, std::uint64_t e) { return {Gpa(b), Gpa(e)}; }
+  Tables make() { return std::move(Tables::create(f, memory, tlb).value()); }
+  void map(Tables& t, Range<Gpa> r, unsigned max_level) {
+    auto m = t.map(r, kOut + r.begin.raw(), kRw, {.max_level = max_level});
+    ASSERT_TRUE(m);
+    std::move(*m).apply(tlb);
+  }
+  bool writable(const Tables& t, std::uint64_t addr) { return t.lookup(Gpa(addr))->attrs.write; }
+
+  HostToyFormat f;
+  HostTableMemory memory{f.g, ~std::uint64_t{0}, toy::kToyTableAlign};
+  TlbLog<Gpa> tlb;
+};
+
+TEST_F(HostTablesEngine, ReachSplitsTheBlockAboveTheTargetAndStopsOnThePage) {
+  Tables t = make();
+  map(t, range(0, kBlock), 2);
+  auto ops = t.entry_ops();
+  Tables::Iterator it = t.path(Gpa(0x3000));
+  TlbFlush<Gpa> flush(&memory);
+  auto r = ops.reach(it, 1, flush);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->split);
+  EXPECT_EQ(it.level(), 1u);
+  ASSERT_TRUE(it.is_leaf());
+  EXPECT_EQ(f.leaf_address(it.entry(), 1), kOut + 0x3000);
+  EXPECT_EQ(ops.install(it, f.make_leaf(kOut + 0x3000, 1, kRo), flush), ops::Installed::Done);
+  std::move(flush).apply(tlb);
+  EXPECT_FALSE(writable(t, 0x3000));
+  EXPECT_TRUE(writable(t, 0x4000)) << "the rest of the block keeps its permissions";
+  EXPECT_EQ(memory.tables_in_use(1), 1u);
+}
+
+TEST_F(HostTablesEngine, ReachBuildsMissingTablesDownToTheTarget) {
+  Tables t = make();
+  auto ops = t.entry_ops();
+  Tables::Iterator it = t.path(Gpa(5 * kBlock + 0x2000));
+  TlbFlush<Gpa> flush(&memory);
+  ops.settle(it);
+  EXPECT_EQ(it.level(), 3u) << "a look-up builds nothing";
+  EXPECT_EQ(memory.tables_in_use(2), 0u);
+  auto r = ops.reach(it, 1, flush);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->split);
+  EXPECT_EQ(it.level(), 1u);
+  EXPECT_EQ(it.entry(), 0u);
+  EXPECT_EQ(memory.tables_in_use(2), 1u);
+  EXPECT_EQ(memory.tables_in_use(1), 1u);
+  std::move(flush).apply(tlb);
+}
+
+TEST_F(HostTablesEngine, UpdatePagesChangesExactlyThePagesItsBitsName) {
+  Tables t = make();
+  map(t, range(0, 16 * kBlock), 1);  // 256 pages in 16 page tables of 16 entries
+  // Start mid-table so words straddle page tables: page p = 3 + bit.
+  const std::uint64_t first = 3;
+  const std::vector<std::uint64_t> pages = {3, 12, 13, 18, 19, 40, 66, 67, 130, 200};
+  std::vector<std::uint64_t> words(4, 0);
+  for (std::uint64_t p : pages) words[(p - first) / 64] |= std::uint64_t{1} << ((p - first) % 64);
+  auto r = t.update_pages(Gpa(first * kPage), words, [](LeafAttrs a) { return a.without_write(); });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->count, pages.size());
+  std::move(r->flush).apply(tlb);
+  for (std::uint64_t p = 0; p < 256; ++p) {
+    const bool named = std::find(pages.begin(), pages.end(), p) != pages.end();
+    EXPECT_EQ(writable(t, p * kPage), !named) << "page " << p;
+  }
+}
+
+TEST_F(HostTablesEngine, SharedUpdateChangesWhatExclusiveWould) {
+  Tables a = make();
+  map(a, range(0, 4 * kBlock), 1);
+  map(a, range(4 * kBlock, 8 * kBlock), 2);
+  auto r = a.update(range(kPage, 6 * kBlock), [](LeafAttrs x) { return x.without_write(); }, Shared{});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->count, (4 * kBlock - kPage) / kPage + 2) << "pages after the first, then two blocks";
+  std::move(r->flush).apply(tlb);
+  EXPECT_TRUE(writable(a, 0));
+  for (std::uint64_t p = kPage; p < 4 * kBlock; p += kPage) EXPECT_FALSE(writable(a, p)) << p;
+  EXPECT_FALSE(writable(a, 5 * kBlock));
+  EXPECT_TRUE(writable(a, 6 * kBlock));
+}
+
+TEST_F(HostTablesEngine, SharedCollapseMergesWriteWhenAskedAndAsksThePredicate) {
+  Tables t = make();
+  map(t, range(0, 2 * kBlock), 1);
+  auto w = t.write_protect(range(kPage, 2 * kPage));
+  ASSERT_TRUE(w);
+  std::move(*w).apply(tlb);
+  std::vector<std::uint64_t> asked;
+  auto c = t.collapse(range(0, 2 * kBlock), {.merge = ops::LeafMerge::WriteAndAgeMerged}, Shared{},
+                      [&](Range<Gpa> span, unsigned level) {
+                        asked.push_back(span.begin.raw());
+                        return level == 2 && span.begin.raw() == 0;
+                      });
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->count, 1u) << "the second table is refused by the predicate";
+  EXPECT_EQ(c->raced, 0u);
+  std::move(c->flush).apply(tlb);
+  EXPECT_EQ(asked, (std::vector<std::uint64_t>{0, kBlock}));
+  EXPECT_EQ(t.lookup(Gpa(0))->level, 2u);
+  EXPECT_FALSE(writable(t, 0)) << "a block is writable only if every page was";
+  EXPECT_EQ(t.lookup(Gpa(kBlock))->level, 1u);
+  auto equal = t.collapse(range(0, 2 * kBlock));
+  ASSERT_TRUE(equal);
+  EXPECT_EQ(equal->count, 1u) << "equal pages of the second table still collapse";
+  std::move(equal->flush).apply(tlb);
+}
+
+}  // namespace
+}  // namespace vmmu::pt
