@@ -6,14 +6,17 @@
 
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <vector>
 
 #include "vmmu/memory/guest_memory.hpp"
 #include "vmmu/memory/memslots.hpp"
 #include "vmmu/memory/sparse_memory.hpp"
 #include "vmmu/x86/walk.hpp"
+#include "qemu_like_softmmu.hpp"
 
 namespace vmmu::x86 {
 namespace {
@@ -30,6 +33,7 @@ class Guest {
     memory_ = std::make_unique<GuestMemory>(slots_);
   }
   GuestMemory& memory() { return *memory_; }
+  std::byte* host() { return host_.get(); }
   std::uint64_t alloc() { return (next_++) * kPageSize; }
   // Map `input` at level 1 through `levels` levels of 9 bits (entry_bytes 8), root at `root`.
   void map(std::uint64_t root, unsigned levels, unsigned top_bits, std::uint64_t input, std::uint64_t leaf,
@@ -77,11 +81,62 @@ void BM_Baseline_FourDependentLoads(benchmark::State& state) {
 }
 BENCHMARK(BM_Baseline_FourDependentLoads);
 
+constexpr std::uint64_t kLongGva = 0x7f12'3456'7000;
+
+// The floor of a walk of real tables: the same four tables as BM_Walk4Level_GuestMemory, each
+// entry read with a plain dependent load at host + (entry & address mask) + index * 8 -- no
+// memslot, no checks. The next iteration's root depends on the leaf (an AND with an opaque
+// zero), so, like the ring above, it times the four loads' latency, not their throughput.
+void BM_Floor_Walk4Level_Tables(benchmark::State& state) {
+  Guest g;
+  const std::uint64_t root = g.alloc();
+  g.map(root, 4, 9, kLongGva, 0x5000 | kP | gpte::XD::mask, kP);
+  std::array<std::uint64_t, 5> offset{};
+  for (unsigned level = 1; level <= 4; ++level) offset[level] = ((kLongGva >> (12 + 9 * (level - 1))) & 511) * 8;
+  const std::byte* host = g.host();
+  const auto walk_tables = [&](std::uint64_t table) {
+    std::uint64_t e = 0;
+    for (unsigned level = 4; level >= 1; --level) {
+      e = *reinterpret_cast<const std::uint64_t*>(host + table + offset[level]);
+      table = e & gpte::Addr::mask;
+    }
+    return e;
+  };
+  if ((walk_tables(root) & gpte::Addr::mask) != 0x5000) state.SkipWithError("floor walk did not reach the leaf");
+  std::uint64_t zero = 0;
+  benchmark::DoNotOptimize(zero);
+  std::uint64_t table = root;
+  for (auto _ : state) {
+    const std::uint64_t leaf = walk_tables(table);
+    benchmark::DoNotOptimize(leaf);
+    table = root + (leaf & zero);
+  }
+}
+BENCHMARK(BM_Floor_Walk4Level_Tables);
+
+// QEMU's TCG on the same tables (a re-implementation of its path, see qemu_like_softmmu.hpp):
+// the page is flushed from the softmmu TLB, then a user load misses, walks and refills.
+void BM_QemuLike_SoftmmuMissWalk4Level(benchmark::State& state) {
+  Guest g;
+  const std::uint64_t root = g.alloc();
+  g.map(root, 4, 9, kLongGva, 0x5000 | kP | gpte::XD::mask, kP);
+  const Registers r = long_regs(false);
+  const std::vector<std::uint8_t> dirty(kPages, 1);
+  bench::qemu_like::Cpu cpu({0, kPages * kPageSize, g.host(), dirty.data()}, r.cr0, root, r.cr4, r.efer, 46);
+  if (!cpu.load(kLongGva)) state.SkipWithError("walk failed");
+  for (auto _ : state) {
+    cpu.flush_page(kLongGva);
+    auto v = cpu.load(kLongGva + 0x120);
+    benchmark::DoNotOptimize(v);
+  }
+}
+BENCHMARK(BM_QemuLike_SoftmmuMissWalk4Level);
+
 template <bool kLa57>
 void BM_WalkLong(benchmark::State& state) {
   Guest g;
   const std::uint64_t root = g.alloc();
-  const std::uint64_t gva = 0x7f12'3456'7000;
+  const std::uint64_t gva = kLongGva;
   g.map(root, kLa57 ? 5 : 4, 9, gva, 0x5000 | kP | gpte::XD::mask, kP);
   Registers r = long_regs(kLa57);
   r.cr3 = root;

@@ -38,7 +38,6 @@ class TdpTableMemory {
       remember(st.error(), gpa);
       return std::nullopt;
     }
-    last_read_ = value;
     return value;
   }
 
@@ -63,8 +62,6 @@ class TdpTableMemory {
 
   [[nodiscard]] std::optional<tdp::AccessExit> exit() const { return exit_; }
   [[nodiscard]] Gpa exit_gpa() const { return exit_gpa_; }
-  // The last entry read: after a successful walk, the leaf (pt::walk reads it last).
-  [[nodiscard]] std::uint64_t last_read() const { return last_read_; }
 
  private:
   void remember(tdp::AccessExit e, Gpa gpa) {
@@ -76,7 +73,6 @@ class TdpTableMemory {
   tdp::VcpuMmu& vcpu_;
   std::optional<tdp::AccessExit> exit_;
   Gpa exit_gpa_;
-  std::uint64_t last_read_ = 0;
 };
 
 }  // namespace vmmu::vm::detail

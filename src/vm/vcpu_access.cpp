@@ -68,7 +68,7 @@ Result<GvaTranslation, GuestExit> Vcpu::walk(Gva gva, std::uint64_t linear, Acce
     }
     return Unexpected{GuestExit{GuestExitKind::Mmio, 0, gva, Gpa()}};
   }
-  const std::uint64_t leaf = tables.last_read();  // pt::walk reads the leaf last
+  const std::uint64_t leaf = r->entry;
   TlbEntry e;
   e.vpn = vpn;
   e.gfn = gfn_of(r->gpa).raw();

@@ -93,6 +93,11 @@ GuestPaging GuestPaging::from(const Registers& regs, CpuModel cpu) {
       break;
   }
   p.config_.nx = nx;
+  for (unsigned level = 1; level <= pt::kMaxLevels; ++level) {
+    std::uint64_t implied = nx ? 0 : gpte::XD::mask;
+    if (((p.config_.pdpte_levels >> level) & 1u) != 0) implied |= gpte::RW::mask | gpte::US::mask | gpte::A::mask | gpte::XD::mask;
+    p.config_.implied[level] = implied;
+  }
   p.config_.protection_keys = long_mode && cr4::PKE::get(regs.cr4);
   p.linear_bits_ = p.mode_ == PagingMode::Long5 ? 57 : p.mode_ == PagingMode::Long4 ? 48 : 32;
   p.ac_ = rflags::AC::get(regs.rflags);

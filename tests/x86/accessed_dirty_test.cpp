@@ -68,6 +68,20 @@ TEST_F(AccessedDirty, TranslationIsTheSameWithBitsAlreadySet) {
   EXPECT_EQ(entry(kGva, 1), before);
 }
 
+TEST_F(AccessedDirty, TranslationCarriesTheLeafAsTheWalkLeftIt) {
+  auto w = walk(kGva, kWrite);
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(w->entry, 0x5000 | kUserRw | kA | kD);  // the bits the walk set included
+  EXPECT_EQ(w->entry, entry(kGva, 1));
+  map(0x80000000, 2, 0x800000 | kUserRw | kPS);
+  auto r = walk(0x80000000, kRead);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->entry, 0x800000 | kUserRw | kPS | kA);  // a large leaf, read: A only
+  auto warm = walk(0x80000000, kRead);                  // nothing left to set
+  ASSERT_TRUE(warm.has_value());
+  EXPECT_EQ(warm->entry, r->entry);
+}
+
 TEST_F(AccessedDirty, PaePdpteGetsNoAccessedBit) {
   mem = SparseMemory<Gpa>();
   use(PagingMode::Pae);
@@ -128,6 +142,39 @@ TEST_F(AccessedDirty, EntryMadeNotPresentDuringUpdateFaultsAfterRestart) {
   EXPECT_EQ(r.error().level, 2u);
 }
 
+// Memory in which "another vCPU" rewrites `target` right after the walk first reads it.
+struct RewrittenAfterReadMemory {
+  SparseMemory<Gpa>& mem;
+  Gpa target;
+  std::uint64_t replacement;
+  bool rewritten = false;
+
+  template <class T>
+  std::optional<T> read(Gpa a) {
+    std::optional<T> v = mem.read<T>(a);
+    if (!rewritten && a == target) {
+      rewritten = true;
+      mem.write<T>(a, static_cast<T>(replacement));
+    }
+    return v;
+  }
+  template <class T>
+  bool compare_exchange(Gpa a, T& expected, T desired) {
+    return mem.compare_exchange<T>(a, expected, desired);
+  }
+};
+
+TEST_F(AccessedDirty, LeafRewrittenBeforeTheUpdateIsTheOneTranslatedAndMarked) {
+  // The first walk finds A/D bits to set; the one that sets them reads the new leaf.
+  RewrittenAfterReadMemory rewriting{mem, tables->slot(kGva, 1), 0x9000 | kUserRw};
+  auto r = x86::walk(paging(), rewriting, Gva(kGva), Access::write());
+  ASSERT_TRUE(rewriting.rewritten);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->gpa, Gpa(0x9000));
+  EXPECT_EQ(r->entry, 0x9000 | kUserRw | kA | kD);
+  EXPECT_EQ(entry(kGva, 1), 0x9000 | kUserRw | kA | kD);
+}
+
 // Memory that refuses every write (a read-only memslot, an image): cmpxchg fails, value unchanged.
 struct ReadOnlyMemory {
   SparseMemory<Gpa>& mem;
@@ -145,6 +192,7 @@ TEST_F(AccessedDirty, ReadOnlyMemoryDropsTheUpdateAndTheWalkSucceeds) {
   auto r = x86::walk(paging(), ro, Gva(kGva), Access::write());
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->gpa, Gpa(0x5000));
+  EXPECT_EQ(r->entry, 0x5000 | kUserRw);  // the leaf as it stays
   EXPECT_EQ(entry(kGva, 1) & (kA | kD), 0u);
 }
 

@@ -27,6 +27,11 @@ struct GuestFormatConfig {
   // (KVM's rsvd_bits_mask[bit7][level]). A PS bit that is itself reserved at a level
   // (PML4E/PML5E, PDPTE without 1 GiB pages, PAE PDPTE) is part of rsvd[1][level].
   std::array<std::array<std::uint64_t, pt::kMaxLevels + 1>, 2> rsvd{};
+  // implied[level]: bits ORed into every entry at `level` (after XD is inverted into an
+  // "executable" bit) before the walk ANDs its entries, so that one AND per level yields the
+  // rights and the A bits of the path: rights a level cannot deny (PAE PDPTEs have no R/W,
+  // U/S, XD or A; without NX, XD never denies execution).
+  std::array<std::uint64_t, pt::kMaxLevels + 1> implied{};
   std::uint8_t leaf_levels = 0;   // bit L: PS = 1 at level L maps a page
   std::uint8_t pdpte_levels = 0;  // bit L: level L holds PAE PDPTEs (no R/W, U/S, XD, A bits)
   bool nx = false;                // XD in effect: EFER.NXE in PAE / long mode
@@ -78,18 +83,18 @@ class GuestFormat {
   }
   [[nodiscard]] constexpr bool reserved(E e, unsigned level) const { return reserved_bits(e, level) != 0; }
 
-  // Rights this entry grants (gpte::kAcc* bits); the walk's rights are the AND over its path.
-  [[nodiscard]] constexpr std::uint8_t access(E e, unsigned level) const {
-    if (((c_->pdpte_levels >> level) & 1u) != 0) return gpte::kAccAll;
-    std::uint64_t acc = std::uint64_t{e} & (gpte::RW::mask | gpte::US::mask);
-    static_assert(gpte::RW::mask == gpte::kAccWrite && gpte::US::mask == gpte::kAccUser);
-    if constexpr (sizeof(E) == 8) {
-      acc |= 1u ^ (gpte::XD::get(e) && c_->nx ? 1u : 0u);
-    } else {
-      acc |= gpte::kAccExec;
-    }
-    return static_cast<std::uint8_t>(acc);
+  // An entry's share of the walk's path word: the walk ANDs these over the entries it uses;
+  // rights() of the result is the walk's rights and its A bit says whether all A bits are set.
+  [[nodiscard]] constexpr std::uint64_t path_word(E e, unsigned level) const {
+    return (std::uint64_t{e} ^ gpte::XD::mask) | c_->implied[level];
   }
+  // Rights (gpte::kAcc* bits) a path word grants: R/W and U/S in place, executable from ~XD.
+  [[nodiscard]] static constexpr std::uint8_t rights(std::uint64_t path) {
+    static_assert(gpte::RW::mask == gpte::kAccWrite && gpte::US::mask == gpte::kAccUser && gpte::XD::position == 63);
+    return static_cast<std::uint8_t>((path & (gpte::RW::mask | gpte::US::mask)) | (path >> 63));
+  }
+  // Rights this entry grants (gpte::kAcc* bits); the walk's rights are the AND over its path.
+  [[nodiscard]] constexpr std::uint8_t access(E e, unsigned level) const { return rights(path_word(e, level)); }
   [[nodiscard]] constexpr bool has_accessed_bit(unsigned level) const { return ((c_->pdpte_levels >> level) & 1u) == 0; }
 
   // Single-bit decoders.

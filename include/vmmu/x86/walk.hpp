@@ -75,6 +75,7 @@ struct Translation {
   bool writable;            // AND of R/W over the path
   bool nx;                  // OR of XD over the path (EFER.NXE only)
   std::uint8_t protection_key;
+  std::uint64_t entry;      // the leaf entry as the walk left it (with the A/D bits it set); 0 with paging off
 };
 
 namespace detail {
@@ -87,14 +88,12 @@ struct GuestRules {
   Access access;
   std::uint8_t faults;          // permission bitmap of this access class
   Entry leaf_ad;                // A, plus D for a write
-  std::uint8_t acc = gpte::kAccAll;
+  std::uint64_t path = ~std::uint64_t{0};  // AND of format.path_word() over the entries used
   std::uint32_t extra = 0;      // P / RSVD / PK bits of the fault found
-  Entry seen = 0;               // AND of the entries used (A set in all of them?)
 
   void start() {
-    acc = gpte::kAccAll;
+    path = ~std::uint64_t{0};
     extra = 0;
-    seen = static_cast<Entry>(~Entry{0});
   }
   pt::Visit visit(unsigned level, Entry e) {
     if (!format.present(e, level)) return pt::Visit::Continue;
@@ -102,13 +101,14 @@ struct GuestRules {
       extra = pferr::kPresent | pferr::kReserved;
       return pt::Visit::Stop;
     }
-    acc = static_cast<std::uint8_t>(acc & format.access(e, level));
-    seen &= format.has_accessed_bit(level) ? e : static_cast<Entry>(~Entry{0});
+    path &= format.path_word(e, level);
     return pt::Visit::Continue;
   }
-  bool ad_pending(Entry leaf) const { return (seen & gpte::A::mask) == 0 || (leaf & leaf_ad) != leaf_ad; }
+  [[nodiscard]] std::uint8_t rights() const { return F::rights(path); }
+  bool ad_pending(Entry leaf) const { return (path & gpte::A::mask) == 0 || (leaf & leaf_ad) != leaf_ad; }
   void not_present(unsigned, Entry) {}
   bool permit(unsigned, Entry leaf) {
+    const std::uint8_t acc = rights();
     bool fault = ((static_cast<unsigned>(faults) >> acc) & 1u) != 0;
     if ((acc & gpte::kAccUser) != 0 && paging.protection_key_denies(format.protection_key(leaf), access)) {
       extra = pferr::kProtectionKey;
@@ -137,13 +137,15 @@ inline Result<Translation, WalkFault> walk_guest(const F& format, const GuestPag
     case CoreEnd::Leaf: break;
   }
   const std::uint64_t size = format.page_size(r.level);
+  const std::uint8_t acc = rules.rights();
   return Translation{format.leaf_address(r.entry, r.level) + (input & (size - 1)),
                      size,
                      r.level,
-                     (rules.acc & gpte::kAccUser) != 0,
-                     (rules.acc & gpte::kAccWrite) != 0,
-                     (rules.acc & gpte::kAccExec) == 0,
-                     static_cast<std::uint8_t>(format.protection_key(r.entry))};
+                     (acc & gpte::kAccUser) != 0,
+                     (acc & gpte::kAccWrite) != 0,
+                     (acc & gpte::kAccExec) == 0,
+                     static_cast<std::uint8_t>(format.protection_key(r.entry)),
+                     r.entry};
 }
 
 }  // namespace detail
@@ -160,7 +162,7 @@ inline Result<Translation, WalkFault> walk(const GuestPaging& paging, M& memory,
   constexpr std::uint64_t k32 = 0xffff'ffffULL;
   const GuestFormatConfig& config = paging.format_config();
   switch (paging.mode()) {
-    case PagingMode::Off: return Translation{Gpa(gva.raw() & k32), kPageSize, 0, true, true, false, 0};
+    case PagingMode::Off: return Translation{Gpa(gva.raw() & k32), kPageSize, 0, true, true, false, 0, 0};
     case PagingMode::Bits32: return detail::walk_guest(Format32(config), paging, memory, gva.raw() & k32, access, options);
     case PagingMode::Pae: return detail::walk_guest(FormatPae(config), paging, memory, gva.raw() & k32, access, options);
     case PagingMode::Long4:

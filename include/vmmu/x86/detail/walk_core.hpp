@@ -17,9 +17,15 @@
 // A/D bits are set only when the whole walk succeeds (the format pages leave the A bits of a
 // faulting walk implementation-specific; KVM's walker does the same). They are written top-down
 // after the walk, as KVM's FNAME(update_accessed_dirty_bits) does.
+//
+// Two passes, so that the warm walk (every A/D bit already set) records nothing: the first
+// walk only checks; when it finds A/D bits to set, the walk is done again recording the path
+// it uses, and that walk's result stands -- as if the guest's tables had been read a moment
+// later, which they may be. The compare-exchanges expect exactly the entries it checked.
 
 #include <array>
 #include <cstdint>
+#include <optional>
 
 #include "vmmu/pt/format.hpp"
 #include "vmmu/pt/walk.hpp"
@@ -35,10 +41,27 @@ struct CoreResult {
   Entry entry;  // the leaf as the walk left it (A/D bits included) when end == Leaf
 };
 
+// The end of a walk that did not reach a permitted leaf; nullopt when it did.
+template <class F, class Rules>
+inline std::optional<CoreResult<typename F::Entry>> settle(const pt::WalkResult<F>& r, Rules& rules) {
+  using Entry = typename F::Entry;
+  switch (r.end) {
+    case pt::WalkEnd::Unreadable: return CoreResult<Entry>{CoreEnd::Unreadable, r.level, Entry{}};
+    case pt::WalkEnd::Stopped: return CoreResult<Entry>{CoreEnd::Fault, r.level, r.entry};
+    case pt::WalkEnd::NotPresent: rules.not_present(r.level, r.entry); return CoreResult<Entry>{CoreEnd::Fault, r.level, r.entry};
+    case pt::WalkEnd::Leaf: break;
+  }
+  if (!rules.permit(r.level, r.entry)) return CoreResult<Entry>{CoreEnd::Fault, r.level, r.entry};
+  return std::nullopt;
+}
+
+// The walk that sets A/D bits: records the path it uses, so that each compare-exchange
+// expects exactly the entry the walk checked. Out of line: the warm walk never comes here.
 template <pt::Format F, class M, class Rules>
   requires pt::TableMemory<M, typename F::Output>
-inline CoreResult<typename F::Entry> walk_core(const F& format, M& memory, typename F::Output root,
-                                               std::uint64_t input, bool update_ad, Rules& rules) {
+[[gnu::noinline]] CoreResult<typename F::Entry> walk_core_update_ad(const F& format, M& memory,
+                                                                    typename F::Output root, std::uint64_t input,
+                                                                    Rules& rules) {
   using Entry = typename F::Entry;
   struct Used {
     typename F::Output address;
@@ -51,14 +74,8 @@ inline CoreResult<typename F::Entry> walk_core(const F& format, M& memory, typen
       path[s.level] = Used{s.entry_address, s.entry};
       return rules.visit(s.level, s.entry);
     });
-    switch (r.end) {
-      case pt::WalkEnd::Unreadable: return {CoreEnd::Unreadable, r.level, Entry{}};
-      case pt::WalkEnd::Stopped: return {CoreEnd::Fault, r.level, r.entry};
-      case pt::WalkEnd::NotPresent: rules.not_present(r.level, r.entry); return {CoreEnd::Fault, r.level, r.entry};
-      case pt::WalkEnd::Leaf: break;
-    }
-    if (!rules.permit(r.level, r.entry)) return {CoreEnd::Fault, r.level, r.entry};
-    if (!update_ad || !rules.ad_pending(r.entry)) return {CoreEnd::Leaf, r.level, r.entry};
+    if (auto done = settle(r, rules)) return *done;
+    if (!rules.ad_pending(r.entry)) return {CoreEnd::Leaf, r.level, r.entry};
 
     Entry leaf = r.entry;
     bool changed = false;
@@ -82,6 +99,19 @@ inline CoreResult<typename F::Entry> walk_core(const F& format, M& memory, typen
     }
     if (!changed) return {CoreEnd::Leaf, r.level, leaf};
   }
+}
+
+template <pt::Format F, class M, class Rules>
+  requires pt::TableMemory<M, typename F::Output>
+inline CoreResult<typename F::Entry> walk_core(const F& format, M& memory,
+                                                                      typename F::Output root, std::uint64_t input,
+                                                                      bool update_ad, Rules& rules) {
+  rules.start();
+  const pt::WalkResult<F> r =
+      pt::walk(format, memory, root, input, [&](pt::Step<F>& s) { return rules.visit(s.level, s.entry); });
+  if (auto done = settle(r, rules)) return *done;
+  if (!update_ad || !rules.ad_pending(r.entry)) return {CoreEnd::Leaf, r.level, r.entry};
+  return walk_core_update_ad(format, memory, root, input, rules);
 }
 
 }  // namespace vmmu::x86::detail
