@@ -10,6 +10,7 @@
 //               allow huge again, merge the range in place, read all 512 pages back
 
 #include "phase.hpp"
+#include "vmmu/sim/fault_injection.hpp"
 
 namespace vmmu::sim {
 namespace {
@@ -82,6 +83,10 @@ Status<std::string> run_conversion(PhaseContext& c, const ConversionPhase& p) {
     if (auto s = a.fill_page(gpa_of(page), kPrivateSalt); !s) log.add(0, gpa_of(page), true, s.error());
     mmu.allow_huge(one);
     mmu.merge(range);
+    if (injected_fault() == InjectedFault::CorruptWord) {
+      if (auto st = a.write64(gpa_of(base), ~pattern_word(base, 0, kPrivateSalt)); !st)
+        log.add(0, gpa_of(base), true, st.error());
+    }
 
     for (std::uint64_t i = 0; i < kPagesPer2M; ++i) {
       auto bad = a.check_page(gpa_of(base + i), kPrivateSalt);

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <utility>
 
@@ -22,13 +23,29 @@ void* map_anonymous(std::uint64_t bytes, int extra_flags) {
   return p == MAP_FAILED ? nullptr : p;
 }
 
-// Faults every page of [p, p + bytes) in for writing.
-void populate(std::byte* p, std::uint64_t bytes) {
+// Faults every page of [p, p + bytes) in for writing (the write pass follows).
+void fault_in(std::byte* p, std::uint64_t bytes) {
 #ifdef MADV_POPULATE_WRITE
-  if (::madvise(p, bytes, MADV_POPULATE_WRITE) == 0) return;
+  ::madvise(p, bytes, MADV_POPULATE_WRITE);  // best effort: the write pass faults in what it left
+#else
+  (void)p;
+  (void)bytes;
 #endif
-  // Older kernels: one write per page (the memory is fresh and zero, so writing zero keeps it).
-  for (std::uint64_t off = 0; off < bytes; off += 4 * KiB) *static_cast<volatile std::byte*>(p + off) = std::byte{0};
+}
+
+// One write to every 4 KiB page (the memory is fresh and zero, so writing zero keeps it).
+// Returns the pages written.
+std::uint64_t touch(std::byte* p, std::uint64_t bytes) {
+  std::uint64_t pages = 0;
+  for (std::uint64_t off = 0; off < bytes; off += 4 * KiB, ++pages)
+    *static_cast<volatile std::byte*>(p + off) = std::byte{0};
+  return pages;
+}
+
+std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
 }
 
 }  // namespace
@@ -47,7 +64,7 @@ Result<HostBuffer, std::string> HostBuffer::allocate(std::uint64_t bytes, std::u
       b.mapping_size_ = bytes;
       b.data_ = static_cast<std::byte*>(p);
       b.hugetlb_ = true;
-      if (options.populate) populate(b.data_, bytes);
+      if (options.populate) b.populate();
       return b;
     }
   }
@@ -67,8 +84,15 @@ Result<HostBuffer, std::string> HostBuffer::allocate(std::uint64_t bytes, std::u
   b.data_ = static_cast<std::byte*>(b.mapping_);
   // Best effort: with THP off the memory still works, in 4 KiB host pages.
   if (options.huge_pages && page_size > 4 * KiB) ::madvise(b.mapping_, bytes, MADV_HUGEPAGE);
-  if (options.populate) populate(b.data_, bytes);
+  if (options.populate) b.populate();
   return b;
+}
+
+void HostBuffer::populate() {
+  fault_in(data_, size_);
+  const std::uint64_t t0 = now_ns();
+  pages_touched_ = touch(data_, size_);
+  touch_ns_ = now_ns() - t0;
 }
 
 HostBuffer::~HostBuffer() { release(); }
@@ -78,7 +102,9 @@ HostBuffer::HostBuffer(HostBuffer&& o) noexcept
       size_(std::exchange(o.size_, 0)),
       mapping_(std::exchange(o.mapping_, nullptr)),
       mapping_size_(std::exchange(o.mapping_size_, 0)),
-      hugetlb_(std::exchange(o.hugetlb_, false)) {}
+      hugetlb_(std::exchange(o.hugetlb_, false)),
+      touch_ns_(std::exchange(o.touch_ns_, 0)),
+      pages_touched_(std::exchange(o.pages_touched_, 0)) {}
 
 HostBuffer& HostBuffer::operator=(HostBuffer&& o) noexcept {
   if (this != &o) {
@@ -88,6 +114,8 @@ HostBuffer& HostBuffer::operator=(HostBuffer&& o) noexcept {
     mapping_ = std::exchange(o.mapping_, nullptr);
     mapping_size_ = std::exchange(o.mapping_size_, 0);
     hugetlb_ = std::exchange(o.hugetlb_, false);
+    touch_ns_ = std::exchange(o.touch_ns_, 0);
+    pages_touched_ = std::exchange(o.pages_touched_, 0);
   }
   return *this;
 }

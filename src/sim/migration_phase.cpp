@@ -9,9 +9,12 @@
 // (KVM_EXIT_DIRTY_RING_FULL), and those entries count for the round too.
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
+#include <thread>
 
 #include "phase.hpp"
+#include "vmmu/sim/fault_injection.hpp"
 
 namespace vmmu::sim {
 namespace {
@@ -82,6 +85,60 @@ Status<std::string> harvest(PhaseContext& c, const MigrationPhase& p, MigrationI
   return {};
 }
 
+// harvest_while_writing: a thread that harvests into the round's `found` from construction
+// until stop(), while the vCPU threads write (they touch only `written`).
+class ConcurrentHarvest {
+ public:
+  ConcurrentHarvest(PhaseContext& c, const MigrationPhase& p, Round& r) {
+    if (!p.harvest_while_writing) return;
+    thread_ = std::thread([this, &c, &p, &r] {
+      while (writing_.load(std::memory_order_acquire)) {
+        MigrationIteration untimed;
+        if (auto s = harvest(c, p, untimed, r); !s) {
+          error_ = s.error();
+          return;
+        }
+        ++harvests_;
+        std::this_thread::yield();
+      }
+    });
+  }
+  ~ConcurrentHarvest() { (void)stop_thread(); }
+  ConcurrentHarvest(const ConcurrentHarvest&) = delete;
+  ConcurrentHarvest& operator=(const ConcurrentHarvest&) = delete;
+
+  // Ends the harvests and counts them in `it`. Error: a harvest failed.
+  Status<std::string> stop(MigrationIteration& it) {
+    if (!stop_thread()) return {};
+    it.harvests_while_writing = harvests_;
+    if (!error_.empty()) return Unexpected{"while the vCPUs wrote: " + error_};
+    return {};
+  }
+
+ private:
+  bool stop_thread() {
+    if (!thread_.joinable()) return false;
+    writing_.store(false, std::memory_order_release);
+    thread_.join();
+    return true;
+  }
+
+  std::atomic<bool> writing_{true};
+  std::thread thread_;
+  std::uint64_t harvests_ = 0;
+  std::string error_;
+};
+
+// The injected fault: the first page written and found is dropped from the harvest.
+void lose_one_page(Round& r) {
+  for (std::uint64_t p = 0; p < r.written.size(); ++p) {
+    if (r.written[p] != 0 && r.found[p] != 0) {
+      r.found[p] = 0;
+      return;
+    }
+  }
+}
+
 void check_round(PhaseContext& c, std::size_t n, MigrationIteration& it, const Round& r) {
   std::uint64_t first_lost = ~std::uint64_t{0};
   for (std::uint64_t p = 0; p < r.written.size(); ++p) {
@@ -100,6 +157,7 @@ void check_round(PhaseContext& c, std::size_t n, MigrationIteration& it, const R
 
 Status<std::string> run_migration(PhaseContext& c, const MigrationPhase& p) {
   MigrationReport m;
+  m.harvest_while_writing = p.harvest_while_writing;
   const std::uint64_t pages = c.vm.pages();
   std::vector<ExitLog> logs;
   m.populate_ns = timed([&] {
@@ -120,6 +178,7 @@ Status<std::string> run_migration(PhaseContext& c, const MigrationPhase& p) {
     std::fill(r.written.begin(), r.written.end(), 0);
     std::fill(r.found.begin(), r.found.end(), 0);
     const std::uint64_t salt = mix64(c.seed() + i);
+    ConcurrentHarvest during(c, p, r);
     it.dirty_ns = timed([&] {
       logs = share_pass(c, fmt::format("dirty memory (iteration {}/{})", i, p.iterations),
                         [&](unsigned v, VcpuAccess& a, std::uint64_t page, Gpa gpa, ExitLog& log) {
@@ -133,9 +192,11 @@ Status<std::string> run_migration(PhaseContext& c, const MigrationPhase& p) {
                           }
                         });
     });
+    if (auto s = during.stop(it); !s) return s;
     if (auto s = settle_exits(c, logs); !s) return s;
     c.progress.step(fmt::format("get and clear dirty log (iteration {}/{})", i, p.iterations), 0);
     if (auto s = harvest(c, p, it, r); !s) return s;
+    if (injected_fault() == InjectedFault::LoseDirtyPage) lose_one_page(r);
     check_round(c, i, it, r);
     m.iterations.push_back(it);
   }

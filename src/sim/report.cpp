@@ -1,12 +1,10 @@
 #include "vmmu/sim/report.hpp"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 namespace vmmu::sim {
 namespace {
-
-// Counters only grow; a counter that went backwards (not expected) reads as 0.
-std::uint64_t delta(std::uint64_t before, std::uint64_t after) { return after >= before ? after - before : 0; }
 
 Metric count(std::string key, std::string label, std::uint64_t v) {
   return Metric{std::move(key), std::move(label), v, Unit::Count};
@@ -37,44 +35,60 @@ bool is_gauge(std::string_view key) {
   return key == "leaves_4k" || key == "leaves_2m" || key == "leaves_1g" || key == "tables_in_use";
 }
 
-std::vector<Metric> stats_metrics(const StatsSnapshot& b, const StatsSnapshot& a) {
+std::uint64_t host_page_faults() {
+  rusage u{};
+  if (::getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  return static_cast<std::uint64_t>(u.ru_minflt) + static_cast<std::uint64_t>(u.ru_majflt);
+}
+
+Result<std::vector<Metric>, std::string> stats_metrics(const StatsSnapshot& b, const StatsSnapshot& a) {
   const tdp::FaultStats& fb = b.tdp.faults;
   const tdp::FaultStats& fa = a.tdp.faults;
   const tdp::TdpStats& tb = b.tdp;
   const tdp::TdpStats& ta = a.tdp;
-  return {
-      count("faults", "faults", delta(fb.faults, fa.faults)),
-      count("spurious", "spurious faults", delta(fb.spurious, fa.spurious)),
-      count("retried", "retried faults", delta(fb.retried, fa.retried)),
-      count("mmio", "MMIO exits", delta(fb.mmio, fa.mmio)),
-      count("mmio_fast", "MMIO exits from markers", delta(fb.mmio_fast, fa.mmio_fast)),
-      count("relaxed", "leaves made writable", delta(fb.relaxed, fa.relaxed)),
-      count("mapped_4k", "mapped 4K", delta(fb.mapped[1], fa.mapped[1])),
-      count("mapped_2m", "mapped 2M", delta(fb.mapped[2], fa.mapped[2])),
-      count("mapped_1g", "mapped 1G", delta(fb.mapped[3], fa.mapped[3])),
-      count("lazy_splits", "lazy splits", delta(fb.lazy_splits, fa.lazy_splits)),
-      count("eager_splits", "eager splits", delta(tb.eager_splits, ta.eager_splits)),
-      count("merges_in_place", "merges in place", delta(tb.merges_in_place, ta.merges_in_place)),
-      count("merge_races", "merge races", delta(tb.merge_races, ta.merge_races)),
-      count("recovered_by_zap", "recovered by zap", delta(tb.recovered_by_zap, ta.recovered_by_zap)),
-      count("zaps", "zaps", delta(tb.zaps, ta.zaps)),
-      count("zapped_leaves", "zapped leaves", delta(tb.zapped_leaves, ta.zapped_leaves)),
-      count("write_protected", "write-protected leaves", delta(tb.write_protected, ta.write_protected)),
-      count("dirty_cleared", "D bits cleared", delta(tb.dirty_cleared, ta.dirty_cleared)),
-      count("dirtied", "pages logged dirty by faults", delta(fb.dirtied, fa.dirtied)),
-      count("ring_full", "dirty ring full exits", delta(fb.ring_full, fa.ring_full)),
-      count("tlb_flushes", "TLB flushes", delta(tb.tlb_flushes, ta.tlb_flushes)),
-      count("invalidations", "MMU-notifier invalidations", delta(tb.invalidations, ta.invalidations)),
-      count("aged", "leaves found young", delta(tb.aged, ta.aged)),
-      count("roots_created", "roots created", delta(tb.roots_created, ta.roots_created)),
-      count("roots_freed", "roots freed", delta(tb.roots_freed, ta.roots_freed)),
-      count("roots_invalidated", "roots invalidated", delta(tb.roots_invalidated, ta.roots_invalidated)),
-      count("root_loads", "root loads by vCPUs", delta(b.root_loads, a.root_loads)),
-      count("leaves_4k", "4K leaves after", ta.leaves[1]),
-      count("leaves_2m", "2M leaves after", ta.leaves[2]),
-      count("leaves_1g", "1G leaves after", ta.leaves[3]),
-      count("tables_in_use", "table pages after", ta.tables_in_use),
+  std::vector<Metric> out;
+  std::string backwards;
+  // Counters only grow: one that went backwards is a broken statistic, never a 0 for the
+  // "no zaps" checks to accept.
+  auto counter = [&](std::string key, std::string label, std::uint64_t before, std::uint64_t after) {
+    if (after < before && backwards.empty())
+      backwards = fmt::format("statistic {} went backwards ({} before the phase, {} after)", key, before, after);
+    out.push_back(count(std::move(key), std::move(label), after - before));
   };
+  counter("faults", "faults", fb.faults, fa.faults);
+  counter("spurious", "spurious faults", fb.spurious, fa.spurious);
+  counter("retried", "retried faults", fb.retried, fa.retried);
+  counter("mmio", "MMIO exits", fb.mmio, fa.mmio);
+  counter("mmio_fast", "MMIO exits from markers", fb.mmio_fast, fa.mmio_fast);
+  counter("relaxed", "leaves made writable", fb.relaxed, fa.relaxed);
+  counter("mapped_4k", "mapped 4K", fb.mapped[1], fa.mapped[1]);
+  counter("mapped_2m", "mapped 2M", fb.mapped[2], fa.mapped[2]);
+  counter("mapped_1g", "mapped 1G", fb.mapped[3], fa.mapped[3]);
+  counter("lazy_splits", "lazy splits", fb.lazy_splits, fa.lazy_splits);
+  counter("eager_splits", "eager splits", tb.eager_splits, ta.eager_splits);
+  counter("merges_in_place", "merges in place", tb.merges_in_place, ta.merges_in_place);
+  counter("merge_races", "merge races", tb.merge_races, ta.merge_races);
+  counter("recovered_by_zap", "recovered by zap", tb.recovered_by_zap, ta.recovered_by_zap);
+  counter("zaps", "zaps", tb.zaps, ta.zaps);
+  counter("zapped_leaves", "zapped leaves", tb.zapped_leaves, ta.zapped_leaves);
+  counter("write_protected", "write-protected leaves", tb.write_protected, ta.write_protected);
+  counter("dirty_cleared", "D bits cleared", tb.dirty_cleared, ta.dirty_cleared);
+  counter("dirtied", "pages logged dirty by faults", fb.dirtied, fa.dirtied);
+  counter("ring_full", "dirty ring full exits", fb.ring_full, fa.ring_full);
+  counter("tlb_flushes", "TLB flushes", tb.tlb_flushes, ta.tlb_flushes);
+  counter("invalidations", "MMU-notifier invalidations", tb.invalidations, ta.invalidations);
+  counter("aged", "leaves found young", tb.aged, ta.aged);
+  counter("roots_created", "roots created", tb.roots_created, ta.roots_created);
+  counter("roots_freed", "roots freed", tb.roots_freed, ta.roots_freed);
+  counter("roots_invalidated", "roots invalidated", tb.roots_invalidated, ta.roots_invalidated);
+  counter("root_loads", "root loads by vCPUs", b.root_loads, a.root_loads);
+  counter("host_page_faults", "host page faults (the process's)", b.host_page_faults, a.host_page_faults);
+  out.push_back(count("leaves_4k", "4K leaves after", ta.leaves[1]));
+  out.push_back(count("leaves_2m", "2M leaves after", ta.leaves[2]));
+  out.push_back(count("leaves_1g", "1G leaves after", ta.leaves[3]));
+  out.push_back(count("tables_in_use", "table pages after", ta.tables_in_use));
+  if (!backwards.empty()) return Unexpected{backwards};
+  return out;
 }
 
 std::vector<Metric> migration_metrics(const MigrationReport& m) {
@@ -97,6 +111,9 @@ std::vector<Metric> migration_metrics(const MigrationReport& m) {
                         it.pages_dirty));
     out.push_back(count(fmt::format("iteration_{}_pages_lost", n), fmt::format("Iteration {} dirty pages lost", n),
                         it.pages_lost));
+    if (m.harvest_while_writing)
+      out.push_back(count(fmt::format("iteration_{}_harvests_while_writing", n),
+                          fmt::format("Iteration {} harvests while writing", n), it.harvests_while_writing));
     get += it.get_ns;
     clear += it.clear_ns;
     dirty += it.dirty_ns;

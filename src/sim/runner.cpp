@@ -1,6 +1,7 @@
 #include "vmmu/sim/runner.hpp"
 
 #include "phase.hpp"
+#include "vmmu/sim/host_capacity.hpp"
 
 namespace vmmu::sim {
 namespace {
@@ -37,9 +38,14 @@ Result<RunReport, std::string> run(const Scenario& scenario, const RunOptions& o
   name_phases(report.scenario);
   const Scenario& s = report.scenario;
   if (auto e = validate(s)) return Unexpected{e->key + ": " + e->message};
+  if (auto host = host_capacity()) {
+    if (auto e = check_host_memory(s, *host)) return Unexpected{e->key + ": " + e->message};
+  }
   Result<std::unique_ptr<SimVm>, std::string> vm = Unexpected{std::string()};
   report.setup_ns = timed([&] { vm = SimVm::create(s); });
   if (!vm) return Unexpected{vm.error()};
+  report.host_touch_ns = (*vm)->host_touch_ns();
+  report.host_pages_touched = (*vm)->host_pages_touched();
 
   for (std::size_t i = 0; i < s.phases.size(); ++i) {
     const Phase& phase = s.phases[i];
@@ -53,7 +59,9 @@ Result<RunReport, std::string> run(const Scenario& scenario, const RunOptions& o
     r.time_ns = timed([&] { done = dispatch(c, phase); });
     if (!done) return Unexpected{phase.name + ": " + done.error()};
     progress.finish();
-    r.stats = stats_metrics(before, (*vm)->snapshot());
+    auto stats = stats_metrics(before, (*vm)->snapshot());
+    if (!stats) return Unexpected{phase.name + ": " + stats.error()};
+    r.stats = std::move(*stats);
     report.phases.push_back(std::move(r));
   }
   return report;

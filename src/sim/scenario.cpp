@@ -115,6 +115,9 @@ std::optional<ScenarioError> check_phases(const Scenario& s) {
               e = error(at + ".iterations",
                         fmt::format("expected 1 to {} iterations, got {}", kMaxIterations, q.iterations));
             if (!e) e = check_fraction(at + ".write_fraction", q.write_fraction);
+            if (!e && q.harvest_while_writing && s.vm.dirty_ring_size != 0)
+              e = error(at + ".harvest_while_writing",
+                        "needs dirty bitmaps (vm.dirty_ring_size 0): a dirty ring has one collector, its vCPU");
             if (!e && logging)
               e = error(at,
                         "migration needs dirty logging off at its start: a dirty-log-enable phase before it is not "

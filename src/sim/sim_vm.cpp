@@ -110,7 +110,20 @@ StatsSnapshot SimVm::snapshot() {
   StatsSnapshot s;
   s.tdp = vm_->mmu().stats();
   for (vm::Vcpu* v : vcpus_) s.root_loads += v->mmu().root_loads();
+  s.host_page_faults = host_page_faults();
   return s;
+}
+
+std::uint64_t SimVm::host_touch_ns() const {
+  std::uint64_t ns = 0;
+  for (const SimSlot& s : slots_) ns += s.memory.touch_ns();
+  return ns;
+}
+
+std::uint64_t SimVm::host_pages_touched() const {
+  std::uint64_t pages = 0;
+  for (const SimSlot& s : slots_) pages += s.memory.pages_touched();
+  return pages;
 }
 
 }  // namespace vmmu::sim

@@ -66,6 +66,9 @@ class SimVm {
   [[nodiscard]] std::vector<PageRun> runs(std::uint64_t first, std::uint64_t end) const;
 
   [[nodiscard]] StatsSnapshot snapshot();
+  // The memslots' host memory: first-touch time and 4 KiB pages touched at creation.
+  [[nodiscard]] std::uint64_t host_touch_ns() const;
+  [[nodiscard]] std::uint64_t host_pages_touched() const;
 
   // A new memslot of `pages` pages above every other, for the guest's own page tables (not
   // part of the page numbering, never dirty-logged). Errors: host memory, the memslot.

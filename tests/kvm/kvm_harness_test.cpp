@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "kvm/support/kvm_probe.hpp"
+#include "kvm/support/kvm_required.hpp"
 #include "kvm/support/kvm_vm.hpp"
 #include "kvm/support/ram_table_memory.hpp"
 #include "kvm/support/x86_entry.hpp"
@@ -33,7 +34,7 @@ class KvmHarness : public ::testing::Test {
  protected:
   void SetUp() override {
     auto created = KvmVm::create({GuestRamSlot{{Gpa(0), Gpa(0x100000)}}, GuestRamSlot{{Gpa(0x1000000), Gpa(0x1100000)}}});
-    if (!created) GTEST_SKIP() << "KVM not usable, skipping the KVM_TRANSLATE harness: " << created.error().message();
+    if (!created) VMMU_KVM_SETUP_FAILED(created.error(), "the KVM_TRANSLATE harness");
     vm.emplace(std::move(*created));
     ram.emplace(vm->ram());
     const Gpa pml4(0x1000), pdpt(0x2000), pd(0x3000), pt(0x4000), pd_hi(0x1001000), pt_hi(0x1002000);
@@ -93,12 +94,23 @@ TEST_F(KvmHarness, RegistersReadBackAsLoaded) {
 
 TEST(KvmProbe, FindsOneMaxphyaddrByBothMethods) {
   auto facts = probe_paging();
-  if (!facts) GTEST_SKIP() << "KVM not usable, skipping the probe: " << facts.error().message();
+  if (!facts) VMMU_KVM_SETUP_FAILED(facts.error(), "the probe");
   std::cout << "[ KVM      ] " << facts->describe() << "\n";
   EXPECT_TRUE(facts->long_mode);
   EXPECT_EQ(facts->maxphyaddr_cr3, facts->maxphyaddr_walk);
   EXPECT_GE(facts->maxphyaddr_walk, 32u);
   EXPECT_TRUE(facts->sets_accessed);
+}
+
+// Only a machine without KVM skips; a broken step fails, and VMMU_REQUIRE_KVM=1 fails even there.
+TEST(KvmRequired, OnlyAMissingOrClosedDeviceSkipsAndOnlyWhenNotRequired) {
+  for (KvmError e : {KvmError::DeviceMissing, KvmError::DeviceUnusable}) {
+    EXPECT_EQ(on_setup_failure({e, 0}, false), Unavailable::Skip) << to_string(e);
+    EXPECT_EQ(on_setup_failure({e, 0}, true), Unavailable::Fail) << to_string(e);
+  }
+  for (KvmError e : {KvmError::ApiVersion, KvmError::CreateVm, KvmError::GuestRam, KvmError::SetMemoryRegion,
+                     KvmError::CreateVcpu, KvmError::GetRegisters, KvmError::SetRegisters, KvmError::Translate})
+    EXPECT_EQ(on_setup_failure({e, 0}, false), Unavailable::Fail) << to_string(e);
 }
 
 }  // namespace

@@ -30,6 +30,7 @@
 
 #include "kvm/support/conformance.hpp"
 #include "kvm/support/kvm_probe.hpp"
+#include "kvm/support/kvm_required.hpp"
 
 namespace vmmu::test::kvm {
 namespace {
@@ -58,14 +59,10 @@ class KvmTranslate : public ::testing::Test {
  protected:
   void SetUp() override {
     auto facts_or = probe_paging();
-    if (!facts_or) {
-      GTEST_SKIP() << "KVM not usable, skipping the KVM_TRANSLATE conformance test: " << facts_or.error().message();
-    }
+    if (!facts_or) VMMU_KVM_SETUP_FAILED(facts_or.error(), "the KVM_TRANSLATE conformance test");
     facts = *facts_or;
     auto created = Conformance::create(facts);
-    if (!created) {
-      GTEST_SKIP() << "KVM not usable, skipping the KVM_TRANSLATE conformance test: " << created.error().message();
-    }
+    if (!created) VMMU_KVM_SETUP_FAILED(created.error(), "the KVM_TRANSLATE conformance test");
     conformance = std::move(*created);
   }
 

@@ -85,6 +85,7 @@ OJson phase_json(const sim::PhaseReport& p) {
                      {"pages_written", it.pages_written},
                      {"pages_dirty", it.pages_dirty},
                      {"pages_lost", it.pages_lost}});
+      if (m.harvest_while_writing) its.back()["harvests_while_writing"] = it.harvests_while_writing;
     }
     j["migration"] = {
         {"populate_ns", m.populate_ns}, {"enable_ns", m.enable_ns}, {"iterations", its}, {"disable_ns", m.disable_ns}};
@@ -119,7 +120,9 @@ std::string metric_text(std::uint64_t value, sim::Unit unit) {
 void print_run_text(std::ostream& out, const sim::RunReport& report) {
   print_header(out, report.scenario, "vmmu run: ");
   out << "  setup: " << metric_text(report.setup_ns, sim::Unit::Nanoseconds)
-      << " (host memory mapped and faulted in, memslots and vCPUs created)\n";
+      << " (host memory mapped and faulted in, memslots and vCPUs created; of which host first touch: "
+      << metric_text(report.host_touch_ns, sim::Unit::Nanoseconds) << " for "
+      << with_separators(report.host_pages_touched) << " pages)\n";
   std::size_t label_width = 0, value_width = 0;
   std::vector<std::vector<sim::Metric>> rows;
   for (const sim::PhaseReport& p : report.phases) {
@@ -153,6 +156,8 @@ OJson run_json(const sim::RunReport& report) {
   j["format"] = kRunReportFormat;
   j["scenario"] = scenario_to_json(report.scenario);
   j["setup_ns"] = report.setup_ns;
+  j["host_touch_ns"] = report.host_touch_ns;
+  j["host_pages_touched"] = report.host_pages_touched;
   j["ok"] = report.ok();
   j["failures"] = report.failures();
   OJson phases = OJson::array();

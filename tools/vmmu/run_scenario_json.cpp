@@ -56,7 +56,7 @@ std::vector<std::string_view> phase_keys(sim::PhaseKind kind) {
     case sim::PhaseKind::SmepStorm:
       return {"flips", "touch_pages"};
     case sim::PhaseKind::Migration:
-      return {"iterations", "write_fraction", "manual_protect"};
+      return {"iterations", "write_fraction", "manual_protect", "harvest_while_writing"};
     case sim::PhaseKind::Conversion:
       return {"ranges"};
     default:
@@ -261,6 +261,8 @@ sim::PhaseParams read_phase_params(Reader& r, const Json& j, const std::string& 
             p.iterations = static_cast<std::uint32_t>(r.integer(*v, at + ".iterations", 0xffff'ffff));
           if (auto* v = get("write_fraction")) p.write_fraction = r.fraction(*v, at + ".write_fraction");
           if (auto* v = get("manual_protect")) p.manual_protect = r.boolean(*v, at + ".manual_protect");
+          if (auto* v = get("harvest_while_writing"))
+            p.harvest_while_writing = r.boolean(*v, at + ".harvest_while_writing");
         } else if constexpr (std::is_same_v<T, sim::ConversionPhase>) {
           if (auto* v = get("ranges")) p.ranges = r.integer(*v, at + ".ranges");
         }
@@ -428,6 +430,7 @@ nlohmann::ordered_json scenario_to_json(const sim::Scenario& s) {
             j["iterations"] = q.iterations;
             j["write_fraction"] = q.write_fraction;
             j["manual_protect"] = q.manual_protect;
+            j["harvest_while_writing"] = q.harvest_while_writing;
           } else if constexpr (std::is_same_v<T, sim::ConversionPhase>) {
             j["ranges"] = q.ranges;
           }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "vmmu/core/result.hpp"
 #include "vmmu/sim/scenario.hpp"
 #include "vmmu/tdp/stats.hpp"
 
@@ -34,10 +35,12 @@ struct MigrationIteration {
   std::uint64_t pages_written = 0;  // distinct pages vCPUs wrote this round
   std::uint64_t pages_dirty = 0;    // distinct pages the harvest reported
   std::uint64_t pages_lost = 0;     // written and not reported: must be 0
+  std::uint64_t harvests_while_writing = 0;  // harvest_while_writing: harvests during the writes
 };
 
 // What dirty_log_perf_test prints, in ns.
 struct MigrationReport {
+  bool harvest_while_writing = false;  // the phase's parameter (its iterations count them)
   std::uint64_t populate_ns = 0;
   std::uint64_t enable_ns = 0;
   std::vector<MigrationIteration> iterations;
@@ -57,6 +60,10 @@ struct PhaseReport {
 struct RunReport {
   Scenario scenario;           // as run (phases named)
   std::uint64_t setup_ns = 0;  // creating the VM: host memory (faulted in), memslots, vCPUs
+  // Part of setup: one write to every 4 KiB host page of the memslots after faulting them in,
+  // which a virtualized host may still trap (see host_buffer.hpp); and how many pages.
+  std::uint64_t host_touch_ns = 0;
+  std::uint64_t host_pages_touched = 0;
   std::vector<PhaseReport> phases;
   [[nodiscard]] bool ok() const;
   [[nodiscard]] std::vector<std::string> failures() const;  // "phase: failure", in phase order
@@ -67,12 +74,16 @@ struct RunReport {
 // lazy_splits, dirtied, ring_full, mapped_4k/2m/1g, roots_created, roots_freed,
 // roots_invalidated, root_loads, zaps, zapped_leaves, eager_splits, merges_in_place,
 // merge_races, recovered_by_zap, write_protected, dirty_cleared, tlb_flushes, invalidations,
-// aged (deltas); leaves_4k/2m/1g, tables_in_use (after).
+// aged, host_page_faults (deltas); leaves_4k/2m/1g, tables_in_use (after).
 struct StatsSnapshot {
   tdp::TdpStats tdp;
   std::uint64_t root_loads = 0;
+  std::uint64_t host_page_faults = 0;  // the process's minor + major faults (getrusage)
 };
-std::vector<Metric> stats_metrics(const StatsSnapshot& before, const StatsSnapshot& after);
+// The process's page faults so far (all threads, live and joined).
+std::uint64_t host_page_faults();
+// Error: a counter that went backwards, named ("statistic zaps went backwards (...)").
+Result<std::vector<Metric>, std::string> stats_metrics(const StatsSnapshot& before, const StatsSnapshot& after);
 // True for the keys stats_metrics() reports as levels after the phase, not deltas.
 bool is_gauge(std::string_view key);
 

@@ -1,7 +1,7 @@
 #pragma once
 // Running a scenario: build its VM, run its phases in order on vCPU threads, measure each.
 //
-//   run(scenario) ── validate ── SimVm (memslots on aligned host memory, vCPU handles)
+//   run(scenario) ── validate ── host capacity ── SimVm (memslots on aligned host memory, vCPU handles)
 //       └─ per phase: statistics snapshot, wall clock, the phase's work on vCPU threads
 //          (progress reported from the calling thread), snapshot again -> PhaseReport
 
@@ -40,7 +40,8 @@ struct RunOptions {
 
 // Runs `scenario` (phases named with name_phases()). A failed check (a lost dirty page, wrong
 // data after a conversion) does not stop the run: it is in the phase's failures.
-// Errors: one line naming the problem: an invalid scenario ("vm.vcpus: expected ..."), host
+// Errors: one line naming the problem: an invalid scenario ("vm.vcpus: expected ..."), more
+// memory than the host has available ("memslots[0].size: ...", before any is mapped), host
 // memory that cannot be mapped, a memslot the VM refuses, the MMU running out of table memory.
 Result<RunReport, std::string> run(const Scenario& scenario, const RunOptions& options = {});
 

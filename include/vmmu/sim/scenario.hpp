@@ -41,10 +41,13 @@ struct SmepStormPhase {
 // dirty log, clear it}, disable dirty logging. Every written page must be harvested.
 // manual_protect (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, the test's default): get copies the
 // bitmap, clear clears and write-protects what it names; without it, get does both.
+// harvest_while_writing (dirty bitmaps only): as a live migration does, another thread gets and
+// clears the dirty log again and again while the vCPUs write, before each round's own harvest.
 struct MigrationPhase {
   std::uint32_t iterations = 3;
   double write_fraction = 1.0;
   bool manual_protect = true;
+  bool harvest_while_writing = false;
 };
 
 // Every vCPU reads each page of its share once.
