@@ -158,6 +158,7 @@ std::uint64_t TdpMmu::write_protect(Range<Gfn> gfns, bool concurrent) {
   }
   write_protected_.fetch_add(changed, std::memory_order_relaxed);
   finish(std::move(flush));
+  checked_shared("concurrent write_protect");
   return changed;
 }
 

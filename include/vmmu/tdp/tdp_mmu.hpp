@@ -282,6 +282,7 @@ class TdpMmu {
   void zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush, std::int64_t moved_by = 0);
   std::uint64_t merge_root(Root& root, Range<Gpa> range, unsigned level, pt::TlbFlush<Gpa>& flush);
   void checked(const char* what);
+  void checked_shared(const char* what);  // checked() after a shared operation (takes the lock)
   std::optional<std::string> invariants_locked();
   // Dirty-bit tracking: logs the pages of every leaf in `range` whose D bit is set, in their
   // slots' bitmaps, and clears the D bits (adding them to *flush), or leaves them when
