@@ -20,12 +20,6 @@ const Ipa kRam(0x4000'0000);
 class Stage2DirtyLogInvariant : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto layout = choose_layout(40, Granule::K4);
-    ASSERT_TRUE(layout);
-    auto m = Stage2Mmu::create(*layout, slots);
-    ASSERT_TRUE(m);
-    mmu = std::move(*m);
-    format = Stage2HostFormat(mmu->layout());
     ASSERT_TRUE(slots.add({SlotId{1}, Gfn(kRam.raw() >> kPageShift), k2M >> kPageShift, ram.data(),
                            MemslotFlags::log_dirty()}));
   }
@@ -49,9 +43,9 @@ class Stage2DirtyLogInvariant : public ::testing::Test {
   }
 
   Memslots slots;
-  std::unique_ptr<Stage2Mmu> mmu;
+  std::unique_ptr<Stage2Mmu> mmu = std::move(Stage2Mmu::create(choose_layout(40, Granule::K4).value(), slots).value());
   HostBuffer ram{k2M, k2M};
-  Stage2HostFormat format;
+  Stage2HostFormat format{mmu->layout()};
 };
 
 TEST_F(Stage2DirtyLogInvariant, ReportsAWritablePageTheLogDoesNotName) {
