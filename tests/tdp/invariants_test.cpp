@@ -1,6 +1,7 @@
 // The TDP MMU's invariant check reports what it exists to catch: each test forges one bad
 // entry into tables the check has just passed, expects a report naming the fault, restores
 // the entry and expects the check to pass again (so the report came from the forgery).
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "tdp/support/tdp_fixture.hpp"
