@@ -293,6 +293,20 @@ std::optional<std::string> Stage2Mmu::check_invariants() const {
     const Hpa want = region->hpa_of(gfn_of_ipa(base));
     if (m.output != want) bad = fmt::format("leaf {} maps {}, its slot says {}", base, m.output, want);
     if (m.attrs.write && !region->writable()) bad = fmt::format("writable leaf {} in a read-only slot", base);
+    // While the slot logs dirty pages a first write must fault and be logged: a writable leaf
+    // is one page, and the log names it (the fault logs the 4 KiB frame it hit).
+    if (!bad && m.attrs.write && region->flags.is_log_dirty()) {
+      bool logged = false;
+      for (std::uint64_t i = 0; i < (size >> kPageShift) && !logged; ++i) {
+        const Gfn f = gfn_of_ipa(base) + i;
+        logged = region->dirty != nullptr && region->dirty->test(region->dirty_first + (f.raw() - region->gfn_begin));
+      }
+      if (m.level > 1) {
+        bad = fmt::format("block {} is writable while its slot logs dirty pages", base);
+      } else if (!logged) {
+        bad = fmt::format("page {} is writable while its slot logs dirty pages, but not logged", base);
+      }
+    }
     if (!stage2_ || bad) return;
     const Ipa last = base + (size - 1);
     auto t = walk(*stage2_, memory_, last, AccessKind::Read, {.update_descriptors = false});

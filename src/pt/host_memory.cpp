@@ -1,15 +1,93 @@
 #include "vmmu/pt/host_memory.hpp"
 
+#include <sys/mman.h>
+
 #include <bit>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <vector>
 
 #include "vmmu/core/rcu.hpp"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VMMU_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define VMMU_ASAN 1
+#endif
+#if defined(VMMU_ASAN)
+#include <sanitizer/asan_interface.h>
+#define VMMU_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define VMMU_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define VMMU_POISON(p, n) ((void)(p), (void)(n))
+#define VMMU_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace vmmu::pt {
 
+// 4 KiB table pages, carved from chunks mapped with MAP_POPULATE: one system call faults in a
+// chunk's pages, zeroed by the kernel, instead of a page fault per table on a vCPU's fault
+// path. A page given back is zeroed before it is reused. Free pages are poisoned for ASan, so
+// a walker that keeps using a freed table is still caught.
+class TablePool {
+ public:
+  static constexpr std::size_t kPageBytes = 4096;
+  static constexpr std::size_t kChunkPages = 64;  // 256 KiB: one refill per 64 tables
+
+  TablePool() = default;
+  ~TablePool() {
+    for (std::byte* c : chunks_) {
+      VMMU_UNPOISON(c, kChunkPages * kPageBytes);
+      ::munmap(c, kChunkPages * kPageBytes);
+    }
+  }
+  TablePool(const TablePool&) = delete;
+  TablePool& operator=(const TablePool&) = delete;
+
+  // A zeroed page, or null when the system has no memory.
+  std::byte* take() {
+    {
+      std::lock_guard g(mutex_);
+      if (!free_.empty()) return pop();
+    }
+    // Mapped outside the lock: another thread refilling at the same time only costs memory.
+    void* m = ::mmap(nullptr, kChunkPages * kPageBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (m == MAP_FAILED) return nullptr;
+    auto* chunk = static_cast<std::byte*>(m);
+    VMMU_POISON(chunk, kChunkPages * kPageBytes);
+    std::lock_guard g(mutex_);
+    chunks_.push_back(chunk);
+    for (std::size_t i = kChunkPages; i-- > 0;) free_.push_back(chunk + i * kPageBytes);
+    return pop();
+  }
+  // `page` came from take() and no walker can reach it any more.
+  void give_back(std::byte* page) {
+    std::memset(page, 0, kPageBytes);
+    VMMU_POISON(page, kPageBytes);
+    std::lock_guard g(mutex_);
+    free_.push_back(page);
+  }
+
+ private:
+  std::byte* pop() {
+    std::byte* p = free_.back();
+    free_.pop_back();
+    VMMU_UNPOISON(p, kPageBytes);
+    return p;
+  }
+
+  std::mutex mutex_;
+  std::vector<std::byte*> chunks_;
+  std::vector<std::byte*> free_;
+};
+
 HostTableMemory::HostTableMemory(const Geometry& geometry, std::uint64_t page_budget, std::size_t min_align)
-    : geometry_(geometry), min_align_(min_align), budget_(page_budget) {}
+    : geometry_(geometry), min_align_(min_align), budget_(page_budget), pool_(std::make_shared<TablePool>()) {}
 
 HostTableMemory::~HostTableMemory() = default;
 
@@ -22,6 +100,10 @@ std::size_t HostTableMemory::alignment(unsigned level) const {
   return b > min_align_ ? b : min_align_;
 }
 
+bool HostTableMemory::pooled(unsigned level) const {
+  return bytes(level) == TablePool::kPageBytes && alignment(level) == TablePool::kPageBytes;
+}
+
 std::uint64_t HostTableMemory::tables_in_use() const { return total_.load(std::memory_order_relaxed); }
 
 Result<Hpa, HostError> HostTableMemory::allocate(unsigned level) {
@@ -30,14 +112,19 @@ Result<Hpa, HostError> HostTableMemory::allocate(unsigned level) {
   do {
     if (used >= budget_.load(std::memory_order_relaxed)) return Unexpected{HostError::OutOfMemory};
   } while (!total_.compare_exchange_weak(used, used + 1, std::memory_order_relaxed));
-  const std::size_t align = alignment(level);
-  const std::size_t size = std::max(bytes(level), align);
-  void* p = ::operator new(size, std::align_val_t{align}, std::nothrow);
+  void* p = nullptr;
+  if (pooled(level)) {
+    p = pool_->take();  // already zero
+  } else {
+    const std::size_t align = alignment(level);
+    const std::size_t size = std::max(bytes(level), align);
+    p = ::operator new(size, std::align_val_t{align}, std::nothrow);
+    if (p != nullptr) std::memset(p, 0, size);
+  }
   if (p == nullptr) {
     total_.fetch_sub(1, std::memory_order_relaxed);
     return Unexpected{HostError::OutOfMemory};
   }
-  std::memset(p, 0, size);
   in_use_[level].fetch_add(1, std::memory_order_relaxed);
   return Hpa(reinterpret_cast<std::uintptr_t>(p));  // NOLINT: an Hpa is a host VA
 }
@@ -45,16 +132,24 @@ Result<Hpa, HostError> HostTableMemory::allocate(unsigned level) {
 void HostTableMemory::free_unpublished(Hpa table, unsigned level) {
   in_use_[level].fetch_sub(1, std::memory_order_relaxed);
   total_.fetch_sub(1, std::memory_order_relaxed);
-  ::operator delete(pointer<std::byte>(table), std::align_val_t{alignment(level)});
+  if (pooled(level)) {
+    pool_->give_back(pointer<std::byte>(table));
+  } else {
+    ::operator delete(pointer<std::byte>(table), std::align_val_t{alignment(level)});
+  }
 }
 
 void HostTableMemory::retire(RetiredTable t) {
   in_use_[t.level].fetch_sub(1, std::memory_order_relaxed);
   total_.fetch_sub(1, std::memory_order_relaxed);
-  // The callback must not touch *this: it may run after this object is gone.
-  const std::align_val_t align{alignment(t.level)};
+  // The callback must not touch *this: it may run after this object is gone (it holds the pool).
   std::byte* p = pointer<std::byte>(t.table);
-  rcu::defer([p, align] { ::operator delete(p, align); });
+  if (pooled(t.level)) {
+    rcu::defer([p, pool = pool_] { pool->give_back(p); });
+  } else {
+    const std::align_val_t align{alignment(t.level)};
+    rcu::defer([p, align] { ::operator delete(p, align); });
+  }
 }
 
 }  // namespace vmmu::pt

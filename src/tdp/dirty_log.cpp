@@ -120,6 +120,7 @@ std::uint64_t TdpMmu::write_protect(Range<Gfn> gfns, pt::Shared mode) {
     changed = write_protect_locked(*range, mode, flush);
   }
   finish(std::move(flush));
+  checked_shared("concurrent write_protect");
   return changed;
 }
 

@@ -68,6 +68,7 @@ std::uint64_t TdpMmu::merge(Range<Gfn> gfns) {
     ReaderLock::Exclusive barrier(lock_);
   }
   finish(std::move(flush));
+  checked_shared("merge");
   return n;
 }
 

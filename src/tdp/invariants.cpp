@@ -2,6 +2,7 @@
 //   1. every present leaf maps, for each page it covers, the memory its memslot gives;
 //   2. no writable leaf in a read-only slot; while a slot logs dirty pages by write
 //      protection, a writable leaf maps only pages already logged (bitmap or a vCPU's ring);
+//      by D bits, no huge leaf is writable (its one D bit would log 512 pages or more);
 //   3. no frozen entry once operations are done; an MMIO marker of the current generation
 //      only where no memslot is;
 //   4. each root's reference count = vCPUs on it + the MMU's own (valid roots, Keep policy);
@@ -66,6 +67,9 @@ std::optional<std::string> TdpMmu::invariants_locked() {
                             r->hpa_of(gfn));
         } else if (a.write && !r->writable()) {
           bad = fmt::format("root {}: writable leaf at gfn {:#x} in a read-only slot", root.id, gfn.raw());
+        } else if (a.write && r->flags.is_log_dirty() && by_dirty_bits && it.level() > 1) {
+          bad = fmt::format("root {}: huge leaf at gfn {:#x} (level {}) is writable while its slot logs dirty pages by D bits",
+                            root.id, gfn.raw(), it.level());
         } else if (a.write && r->flags.is_log_dirty() && !by_dirty_bits) {
           const std::uint64_t page = r->dirty_first + (gfn.raw() - r->gfn_begin);
           const bool logged = (r->dirty != nullptr && r->dirty->test(page)) || in_rings.contains({r->slot.value, page});
@@ -92,6 +96,15 @@ std::optional<std::string> TdpMmu::invariants_locked() {
     }
   }
   return std::nullopt;
+}
+
+// Merge in place and concurrent write-protection run shared with faults; their result is
+// checked once they are done, with the lock taken exclusively so no fault is half-way.
+void TdpMmu::checked_shared([[maybe_unused]] const char* what) {
+#if defined(VMMU_CHECK_INVARIANTS)
+  ReaderLock::Exclusive exclusive(lock_);
+  checked(what);
+#endif
 }
 
 }  // namespace vmmu::tdp

@@ -19,17 +19,21 @@ constexpr std::uint64_t kPages = k2M / kPageSize;
 
 std::uint64_t pattern(std::uint64_t word) { return word * 0x9E3779B97F4A7C15ull; }
 
-TEST(MergeInPlace, AReaderNeverSeesAMissingPageOrWrongData) {
-  TdpVm vm;
-  HostMemory mem(2 * k2M);
-  auto* w = reinterpret_cast<std::uint64_t*>(mem.data());
-  for (std::uint64_t i = 0; i < 2 * k2M / 8; ++i) w[i] = pattern(i);
-  vm.add_slot(1, Gfn(0), mem, k2M);
-  auto& reader_vcpu = vm.vcpu();
-  ASSERT_TRUE(vm.read64(reader_vcpu, Gpa(0)));
-  ASSERT_EQ(vm.mmu->lookup(Gpa(0))->level, 2u);
-  const std::uint64_t faults_before = reader_vcpu.stats().faults;
+// What a reader of every byte of a 2 MiB range saw while `recover` ran after each split of
+// it (at least 200 rounds, and until the reader made 5 passes).
+struct ReaderSaw {
+  std::uint64_t bad = 0, exits = 0, faults = 0, rounds = 0, huge_after_recover = 0;
+};
 
+template <class Recover>
+ReaderSaw read_while_split_and_recovered(TdpVm& vm, Recover&& recover) {
+  ReaderSaw saw;
+  auto& reader_vcpu = vm.vcpu();
+  if (!vm.read64(reader_vcpu, Gpa(0)) || vm.mmu->lookup(Gpa(0))->level != 2) {
+    saw.bad = ~std::uint64_t{0};
+    return saw;
+  }
+  const std::uint64_t faults_before = reader_vcpu.stats().faults;
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> bad{0}, exits{0}, passes{0};
   std::thread reader([&] {
@@ -46,20 +50,67 @@ TEST(MergeInPlace, AReaderNeverSeesAMissingPageOrWrongData) {
       passes.fetch_add(1, std::memory_order_relaxed);
     }
   });
-  std::uint64_t merges = 0;
-  for (int round = 0; round < 200 || passes.load() < 5; ++round) {
+  for (; saw.rounds < 200 || passes.load() < 5; ++saw.rounds) {
     auto split = vm.mmu->split({Gfn(0), Gfn(kPages)});
-    ASSERT_TRUE(split);
-    ASSERT_EQ(*split, 1u);
-    merges += vm.mmu->merge({Gfn(0), Gfn(kPages)});
+    if (!split || *split != 1) {
+      bad.fetch_add(1);
+      break;
+    }
+    recover();
+    // Counted from the tables, not from what the operation says it did.
+    if (auto leaf = vm.mmu->lookup(Gpa(0)); leaf && leaf->level == 2) ++saw.huge_after_recover;
   }
   stop.store(true);
   reader.join();
-  EXPECT_EQ(merges, vm.mmu->stats().merges_in_place);
-  EXPECT_GE(merges, 200u);
-  EXPECT_EQ(bad.load(), 0u);
-  EXPECT_EQ(exits.load(), 0u);
-  EXPECT_EQ(reader_vcpu.stats().faults, faults_before) << "the range was unmapped at some point";
+  saw.bad = bad.load();
+  saw.exits = exits.load();
+  saw.faults = reader_vcpu.stats().faults - faults_before;
+  return saw;
+}
+
+void fill(HostMemory& mem) {
+  auto* w = reinterpret_cast<std::uint64_t*>(mem.data());
+  for (std::uint64_t i = 0; i < mem.bytes() / 8; ++i) w[i] = pattern(i);
+}
+
+TEST(MergeInPlace, AReaderNeverSeesAMissingPageOrWrongData) {
+  TdpVm vm;
+  HostMemory mem(2 * k2M);
+  fill(mem);
+  vm.add_slot(1, Gfn(0), mem, k2M);
+  const std::uint64_t merges_before = vm.mmu->stats().merges_in_place;
+  const ReaderSaw saw = read_while_split_and_recovered(vm, [&] { (void)vm.mmu->merge({Gfn(0), Gfn(kPages)}); });
+  EXPECT_GE(saw.rounds, 200u);
+  EXPECT_EQ(saw.huge_after_recover, saw.rounds) << "every merge left one 2 MiB leaf";
+  EXPECT_EQ(vm.mmu->stats().merges_in_place - merges_before, saw.rounds);
+  EXPECT_EQ(saw.bad, 0u);
+  EXPECT_EQ(saw.exits, 0u);
+  EXPECT_EQ(saw.faults, 0u) << "the range was unmapped at some point";
+  EXPECT_FALSE(vm.mmu->check_invariants().has_value());
+}
+
+// The negative control: the same reader under zap-and-refault recovery sees the unmap (it
+// faults), so the test above would catch a merge that unmapped the range.
+TEST(MergeInPlace, TheSameReaderFaultsUnderZapAndRefault) {
+  TdpConfig c;
+  c.policies.recovery = RecoveryPolicy::ZapAndRefault;
+  TdpVm vm(c);
+  HostMemory mem(2 * k2M);
+  fill(mem);
+  vm.add_slot(1, Gfn(0), mem, k2M);
+  const ReaderSaw saw = read_while_split_and_recovered(vm, [&] {
+    (void)vm.mmu->zap_collapsible({Gfn(0), Gfn(kPages)});
+    // The reader's next fault maps the range as one 2 MiB leaf again: wait for it, so the
+    // next round has a huge leaf to split.
+    for (int i = 0; i < 1'000'000; ++i) {
+      if (auto leaf = vm.mmu->lookup(Gpa(0)); leaf && leaf->level == 2) break;
+      std::this_thread::yield();
+    }
+  });
+  EXPECT_GE(saw.rounds, 200u);
+  EXPECT_GT(saw.faults, 0u) << "zap-and-refault unmaps the range: the reader must have faulted";
+  EXPECT_EQ(saw.bad, 0u);
+  EXPECT_EQ(saw.exits, 0u);
   EXPECT_FALSE(vm.mmu->check_invariants().has_value());
 }
 

@@ -44,7 +44,7 @@ void run(std::uint64_t seed, const TdpConfig& cfg) {
   for (unsigned i = 0; i < kSlots; ++i) ram.push_back(std::make_unique<HostMemory>(kSlotPages * kPageSize, k2M));
   HostMemory overlay_ram(16 * kPageSize);
   Model model;
-  std::vector<OverlayId> overlays;
+  std::vector<std::pair<OverlayId, std::uint32_t>> overlays;  // and the slot each lies in
   auto& v = vm.vcpu();
   auto pick_gfn = [&] { return Gfn(rng() % (8 * kSlotPages)); };  // slots live in [0, 32 MiB)
   std::uint64_t next_value = 1;
@@ -84,6 +84,7 @@ void run(std::uint64_t seed, const TdpConfig& cfg) {
         ASSERT_TRUE(vm.slots.remove(SlotId{id}));
         model.slots.erase(id);
         model.dirty.erase(id);
+        std::erase_if(overlays, [&](const auto& o) { return o.second == id; });  // removed with their slot
       } else {
         MemslotSpec s{SlotId{id}, Gfn((rng() % 8) * kSlotPages), kSlotPages, ram[id]->data(), MemslotFlags::none()};
         s.backing_page_size = rng() % 2 ? k2M : kPageSize;
@@ -105,14 +106,16 @@ void run(std::uint64_t seed, const TdpConfig& cfg) {
       what = "flags";
     } else if (op < 81) {  // overlay add / remove
       if (!overlays.empty() && rng() % 2) {
-        ASSERT_TRUE(vm.slots.overlay_remove(overlays.back()) || true);
+        ASSERT_TRUE(vm.slots.overlay_remove(overlays.back().first)) << "step " << step;
         overlays.pop_back();
       } else {
         const Gfn first = pick_gfn();
         const std::uint64_t pages = 1 + rng() % 4;
         std::byte* host = overlay_ram.data() + (rng() % 8) * kPageSize;
         auto o = vm.slots.overlay_add(first, pages, host);
-        if (o) overlays.push_back(*o);
+        for (const auto& [id, spec] : model.slots) {
+          if (o && spec.range().contains(first)) overlays.emplace_back(*o, id);
+        }
       }
       what = "overlay";
     } else if (op < 84) {

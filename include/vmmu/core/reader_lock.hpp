@@ -83,8 +83,10 @@ class ReaderLock {
     std::atomic<std::uint32_t> readers{0};
   };
   std::array<Slot, kSlots> slots_{};
+  // Every shared acquisition reads writer_: its line holds nothing else that is written
+  // (next_slot_ moves on every merge / concurrent write-protect, writers_ on every exclusive).
   alignas(64) std::atomic<bool> writer_{false};
-  std::atomic<unsigned> next_slot_{0};
+  alignas(64) std::atomic<unsigned> next_slot_{0};
   std::mutex writers_;
 };
 

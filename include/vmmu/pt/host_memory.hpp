@@ -3,14 +3,18 @@
 //
 //   allocate(level) ──► zeroed table of geometry.table_bytes(level) bytes, aligned to its own
 //                       size (so a concatenated arm64 root of 2..16 granules is size-aligned,
-//                       as VTTBR_EL2.BADDR requires; Arm ARM D8.2.7)
+//                       as VTTBR_EL2.BADDR requires; Arm ARM D8.2.7). 4 KiB tables come from
+//                       a pool of pages the kernel gave zeroed and already faulted in, many at
+//                       a time (KVM's kvm_mmu_memory_cache): no page fault and no memset on
+//                       the fault path, where two vCPUs' page faults would meet in the kernel
 //   read / compare_exchange / store ──► std::atomic_ref on the entry (satisfies pt::TableMemory)
 //   free_unpublished(...) ──► immediately (no walker ever saw it)
 //   retire(...)           ──► after every RCU reader that might hold it is done (rcu::defer)
 //
 // An Hpa is the host virtual address of the table (user space: "host physical" is our own
 // memory). Counts of tables in use are kept per level; a retired table stops counting at once
-// (it is unreachable) and is freed after the grace period.
+// (it is unreachable) and is freed after the grace period. Pool pages go back to the pool,
+// zeroed; the pool returns its memory to the system when the last table memory using it goes.
 //
 // Thread safety: every member may be called concurrently.
 
@@ -18,6 +22,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include "vmmu/core/address.hpp"
@@ -26,6 +31,8 @@
 #include "vmmu/pt/host_error.hpp"
 
 namespace vmmu::pt {
+
+class TablePool;
 
 struct RetiredTable {
   Hpa table;
@@ -91,12 +98,14 @@ class HostTableMemory {
  private:
   [[nodiscard]] std::size_t bytes(unsigned level) const;
   [[nodiscard]] std::size_t alignment(unsigned level) const;
+  [[nodiscard]] bool pooled(unsigned level) const;
 
   Geometry geometry_;
   std::size_t min_align_;
   std::atomic<std::uint64_t> budget_;
   std::atomic<std::uint64_t> total_{0};
   std::array<std::atomic<std::uint64_t>, kMaxLevels + 1> in_use_{};
+  std::shared_ptr<TablePool> pool_;  // shared with RCU callbacks that free into it
 };
 
 }  // namespace vmmu::pt

@@ -287,6 +287,7 @@ class TdpMmu {
   // Leaves changed; the lock is held as the mode says.
   std::uint64_t write_protect_locked(Range<Gpa> range, auto mode, pt::TlbFlush<Gpa>& flush);
   void checked(const char* what);
+  void checked_shared(const char* what);  // checked() after a shared operation (takes the lock)
   std::optional<std::string> invariants_locked();
   // Dirty-bit tracking: logs the pages of every leaf in `range` whose D bit is set, in their
   // slots' bitmaps, and clears the D bits (adding them to *flush), or leaves them when
