@@ -64,12 +64,13 @@ class EntryOps {
     const Entry old = it.entry();
     if (old == f_.frozen_entry()) return Installed::Lost;
     const unsigned level = it.level();
+    // Filling an empty entry (a fault's common case): nothing to invalidate or retire.
+    if (!f_.present(old, level)) return it.try_set(desired) ? Installed::Done : Installed::Lost;
     const std::uint64_t addr = it.address(), span = it.span();
-    const bool was_present = f_.present(old, level);
     const bool was_table = it.is_table();
     std::vector<RetiredTable> unlinked;
     if (was_table) list_subtree(addr, level, unlinked);
-    if (was_present && f_.needs_break_before_make(old, desired, level)) {
+    if (f_.needs_break_before_make(old, desired, level)) {
       if (!it.try_set(f_.frozen_entry())) return Installed::Lost;
       tlb_.count_break_before_make();
       if (was_table) {
@@ -82,7 +83,7 @@ class EntryOps {
       assert(ok);
     } else {
       if (!it.try_set(desired)) return Installed::Lost;
-      if (was_present) flush.add({Input(addr), Input(addr + span)});
+      flush.add({Input(addr), Input(addr + span)});
     }
     for (const RetiredTable& t : unlinked) flush.add_retired(t);
     return Installed::Done;
