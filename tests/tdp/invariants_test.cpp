@@ -43,46 +43,45 @@ void expect_clean(TdpMmu& mmu) {
   EXPECT_FALSE(bad.has_value()) << *bad;
 }
 
-TEST(TdpInvariants, ReportALeafMappingOtherMemoryThanItsSlot) {
+// A 2 MiB slot at `base` (4 KiB backing) with the page at `gpa` read through the tables.
+struct OnePage {
+  OnePage(Gfn base, Gpa gpa, MemslotFlags flags = MemslotFlags::none()) : mem(k2M) {
+    vm.add_slot(1, base, mem, kPageSize, flags);
+    mapped = vm.read64(vm.vcpu(), gpa).has_value();
+    entry = leaf_entry(*vm.mmu, gpa);
+  }
   TdpVm vm;
-  HostMemory mem(k2M);
-  vm.add_slot(1, Gfn(0x100), mem);
-  auto& v = vm.vcpu();
-  ASSERT_TRUE(vm.read64(v, Gpa(0x100000)));
-  expect_clean(*vm.mmu);
-  TdpFormat::Entry* e = leaf_entry(*vm.mmu, Gpa(0x100000));
-  ASSERT_NE(e, nullptr);
-  const TdpFormat& f = vm.mmu->format();
+  HostMemory mem;
+  bool mapped = false;
+  TdpFormat::Entry* entry = nullptr;
+};
+
+TEST(TdpInvariants, ReportALeafMappingOtherMemoryThanItsSlot) {
+  OnePage p(Gfn(0x100), Gpa(0x100000));
+  ASSERT_TRUE(p.mapped && p.entry != nullptr);
+  expect_clean(*p.vm.mmu);
+  const TdpFormat& f = p.vm.mmu->format();
+  const TdpFormat::Entry* e = p.entry;
   const TdpFormat::Entry forged = f.make_leaf(f.leaf_address(*e, 1) + kPageSize, 1, f.leaf_attrs(*e, 1));
-  EXPECT_THAT(report_with(*vm.mmu, e, forged), HasSubstr("its memslot says"));
-  expect_clean(*vm.mmu);
+  EXPECT_THAT(report_with(*p.vm.mmu, p.entry, forged), HasSubstr("its memslot says"));
+  expect_clean(*p.vm.mmu);
 }
 
 TEST(TdpInvariants, ReportAWritableLeafInAReadOnlySlot) {
-  TdpVm vm;
-  HostMemory mem(k2M);
-  vm.add_slot(1, Gfn(0), mem, kPageSize, MemslotFlags::read_only());
-  auto& v = vm.vcpu();
-  ASSERT_TRUE(vm.read64(v, Gpa(0x3000)));
-  expect_clean(*vm.mmu);
-  TdpFormat::Entry* e = leaf_entry(*vm.mmu, Gpa(0x3000));
-  ASSERT_NE(e, nullptr);
-  EXPECT_THAT(report_with(*vm.mmu, e, *e | vm.mmu->format().write_bit()), HasSubstr("read-only slot"));
-  expect_clean(*vm.mmu);
+  OnePage p(Gfn(0), Gpa(0x3000), MemslotFlags::read_only());
+  ASSERT_TRUE(p.mapped && p.entry != nullptr);
+  expect_clean(*p.vm.mmu);
+  EXPECT_THAT(report_with(*p.vm.mmu, p.entry, *p.entry | p.vm.mmu->format().write_bit()), HasSubstr("read-only slot"));
+  expect_clean(*p.vm.mmu);
 }
 
 TEST(TdpInvariants, ReportAWritableUnloggedPageWhileLoggingByWriteProtection) {
-  TdpVm vm;
-  HostMemory mem(k2M);
-  vm.add_slot(1, Gfn(0), mem, kPageSize, MemslotFlags::log_dirty());
-  auto& v = vm.vcpu();
-  ASSERT_TRUE(vm.read64(v, Gpa(0x5000)));  // logging: a read maps read-only
-  ASSERT_TRUE(vm.write64(v, Gpa(0x6000), 1));  // a write logs the page, then maps it writable
-  expect_clean(*vm.mmu);
-  TdpFormat::Entry* e = leaf_entry(*vm.mmu, Gpa(0x5000));
-  ASSERT_NE(e, nullptr);
-  EXPECT_THAT(report_with(*vm.mmu, e, *e | vm.mmu->format().write_bit()), HasSubstr("not logged"));
-  expect_clean(*vm.mmu);
+  OnePage p(Gfn(0), Gpa(0x5000), MemslotFlags::log_dirty());  // logging: a read maps read-only
+  ASSERT_TRUE(p.mapped && p.entry != nullptr);
+  ASSERT_TRUE(p.vm.write64(*p.vm.vcpus.front(), Gpa(0x6000), 1));  // logs the page, then maps it writable
+  expect_clean(*p.vm.mmu);
+  EXPECT_THAT(report_with(*p.vm.mmu, p.entry, *p.entry | p.vm.mmu->format().write_bit()), HasSubstr("not logged"));
+  expect_clean(*p.vm.mmu);
 }
 
 TEST(TdpInvariants, ReportAWritableHugeLeafWhileLoggingByDirtyBits) {
@@ -109,16 +108,11 @@ TEST(TdpInvariants, ReportAWritableHugeLeafWhileLoggingByDirtyBits) {
 }
 
 TEST(TdpInvariants, ReportAFrozenEntryLeftBehind) {
-  TdpVm vm;
-  HostMemory mem(k2M);
-  vm.add_slot(1, Gfn(0), mem);
-  auto& v = vm.vcpu();
-  ASSERT_TRUE(vm.read64(v, Gpa(0x9000)));
-  expect_clean(*vm.mmu);
-  TdpFormat::Entry* e = leaf_entry(*vm.mmu, Gpa(0x9000));
-  ASSERT_NE(e, nullptr);
-  EXPECT_THAT(report_with(*vm.mmu, e, vm.mmu->format().frozen_entry()), HasSubstr("frozen"));
-  expect_clean(*vm.mmu);
+  OnePage p(Gfn(0), Gpa(0x9000));
+  ASSERT_TRUE(p.mapped && p.entry != nullptr);
+  expect_clean(*p.vm.mmu);
+  EXPECT_THAT(report_with(*p.vm.mmu, p.entry, p.vm.mmu->format().frozen_entry()), HasSubstr("frozen"));
+  expect_clean(*p.vm.mmu);
 }
 
 }  // namespace
