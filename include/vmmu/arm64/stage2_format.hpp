@@ -53,8 +53,13 @@ class Stage2Format {
     const desc::Type t = type(e, level);
     return t == desc::Type::Block || t == desc::Type::Page;
   }
-  [[nodiscard]] Hpa table_address(Entry e, unsigned) const { return Hpa(desc::decode_address(e, table_mask_, oa_high_)); }
+  // The 48-bit layout is one mask: kept apart so that the common walk pays nothing for 52 bits.
+  [[nodiscard]] Hpa table_address(Entry e, unsigned) const {
+    if (oa_layout_ == desc::OaLayout::Pa48) return Hpa(e & table_mask_);
+    return Hpa(desc::decode_address(e, table_mask_, oa_high_));
+  }
   [[nodiscard]] Hpa leaf_address(Entry e, unsigned level) const {
+    if (oa_layout_ == desc::OaLayout::Pa48) return Hpa(e & leaf_mask_[level]);
     return Hpa(desc::decode_address(e, leaf_mask_[level], oa_high_));
   }
   // The descriptor bits that hold a table / leaf address (the inverse of the two above).
