@@ -42,7 +42,7 @@ Result<std::unique_ptr<Stage2Mmu>, pt::HostError> Stage2Mmu::create(const Layout
   Result<Stage2Tables, pt::HostError> tables = Stage2Tables::create(mmu->format_, mmu->memory_, mmu->tlb_);
   if (!tables) return Unexpected{tables.error()};
   mmu->tables_.emplace(std::move(*tables));
-  if (auto s2 = Stage2::from(mmu->registers(), CpuModel{48})) mmu->stage2_.emplace(*s2);
+  if (auto s2 = Stage2::from(mmu->registers(), CpuModel{layout.lpa ? 52u : 48u})) mmu->stage2_.emplace(*s2);
   Stage2Mmu* self = mmu.get();
   mmu->observer_ = slots.add_observer([self](const MemslotChange& c) { self->on_memslot_change(c); });
   return mmu;
@@ -58,11 +58,17 @@ Registers Stage2Mmu::registers() const {
   std::uint64_t vtcr = vtcr::T0sz::set(0, 64 - layout_.ipa_bits);
   vtcr = vtcr::Sl0::set(vtcr, layout_.sl0);
   vtcr = vtcr::Tg0::set(vtcr, tg0_encoding(layout_.granule));
-  vtcr = vtcr::Ps::set(vtcr, 5);  // 48-bit output: every host virtual address fits
+  // 48-bit output: every host virtual address fits. 52-bit layouts (IPA above 48 bits) need
+  // DS = 1 for 4K / 16K, and PS = 52 for BADDR to sit where 52-bit formats keep it.
+  vtcr = vtcr::Ps::set(vtcr, layout_.lpa ? 6 : 5);
+  vtcr = vtcr::Ds::set(vtcr, layout_.lpa && layout_.granule != Granule::K64);
+  vtcr = vtcr::Sl2::set(vtcr, layout_.sl2);
   vtcr = vtcr::Sh0::set(vtcr, 3);
   vtcr = vtcr::Irgn0::set(vtcr, 1);
   vtcr = vtcr::Orgn0::set(vtcr, 1);
-  return {vtcr, vttbr::Baddr::bits(tables_->root().raw())};
+  const std::uint64_t root = tables_->root().raw();
+  if (layout_.lpa) return {vtcr, vttbr::Baddr52Low::bits(root) | vttbr::BaddrHigh::set(0, root >> 48)};
+  return {vtcr, vttbr::Baddr::bits(root)};
 }
 
 Stage2Counters Stage2Mmu::counters() const {

@@ -14,6 +14,16 @@ std::string_view to_string(FaultKind k) {
 }
 
 std::uint32_t fault_status_code(Fault f) {
+  // Level -1 (FEAT_LPA2) has codes of its own: the 2-bit level field cannot hold it.
+  if (f.level == -1) {
+    switch (f.kind) {
+      case FaultKind::AddressSize: return 0x29;
+      case FaultKind::Translation: return 0x2b;
+      case FaultKind::ExternalAbort: return 0x13;
+      case FaultKind::AccessFlag:
+      case FaultKind::Permission: break;  // no leaf at level -1
+    }
+  }
   std::uint32_t type = 0;
   switch (f.kind) {
     case FaultKind::AddressSize: type = 0b0000; break;

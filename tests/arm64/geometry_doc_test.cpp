@@ -34,8 +34,14 @@ std::string generate() {
          "The stage-2 layout vmmu chooses for each translation granule and IPA size (KVM's rule:\n"
          "the levels a 4-bit-smaller IPA would need, with up to 16 concatenated tables at the start\n"
          "level absorbing the top bits, never fewer than 2 levels where a 2-level walk exists).\n"
-         "IPA sizes run from 25 bits (VTCR_EL2.T0SZ = 39) to 48 bits (T0SZ = 16); 52-bit\n"
-         "configurations (FEAT_LPA, FEAT_LPA2) are not modelled.\n\n"
+         "IPA sizes run from 25 bits (VTCR_EL2.T0SZ = 39) to 48 bits (T0SZ = 16) with 48-bit\n"
+         "descriptors, and on to 52 bits (T0SZ = 12) with 52-bit descriptors (*52-bit* rows): on a\n"
+         "CPU with a 52-bit PA range, FEAT_LPA2 with VTCR_EL2.DS = 1 for 4K and 16K (OA[51:50] in\n"
+         "descriptor bits [9:8], which then stop being SH), FEAT_LPA for 64K (OA[51:48] in bits\n"
+         "[15:12]). Those descriptors also allow blocks one level higher (4K: 512G at level 0,\n"
+         "16K: 64G at level 1, 64K: 4T at level 1), 16K starts at level 0 with SL0 = 3, and 4K could\n"
+         "start at level -1 (SL2 = 1, 5 levels) -- legal, walked by vmmu, but never chosen, as KVM\n"
+         "never chooses it: 16 concatenated level-0 tables do the same in 4 levels.\n\n"
          "- *start level*: Arm numbering (3 = page level); *SL0*: the VTCR_EL2.SL0 encoding.\n"
          "- *entry table*: bytes of the start-level table run; VTTBR_EL2.BADDR must be aligned to it.\n"
          "- *page and block sizes*: what a leaf can map in this layout (page first).\n"
@@ -43,14 +49,17 @@ std::string generate() {
          "  start needs 42 bits; 64K: a level-1 start needs 44 bits (VTCR_EL2.SL0).\n";
   for (Granule g : kAllGranules) {
     out << "\n## " << to_string(g) << " granule\n\n"
-        << "| IPA bits | T0SZ | levels | start level | SL0 | concatenated tables | entry table | page and block sizes |\n"
-        << "|---|---|---|---|---|---|---|---|\n";
-    for (unsigned ipa = kMinIpaBits; ipa <= kMaxIpaBits; ++ipa) {
-      const Layout l = *choose_layout(ipa, g);
+        << "| IPA bits | T0SZ | levels | start level | SL0 | concatenated tables | entry table | page and block sizes "
+           "| descriptors |\n"
+        << "|---|---|---|---|---|---|---|---|---|\n";
+    for (unsigned ipa = kMinIpaBits; ipa <= kMaxIpaBitsLpa; ++ipa) {
+      const Layout l = *choose_layout(ipa, g, ipa > kMaxIpaBits);
       std::string sizes;
       for (std::uint64_t s : l.leaf_sizes()) sizes += (sizes.empty() ? "" : ", ") + size_name(s);
+      const char* descriptors = !l.lpa ? "48-bit" : g == Granule::K64 ? "52-bit (LPA)" : "52-bit (LPA2, DS = 1)";
       out << "| " << ipa << " | " << 64 - ipa << " | " << l.levels << " | " << l.start_level << " | " << l.sl0
-          << " | " << l.concatenated() << " | " << bytes(l.entry_table_bytes()) << " | " << sizes << " |\n";
+          << " | " << l.concatenated() << " | " << bytes(l.entry_table_bytes()) << " | " << sizes << " | "
+          << descriptors << " |\n";
     }
   }
   return out.str();

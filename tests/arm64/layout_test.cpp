@@ -91,9 +91,97 @@ TEST(ChooseLayout, Sl0RoundTripsThroughTheVtcrDecoder) {
   }
 }
 
+// IPA 49..52 bits exist only with 52-bit descriptors; KVM's rows from the reference brief
+// (arm64-stage2.md §1.3): 4K stays at level 0 with 2..16 tables (never level -1), 16K at
+// level 1 until 52 bits start at level 0 (SL0 = 3, DS only), 64K at level 1 with one table.
+TEST(ChooseLayout, FiftyTwoBitRowsMatchKvm) {
+  const Row four_k[] = {{49, 4, 2}, {50, 4, 4}, {51, 4, 8}, {52, 4, 16}};
+  const Row sixteen_k[] = {{49, 3, 4}, {50, 3, 8}, {51, 3, 16}, {52, 4, 1}};
+  const Row sixty_four_k[] = {{49, 3, 1}, {50, 3, 1}, {51, 3, 1}, {52, 3, 1}};
+  for (Granule g : kAllGranules) {
+    const Row* rows52 = g == Granule::K4 ? four_k : g == Granule::K16 ? sixteen_k : sixty_four_k;
+    for (int i = 0; i < 4; ++i) {
+      const Row& row = rows52[i];
+      SCOPED_TRACE(::testing::Message() << to_string(g) << " IPA " << row.ipa);
+      EXPECT_EQ(choose_layout(row.ipa, g).error(), LayoutError::IpaSizeOutOfRange) << "needs 52-bit descriptors";
+      auto l = choose_layout(row.ipa, g, /*lpa=*/true);
+      ASSERT_TRUE(l);
+      EXPECT_TRUE(l->lpa);
+      EXPECT_FALSE(l->sl2);
+      EXPECT_EQ(l->levels, row.levels);
+      EXPECT_EQ(l->concatenated(), row.concatenated);
+      EXPECT_EQ(l->geometry().input_bits(), row.ipa);
+      auto back = decode_layout(g, 64 - row.ipa, l->sl0, 52, true);
+      ASSERT_TRUE(back) << to_string(back.error());
+      EXPECT_EQ(*back, *l);
+    }
+  }
+  EXPECT_EQ(choose_layout(52, Granule::K16, true)->sl0, 3u);
+}
+
+TEST(ChooseLayout, FiftyTwoBitDescriptorsAllowBlocksOneLevelHigher) {
+  EXPECT_EQ(choose_layout(52, Granule::K4, true)->leaf_sizes(),
+            (std::vector<std::uint64_t>{4 * KiB, 2 * MiB, GiB, 512 * GiB}));
+  EXPECT_EQ(choose_layout(52, Granule::K16, true)->leaf_sizes(),
+            (std::vector<std::uint64_t>{16 * KiB, 32 * MiB, 64 * GiB}));
+  EXPECT_EQ(choose_layout(52, Granule::K64, true)->leaf_sizes(),
+            (std::vector<std::uint64_t>{64 * KiB, 512 * MiB, 4096 * GiB}));
+  // The same IPA size with 48-bit descriptors has no giant block.
+  EXPECT_EQ(choose_layout(48, Granule::K4)->leaf_sizes(), (std::vector<std::uint64_t>{4 * KiB, 2 * MiB, GiB}));
+}
+
+TEST(StartLevel, FourKLevelMinusOneIsSl2WithSl0ZeroAndNeedsDs) {
+  EXPECT_EQ(*decode_start_level(Granule::K4, 0, 52, /*lpa=*/true, /*sl2=*/true), -1);
+  for (unsigned sl0 : {1u, 2u, 3u}) {
+    EXPECT_EQ(decode_start_level(Granule::K4, sl0, 52, true, true).error(), LayoutError::StartLevelReserved) << sl0;
+  }
+  EXPECT_EQ(decode_start_level(Granule::K4, 0, 52, false, true).error(), LayoutError::StartLevelReserved);
+  EXPECT_EQ(encode_sl0(Granule::K4, -1, true), 0);
+  EXPECT_EQ(encode_sl0(Granule::K4, -1, false), -1);
+}
+
+TEST(StartLevel, SixteenKLevelZeroWithDs) {
+  EXPECT_EQ(*decode_start_level(Granule::K16, 3, 52, true), 0);
+  EXPECT_EQ(encode_sl0(Granule::K16, 0, true), 3);
+  EXPECT_EQ(encode_sl0(Granule::K16, 0, false), -1);
+}
+
+TEST(StartLevel, SixtyFourKSl0ThreeStaysReservedWithLpa) {
+  EXPECT_EQ(decode_start_level(Granule::K64, 3, 52, true).error(), LayoutError::StartLevelReserved);
+}
+
+TEST(StartLevel, LevelMinusOneWalksFiveLevelsFromA64ByteAlignedRun) {
+  // 49-bit IPA from level -1: IPA[48] alone, 2 entries = 16 bytes, aligned to 64 (BADDR[5:2]
+  // hold PA[51:48]); 52 bits: IPA[51:48], 16 entries.
+  auto small = decode_layout(Granule::K4, 64 - 49, 0, 52, true, true);
+  ASSERT_TRUE(small) << to_string(small.error());
+  EXPECT_EQ(small->start_level, -1);
+  EXPECT_EQ(small->levels, 5u);
+  EXPECT_TRUE(small->sl2);
+  EXPECT_EQ(small->entry_table_bytes(), 16u);
+  EXPECT_EQ(small->entry_table_alignment(), 64u);
+  EXPECT_EQ(small->geometry().levels(), 5u);
+  EXPECT_EQ(small->geometry().shift(5), 48u);
+  auto big = decode_layout(Granule::K4, 64 - 52, 0, 52, true, true);
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->entry_table_bytes(), 128u);
+  EXPECT_EQ(big->geometry().input_bits(), 52u);
+  // Level -1 resolves at least one bit above bit 47: a 48-bit IPA cannot start there.
+  EXPECT_EQ(decode_layout(Granule::K4, 64 - 48, 0, 52, true, true).error(), LayoutError::StartLevelInconsistent);
+}
+
+TEST(T0sz, TwelveIsTheMinimumWithFiftyTwoBitDescriptors) {
+  EXPECT_TRUE(decode_layout(Granule::K64, 12, 2, 52, true));
+  EXPECT_EQ(decode_layout(Granule::K64, 11, 2, 52, true).error(), LayoutError::T0szOutOfRange);
+  EXPECT_EQ(decode_layout(Granule::K64, 12, 2, 52, false).error(), LayoutError::T0szOutOfRange);
+  EXPECT_EQ(decode_layout(Granule::K4, 15, 2, 52, false).error(), LayoutError::T0szOutOfRange);
+}
+
 TEST(ChooseLayout, RejectsIpaSizesOutsideT0szRange) {
   EXPECT_EQ(choose_layout(24, Granule::K4).error(), LayoutError::IpaSizeOutOfRange);
   EXPECT_EQ(choose_layout(49, Granule::K64).error(), LayoutError::IpaSizeOutOfRange);
+  EXPECT_EQ(choose_layout(53, Granule::K4, true).error(), LayoutError::IpaSizeOutOfRange);
+  EXPECT_EQ(choose_layout(24, Granule::K16, true).error(), LayoutError::IpaSizeOutOfRange);
 }
 
 TEST(ChooseLayout, LeafSizesAreThePageAndTheLegalBlocks) {

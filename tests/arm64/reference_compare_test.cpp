@@ -1,6 +1,6 @@
 // The walker against the independent reference walker (support/reference_walker.cpp) over
 // random VTCRs (every granule, IPA size, start level -- consistent or not --, PS, PA range,
-// HA/HD), random tables (valid, invalid and reserved descriptors, out-of-range addresses,
+// HA/HD; and 52-bit: DS, SL2, FEAT_LPA), random tables (valid, invalid and reserved descriptors, out-of-range addresses,
 // random attributes) and random IPAs and accesses. Fixed seeds, reported on failure.
 
 #include <gtest/gtest.h>
@@ -30,24 +30,36 @@ struct TwinMemory {
 
 class Scenario {
  public:
-  Scenario(std::uint32_t seed, std::map<std::string, int>& seen) : rng_(seed), seen_(seen) {}
+  // `fifty_two`: a CPU with a 52-bit PA range, 4K / 16K mostly with DS = 1.
+  Scenario(std::uint32_t seed, std::map<std::string, int>& seen, bool fifty_two = false)
+      : rng_(seed), seen_(seen), fifty_two_(fifty_two) {}
 
   void run() {
     const unsigned pa_choices[] = {32, 36, 40, 42, 44, 48};
-    pa_bits_ = pa_choices[pick(6)];
+    pa_bits_ = fifty_two_ ? 52 : pa_choices[pick(6)];
     const Granule g = kAllGranules[pick(3)];
     gran_ = granule_shift(g);
-    const unsigned ipa = kMinIpaBits + static_cast<unsigned>(pick(kMaxIpaBits - kMinIpaBits + 1));
-    auto chosen = choose_layout(ipa, g);
+    const bool ds = fifty_two_ && (g == Granule::K64 ? pick(4) == 0 : pick(8) != 0);  // 64K: ignored
+    ds_ = ds && g != Granule::K64;
+    lpa64_ = g == Granule::K64 && pa_bits_ == 52;
+    const unsigned max_ipa = ds_ || lpa64_ ? 52 : kMaxIpaBits;
+    const unsigned ipa = kMinIpaBits + static_cast<unsigned>(pick(max_ipa - kMinIpaBits + 1));
+    auto chosen = choose_layout(ipa, g, ds_ || lpa64_);
     std::uint64_t sl0 = chosen->sl0;
+    std::uint64_t sl2 = chosen->sl2 ? 1 : 0;
     std::uint64_t t0sz = 64 - ipa;
+    if (ds_ && g == Granule::K4 && ipa > 48 && pick(2) == 0) sl0 = 0, sl2 = 1;  // start at level -1
     if (pick(8) == 0) sl0 = pick(4);                 // maybe reserved or inconsistent
+    if (ds_ && g == Granule::K4 && pick(8) == 0) sl2 = pick(2);
     if (pick(16) == 0) t0sz = pick(64);              // maybe out of range
     vtcr_ = (1ULL << 31) | t0sz | (sl0 << 6) | (tg0_encoding(g) << 14) | (pick(8) << 16);
     if (pick(2) == 0) vtcr_ |= 1ULL << 21;  // HA
     if (pick(2) == 0) vtcr_ |= 1ULL << 22;  // HD
+    if (ds) vtcr_ |= 1ULL << 32;
+    vtcr_ |= sl2 << 33;
     // Entry table somewhere below 4G (inside every PS), sometimes above the PS range.
     vttbr_ = (pick(16) == 0 ? (1ULL << (32 + pick(16))) : 0x10000000) | (pick(4) == 0 ? pick(1ULL << 16) << 48 : 0);
+    if (fifty_two_ && pick(8) == 0) vttbr_ |= pick(16) << 2;  // BADDR[51:48] where 52-bit formats keep it
 
     auto s2 = Stage2::from({vtcr_, vttbr_}, {pa_bits_});
     ASSERT_TRUE(s2) << to_string(s2.error());
@@ -72,6 +84,7 @@ class Scenario {
         got.level = ours.error().level;
       }
       ++seen_[got.ok ? "ok@" + std::to_string(got.level) : got.fault + "@" + std::to_string(got.level)];
+      if (got.ok && (got.pa >> 48) != 0) ++seen_["ok above 2^48"];
       ASSERT_EQ(got, theirs) << "ipa " << std::hex << a << " op " << op << " vtcr " << vtcr_ << " vttbr " << vttbr_
                              << std::dec << " pa_bits " << pa_bits_ << ": ours " << reference::describe(got)
                              << ", reference " << reference::describe(theirs);
@@ -98,9 +111,23 @@ class Scenario {
     return a;
   }
   std::uint64_t random_output(unsigned low_shift) {
-    // Mostly below 4G; sometimes above a small PS; low bits random to prove they are ignored.
-    const std::uint64_t high = pick(8) == 0 ? (1ULL << (32 + pick(16))) : pick(1ULL << 32);
-    return (high & ~((1ULL << low_shift) - 1)) | (pick(4) == 0 ? pick(1ULL << low_shift) & ~0xfffULL : 0);
+    // Mostly below 4G; sometimes above a small PS (with 52-bit formats up to bit 51); low
+    // bits random to prove they are ignored (64K LPA: bits [15:12] are OA[51:48]).
+    const std::uint64_t high = pick(8) == 0 ? (1ULL << (32 + pick(fifty_two_ ? 20 : 16))) : pick(1ULL << 32);
+    return encode(high & ~((1ULL << low_shift) - 1)) | (pick(4) == 0 ? pick(1ULL << low_shift) & ~0xfffULL : 0);
+  }
+  // An address as the descriptor format holds it (Arm ARM D8.3: LPA2 OA[51:50] in [9:8],
+  // LPA OA[51:48] in [15:12]), and back.
+  std::uint64_t encode(std::uint64_t a) const {
+    if (ds_) return (a & ((1ULL << 50) - 1)) | (((a >> 50) & 3) << 8);
+    if (lpa64_) return (a & ((1ULL << 48) - 1)) | (((a >> 48) & 0xf) << 12);
+    return a;
+  }
+  std::uint64_t next_table_of(std::uint64_t d) const {
+    const std::uint64_t low = ~((1ULL << gran_) - 1);
+    if (ds_) return (d & ((1ULL << 50) - 1) & low) | (((d >> 8) & 3) << 50);
+    if (lpa64_) return (d & ((1ULL << 48) - 1) & low) | (((d >> 12) & 0xf) << 48);
+    return d & ((1ULL << 48) - 1) & low;
   }
 
   // Walks the tables for `ipa` as the reference does, creating a random descriptor wherever
@@ -123,7 +150,7 @@ class Scenario {
         } else if (roll == 1) {
           d = random_output(gran_) | random_leaf_attrs() | 1;  // block encoding, legal or not
         } else if (level < 3 && roll < 12) {
-          d = (pick(10) == 0 ? (1ULL << (32 + pick(16))) : next_table()) | 3;
+          d = encode(pick(10) == 0 ? (1ULL << (32 + pick(fifty_two_ ? 20 : 16))) : next_table()) | 3;
         } else {
           const unsigned leaf_shift = shift;
           d = random_output(leaf_shift) | random_leaf_attrs() | (level == 3 ? 3 : 1);
@@ -131,7 +158,7 @@ class Scenario {
         mem_.write(at, d);
       }
       if ((d & 3) != 3 || level == 3) return;
-      t = d & (((1ULL << 48) - 1) & ~((1ULL << gran_) - 1));
+      t = next_table_of(d);
     }
   }
 
@@ -143,6 +170,8 @@ class Scenario {
 
   std::mt19937_64 rng_;
   std::map<std::string, int>& seen_;
+  bool fifty_two_ = false;
+  bool ds_ = false, lpa64_ = false;
   unsigned pa_bits_ = 48;
   unsigned gran_ = 12;
   std::uint64_t vtcr_ = 0, vttbr_ = 0;
@@ -170,6 +199,26 @@ TEST(ReferenceCompare, RandomTablesVtcrsAndIpasAgreeWithTheReferenceWalker) {
   for (const auto& [k, n] : seen) summary += k + "=" + std::to_string(n) + " ";
   RecordProperty("outcomes", summary);
   std::printf("outcomes: %s\n", summary.c_str());
+}
+
+TEST(ReferenceCompare, FiftyTwoBitLpaAndLpa2TablesAgreeWithTheReferenceWalker) {
+  std::map<std::string, int> seen;
+  for (std::uint32_t seed = 1; seed <= 600; ++seed) {
+    SCOPED_TRACE(::testing::Message() << "seed " << seed);
+    Scenario sc(seed, seen, /*fifty_two=*/true);
+    sc.run();
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  // Level -1 (4K, SL2) and level-0 / level-1 giant blocks exist only here.
+  const char* expected[] = {"ok@0",           "ok@1",          "ok@2",           "ok@3",
+                            "translation@-1", "translation@0", "translation@1",  "translation@3",
+                            "address_size@-1", "address_size@0", "address_size@1", "address_size@3",
+                            "access_flag@0",  "permission@1",  "permission@3",  "ok above 2^48"};
+  for (const char* e : expected) EXPECT_GT(seen[e], 0) << e << " never happened";
+  std::string summary;
+  for (const auto& [k, n] : seen) summary += k + "=" + std::to_string(n) + " ";
+  RecordProperty("outcomes", summary);
+  std::printf("outcomes (52-bit): %s\n", summary.c_str());
 }
 
 }  // namespace

@@ -294,3 +294,55 @@ INSTANTIATE_TEST_SUITE_P(Granules, Stage2MmuGranuleTest, ::testing::ValuesIn(kAl
 
 }  // namespace
 }  // namespace vmmu::arm64
+
+namespace vmmu::arm64 {
+namespace {
+
+// 52-bit IPA spaces: the MMU programs DS (4K, 16K) or relies on FEAT_LPA (64K), maps and
+// unmaps above bit 48, and the architectural walker (a 52-bit CPU) agrees with every leaf.
+TEST(Stage2Mmu52, MapsAndUnmapsAboveTwoTo48ForEveryGranule) {
+  for (Granule g : kAllGranules) {
+    SCOPED_TRACE(to_string(g));
+    Memslots slots;
+    auto layout = choose_layout(52, g, /*lpa=*/true);
+    ASSERT_TRUE(layout);
+    auto m = Stage2Mmu::create(*layout, slots);
+    ASSERT_TRUE(m);
+    Stage2Mmu& mmu = **m;
+    const Registers regs = mmu.registers();
+    EXPECT_EQ(vtcr::T0sz::get(regs.vtcr_el2), 12u);
+    EXPECT_EQ(vtcr::Ds::get(regs.vtcr_el2), g != Granule::K64);
+    auto s2 = Stage2::from(regs, {52});
+    ASSERT_TRUE(s2);
+    ASSERT_FALSE(s2->setup_fault());
+    EXPECT_EQ(s2->root(), mmu.root());
+
+    const Ipa high(0x000f'0000'0000'0000);  // bit 51 and up: the top 4 IPA bits in use
+    testing::HostBuffer ram(4 * kMiB, k2M);
+    ASSERT_TRUE(slots.add({SlotId{1}, Gfn(high.raw() >> kPageShift), (4 * kMiB) >> kPageShift, ram.data(), {}}));
+    auto r = mmu.handle_fault(high + 0x3456, Access::write());
+    ASSERT_TRUE(r) << pt::to_string(r.error());
+    EXPECT_EQ(r->action, FaultAction::Mapped);
+    auto leaf = mmu.lookup(high + 0x3456);
+    ASSERT_TRUE(leaf);
+    EXPECT_EQ(leaf->output, ram.hpa() + 0x3456);
+    auto bad = mmu.check_invariants();
+    EXPECT_FALSE(bad) << *bad;
+    auto t = walk(*s2, const_cast<pt::HostTableMemory&>(mmu.table_memory()), high + 0x3456, AccessKind::Write,
+                  {.update_descriptors = false});
+    ASSERT_TRUE(t) << to_string(t.error().kind) << "@" << t.error().level;
+    EXPECT_EQ(t->pa, ram.hpa() + 0x3456);
+
+    ASSERT_TRUE(mmu.unmap({high, high + 4 * kMiB}));
+    EXPECT_FALSE(mmu.lookup(high + 0x3456));
+    EXPECT_EQ(walk(*s2, const_cast<pt::HostTableMemory&>(mmu.table_memory()), high + 0x3456, AccessKind::Read,
+                   {.update_descriptors = false})
+                  .error()
+                  .kind,
+              FaultKind::Translation);
+    EXPECT_EQ(mmu.handle_fault(Ipa(1ULL << 52), Access::read())->action, FaultAction::OutOfRange);
+  }
+}
+
+}  // namespace
+}  // namespace vmmu::arm64

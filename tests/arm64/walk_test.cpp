@@ -411,15 +411,129 @@ TEST(HardwareDirty, WithoutDbmAWriteToAReadOnlyLeafFaults) {
   EXPECT_EQ(walk(s2, b.memory(), Ipa(0), AccessKind::Write).error(), fault(FaultKind::Permission, 2));
 }
 
+// ---- 52-bit output addresses: FEAT_LPA2 (4K, 16K with DS = 1) and FEAT_LPA (64K) ----------
+
+// Descriptor address bits as the Arm ARM lays them out (D8.3), written out by hand here.
+std::uint64_t lpa2(std::uint64_t pa) { return (pa & ((1ULL << 50) - 1)) | (((pa >> 50) & 3) << 8); }
+std::uint64_t lpa(std::uint64_t pa) { return (pa & ((1ULL << 48) - 1)) | (((pa >> 48) & 0xf) << 12); }
+
+TEST(FiftyTwoBit, Lpa2FourKPageAndLevel0BlockAboveTwoTo48) {
+  const Layout l = *choose_layout(52, Granule::K4, true);
+  Builder b(l);
+  const std::uint64_t ipa = 0x000f'1234'5678'9000;
+  b.set(ipa, 3, page(lpa2(0x000e'2222'3333'4000)));
+  b.set(0x0008'0000'0000'0000, 0, block(lpa2(0x000c'8000'0000'0000)));  // 512G at level 0
+  const Stage2 s2 = make(vtcr_for(l, 6), b.root(), 52);
+  EXPECT_EQ(s2.oa_bits(), 52u);
+  auto p = walk(s2, b.memory(), Ipa(ipa + 0xabc), AccessKind::Write);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->pa, Hpa(0x000e'2222'3333'4abc));
+  auto g = walk(s2, b.memory(), Ipa(0x0008'0012'3456'789a), AccessKind::Read);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->pa, Hpa(0x000c'8012'3456'789a));
+  EXPECT_EQ(size_name(g->block_size), "512G");
+  EXPECT_EQ(g->level, 0);
+}
+
+TEST(FiftyTwoBit, Lpa2SixteenKStartsAtLevel0AndMaps64GBlocks) {
+  const Layout l = *choose_layout(52, Granule::K16, true);
+  ASSERT_EQ(l.start_level, 0);
+  Builder b(l);
+  b.set(0x000f'0000'0000'0000, 1, block(lpa2(0x0004'0000'0000'0000)));  // 64G at level 1
+  const Stage2 s2 = make(vtcr_for(l, 6), b.root(), 52);
+  auto t = walk(s2, b.memory(), Ipa(0x000f'0000'1234'5678), AccessKind::Read);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->pa, Hpa(0x0004'0000'1234'5678));
+  EXPECT_EQ(size_name(t->block_size), "64G");
+}
+
+TEST(FiftyTwoBit, LpaSixtyFourKTakesOa51To48FromBits15To12) {
+  const Layout l = *choose_layout(52, Granule::K64, true);
+  Builder b(l);
+  b.set(0x000c'0000'0000'0000, 1, block(lpa(0x000a'0000'0000'0000)));  // 4T at level 1
+  b.set(0x0000'0000'0001'0000, 3, page(lpa(0x0009'8765'4321'0000)));
+  const Stage2 s2 = make(vtcr_for(l, 6), b.root(), 52);
+  auto t = walk(s2, b.memory(), Ipa(0x000c'0123'4567'89ab), AccessKind::Read);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->pa, Hpa(0x000a'0123'4567'89ab));
+  EXPECT_EQ(size_name(t->block_size), "4T");
+  auto p = walk(s2, b.memory(), Ipa(0x1'0042), AccessKind::Read);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->pa, Hpa(0x0009'8765'4321'0042));
+  // With PS = 48 the same page's output is out of range (the bits still count: PA range 52).
+  const Stage2 narrow = make(vtcr_for(l, 5), b.root(), 52);
+  EXPECT_EQ(walk(narrow, b.memory(), Ipa(0x1'0042), AccessKind::Read).error(), fault(FaultKind::AddressSize, 3));
+}
+
+TEST(FiftyTwoBit, WithoutDsBits9To8AreShareabilityNotAddress) {
+  const Layout l = layout(48, Granule::K4);
+  Builder b(l);
+  b.set(0x1000, 3, page(0x8000 | (3ULL << 8)));  // SH = inner
+  const Stage2 s2 = make(vtcr_for(l), b.root(), 52);
+  auto t = walk(s2, b.memory(), Ipa(0x1000), AccessKind::Read);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->pa, Hpa(0x8000));
+}
+
+TEST(FiftyTwoBit, FourKLevelMinusOneWalksFiveLevels) {
+  const Layout l = *decode_layout(Granule::K4, 64 - 52, 0, 52, true, true);
+  Builder b(l);
+  const std::uint64_t ipa = 0x000a'5555'6666'7000;
+  b.set(ipa, 3, page(0x1234'5000));
+  const Stage2 s2 = make(vtcr_for(l, 6), b.root(), 52);
+  ASSERT_FALSE(s2.setup_fault());
+  EXPECT_EQ(s2.format().geometry().levels(), 5u);
+  auto t = walk(s2, b.memory(), Ipa(ipa + 0x10), AccessKind::Read);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->pa, Hpa(0x1234'5010));
+  // An empty level -1 entry, and one pointing above the output size.
+  EXPECT_EQ(walk(s2, b.memory(), Ipa(0x0001'0000'0000'0000), AccessKind::Read).error(),
+            fault(FaultKind::Translation, -1));
+  b.set(0x0002'0000'0000'0000, -1, table(lpa2(1ULL << 50)));
+  const Stage2 s2_48 = make(vtcr_for(l, 5), b.root(), 52);
+  EXPECT_EQ(walk(s2_48, b.memory(), Ipa(0x0002'0000'0000'0000), AccessKind::Read).error(),
+            fault(FaultKind::AddressSize, -1));
+}
+
+TEST(FiftyTwoBit, VttbrBits5To2AreBaddr51To48) {
+  const Layout l = *choose_layout(50, Granule::K4, true);
+  const std::uint64_t root = 0x0003'0000'4000'0000;
+  Builder b(l, root);
+  b.set(0x2000, 3, page(0x9000));
+  const std::uint64_t vttbr = (root & ((1ULL << 48) - 1)) | (3ULL << 2);
+  const Stage2 s2 = make(vtcr_for(l, 6), vttbr, 52);
+  EXPECT_EQ(s2.root(), Hpa(root));
+  EXPECT_TRUE(walk(s2, b.memory(), Ipa(0x2000), AccessKind::Read));
+}
+
+TEST(FiftyTwoBit, DsAndSl2AreRes0WhereTheyDoNotApply) {
+  const std::uint64_t base = vtcr_for(layout(40, Granule::K4));
+  EXPECT_EQ(Stage2::from({base | (1ULL << 32), 0}, {48}).error(), ConfigError::DsNeedsLpa2);
+  EXPECT_EQ(Stage2::from({base | (1ULL << 33), 0}, {52}).error(), ConfigError::Sl2Res0);
+  const std::uint64_t k16 = vtcr_for(layout(40, Granule::K16)) | (1ULL << 32);
+  EXPECT_EQ(Stage2::from({k16 | (1ULL << 33), 0}, {52}).error(), ConfigError::Sl2Res0);
+  // DS with 64K has no effect: 52-bit 64K descriptors come from the PA range alone.
+  const std::uint64_t k64 = vtcr_for(layout(40, Granule::K64));
+  auto with_ds = Stage2::from({k64 | (1ULL << 32), 0}, {52});
+  ASSERT_TRUE(with_ds);
+  EXPECT_TRUE(with_ds->lpa());
+  EXPECT_FALSE(Stage2::from({k64, 0}, {48})->lpa());
+}
+
+TEST(FaultStatusCode, LevelMinusOneHasCodesOfItsOwn) {
+  EXPECT_EQ(fault_status_code({FaultKind::Translation, -1}), 0x2bu);
+  EXPECT_EQ(fault_status_code({FaultKind::AddressSize, -1}), 0x29u);
+  EXPECT_EQ(fault_status_code({FaultKind::ExternalAbort, -1}), 0x13u);
+}
+
 // ---- configuration vmmu refuses, and fault syndromes ----------------------------------------
 
-TEST(Config, Lpa2AndReservedGranuleAndFiftyTwoBitPaAreRefused) {
+TEST(Config, ReservedGranuleAndUnknownPaRangesAreRefused) {
   const std::uint64_t base = vtcr_for(layout(40, Granule::K4));
-  EXPECT_EQ(Stage2::from({base | (1ULL << 32), 0}, {48}).error(), ConfigError::Lpa2Unsupported);
-  EXPECT_EQ(Stage2::from({base | (1ULL << 33), 0}, {48}).error(), ConfigError::Lpa2Unsupported);
   EXPECT_EQ(Stage2::from({base | (3ULL << 14), 0}, {48}).error(), ConfigError::ReservedGranule);
-  EXPECT_EQ(Stage2::from({base, 0}, {52}).error(), ConfigError::PaBitsUnsupported);
   EXPECT_EQ(Stage2::from({base, 0}, {39}).error(), ConfigError::PaBitsUnsupported);
+  EXPECT_EQ(Stage2::from({base, 0}, {56}).error(), ConfigError::PaBitsUnsupported);
+  EXPECT_TRUE(Stage2::from({base, 0}, {52}));
 }
 
 TEST(FaultStatusCode, TypeAndLevelAsEsrDfsc) {

@@ -149,6 +149,15 @@ JsonWriter& JsonWriter::integer(std::uint64_t n) {
   return *this;
 }
 
+JsonWriter& JsonWriter::signed_integer(std::int64_t n) {
+  before_value();
+  std::array<char, 24> buf{};
+  auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), n);
+  (void)ec;  // 24 bytes hold any 64-bit number and its sign
+  out_.append(buf.data(), end);
+  return *this;
+}
+
 JsonWriter& JsonWriter::hex(std::uint64_t n) {
   before_value();
   std::array<char, 24> buf{};

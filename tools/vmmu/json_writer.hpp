@@ -27,6 +27,7 @@ class JsonWriter {
   JsonWriter& string(std::string_view s);  // escaped as JSON requires; invalid UTF-8 -> U+FFFD
   JsonWriter& boolean(bool b);
   JsonWriter& integer(std::uint64_t n);
+  JsonWriter& signed_integer(std::int64_t n);  // e.g. arm64 level -1
   JsonWriter& hex(std::uint64_t n);  // a hex string, "0x1f"
 
   // The text written so far; complete once every begin_* has its end_*.

@@ -71,7 +71,7 @@ std::string s2_walk_result_json(const S2WalkCase& c, const S2WalkRun& run) {
       w.key("ok").boolean(true).key("pa").hex(o->pa.raw()).key("block_size").string(size_name(o->block_size));
     } else {
       w.key("ok").boolean(false).key("fault").string(arm64::to_string(o.error().kind));
-      w.key("level").integer(static_cast<std::uint64_t>(o.error().level));
+      w.key("level").signed_integer(o.error().level);
     }
     w.end_object();
   }

@@ -5,6 +5,8 @@
 //   Arm numbers levels so that level 3 always holds pages; an Arm level-L entry covers
 //   2^(G + S*(3-L)) bytes (Arm ARM D8.2 "Translation table walk", table "Translation
 //   granule and level"). The engine numbers the other way round: engine level = 4 - Arm level.
+//   With 52-bit descriptors (FEAT_LPA2, 4K granule) a walk may start at Arm level -1, which
+//   is engine level 5.
 
 #include <cstdint>
 #include <optional>
@@ -28,7 +30,7 @@ constexpr std::uint64_t granule_bytes(Granule g) { return std::uint64_t{1} << gr
 // Index bits per level: a table is one granule of 8-byte descriptors.
 constexpr unsigned stride(Granule g) { return granule_shift(g) - 3; }
 
-// Input bits below an Arm level-`level` entry (level in 0..3): log2 of the size it maps.
+// Input bits below an Arm level-`level` entry (level in -1..3): log2 of the size it maps.
 constexpr unsigned level_shift(Granule g, int level) {
   return granule_shift(g) + stride(g) * static_cast<unsigned>(static_cast<int>(kFinalLevel) - level);
 }
@@ -66,15 +68,24 @@ constexpr std::string_view to_string(Granule g) {
 
 inline constexpr Granule kAllGranules[] = {Granule::K4, Granule::K16, Granule::K64};
 
-// Where a block descriptor (bits[1:0] = 0b01) is legal without FEAT_LPA / FEAT_LPA2, which
-// vmmu does not model (Arm ARM D8.3.1, pseudocode AArch64.BlockDescSupported): 4K at
-// levels 1 and 2, 16K and 64K at level 2 only.
-constexpr bool block_allowed(Granule g, int level) {
-  return g == Granule::K4 ? (level == 1 || level == 2) : level == 2;
+// Where a block descriptor (bits[1:0] = 0b01) is legal (Arm ARM D8.3.1, pseudocode
+// AArch64.BlockDescSupported): 4K at levels 1 and 2, 16K and 64K at level 2 -- and with
+// 52-bit descriptors (`lpa`: DS = 1 for 4K / 16K, FEAT_LPA on a 52-bit PA range for 64K)
+// one level higher: 4K level 0 (512G), 16K level 1 (64G), 64K level 1 (4T).
+constexpr bool block_allowed(Granule g, int level, bool lpa = false) {
+  if (level == 2) return true;
+  switch (g) {
+    case Granule::K4: return level == 1 || (lpa && level == 0);
+    case Granule::K16:
+    case Granule::K64: return lpa && level == 1;
+  }
+  return false;
 }
 
 static_assert(level_shift(Granule::K4, 3) == 12 && level_shift(Granule::K4, 1) == 30);
 static_assert(level_shift(Granule::K16, 2) == 25 && level_shift(Granule::K64, 2) == 29);
-static_assert(engine_level(3) == 1 && arm_level(4) == 0);
+static_assert(engine_level(3) == 1 && arm_level(4) == 0 && engine_level(-1) == 5);
+static_assert(level_shift(Granule::K4, -1) == 48 && level_shift(Granule::K64, 1) == 42);
+static_assert(!block_allowed(Granule::K4, 0) && block_allowed(Granule::K4, 0, true) && !block_allowed(Granule::K4, -1, true));
 
 }  // namespace vmmu::arm64

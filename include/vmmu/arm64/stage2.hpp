@@ -23,8 +23,9 @@
 namespace vmmu::arm64 {
 
 enum class ConfigError : std::uint8_t {
-  PaBitsUnsupported,  // CpuModel::pa_bits is not 32, 36, 40, 42, 44 or 48
-  Lpa2Unsupported,    // VTCR_EL2.DS or SL2 set: 52-bit FEAT_LPA2 descriptors are not modelled
+  PaBitsUnsupported,  // CpuModel::pa_bits is not 32, 36, 40, 42, 44, 48 or 52
+  DsNeedsLpa2,        // VTCR_EL2.DS set on a CPU without FEAT_LPA2 (pa_bits below 52): RES0
+  Sl2Res0,            // VTCR_EL2.SL2 set without DS = 1 and the 4K granule: RES0
   ReservedGranule,    // VTCR_EL2.TG0 = 0b11
 };
 std::string_view to_string(ConfigError e);
@@ -32,7 +33,7 @@ std::string_view to_string(ConfigError e);
 class Stage2 {
  public:
   // Decode and validate the registers for `cpu`.
-  // Errors: PaBitsUnsupported, Lpa2Unsupported, ReservedGranule (see ConfigError).
+  // Errors: PaBitsUnsupported, DsNeedsLpa2, Sl2Res0, ReservedGranule (see ConfigError).
   static Result<Stage2, ConfigError> from(const Registers& regs, CpuModel cpu);
 
   [[nodiscard]] Granule granule() const { return granule_; }
@@ -45,7 +46,10 @@ class Stage2 {
   // (pseudocode AArch64.S2TTBaseAddress aligns it to the table size).
   [[nodiscard]] Hpa root() const { return root_; }
   [[nodiscard]] unsigned ipa_bits() const { return layout_.ipa_bits; }
-  // Effective output size: VTCR_EL2.PS capped at the CPU's PA range.
+  // 52-bit descriptors: DS = 1 with 4K / 16K, or 64K on a 52-bit PA range.
+  [[nodiscard]] bool lpa() const { return lpa_; }
+  // Effective output size: VTCR_EL2.PS capped at the CPU's PA range, and at 48 bits where
+  // the descriptors cannot hold more (4K / 16K without DS; AArch64.PhysicalAddressSize).
   [[nodiscard]] unsigned oa_bits() const { return oa_bits_; }
   [[nodiscard]] bool hardware_access_flag() const { return ha_; }
   // Hardware dirty state through DBM; takes effect only together with HA (AArch64.S2Translate).
@@ -60,6 +64,7 @@ class Stage2 {
   Stage2Format format_{};
   Hpa root_{};
   unsigned oa_bits_ = 48;
+  bool lpa_ = false;
   bool ha_ = false;
   bool hd_ = false;
 };

@@ -3,7 +3,7 @@
 // engine's Stage2Format plus how to encode leaves and tables from neutral attributes, where
 // blocks are legal, and which changes need break-before-make.
 //
-//   leaf  = V | (T at level 3) | OA | MemAttr | S2AP | SH=inner | AF | XN
+//   leaf  = V | (T at level 3) | OA | MemAttr | S2AP | SH=inner (not with LPA2) | AF | XN
 //   table = V | T | next-table address        (stage 2 has no hierarchical controls)
 //   frozen = AF (bit 10) in an invalid descriptor: KVM's "LOCKED" marker, ignored by the
 //            hardware walker (an invalid descriptor's other bits are free, Arm ARM D8.3.1)
@@ -31,24 +31,25 @@ class Stage2HostFormat : public Stage2Format {
   explicit Stage2HostFormat(const Layout& layout) : Stage2Format(layout) {}
 
   [[nodiscard]] Entry make_leaf(Hpa a, unsigned level, pt::LeafAttrs at) const {
-    Entry e = desc::Valid::mask | (a.raw() & desc::leaf_address_mask(granule(), arm_level(level)));
+    Entry e = desc::Valid::mask | leaf_address_bits(a, level);
     e = desc::TableOrPage::set(e, level == 1);  // 0b11 page at Arm level 3, 0b01 block above
     e = desc::MemAttr::set(e, at.device ? s2attr::kDeviceNgnre : s2attr::kNormalWriteBack);
     e = desc::S2apRead::set(e, at.read);
     e = desc::S2apWrite::set(e, at.write);
-    e = desc::Shareability::set(e, s2attr::kInnerShareable);
+    // With LPA2 bits [9:8] are OA[51:50]; shareability then comes from VTCR_EL2.SH0.
+    if (oa_layout() != desc::OaLayout::Lpa2) e = desc::Shareability::set(e, s2attr::kInnerShareable);
     e = desc::AccessFlag::set(e, at.accessed);
     // Device memory is never executable at stage 2 (KVM refuses the combination).
     return desc::Xn::set(e, !at.exec || at.device);
   }
   [[nodiscard]] Entry make_table(Hpa a, unsigned) const {
-    return desc::Valid::mask | desc::TableOrPage::mask | (a.raw() & desc::table_address_mask(granule()));
+    return desc::Valid::mask | desc::TableOrPage::mask | table_address_bits(a);
   }
   [[nodiscard]] pt::LeafAttrs leaf_attrs(Entry e, unsigned) const {
     return {desc::S2apRead::get(e), desc::S2apWrite::get(e), !desc::Xn::get(e), desc::AccessFlag::get(e),
             (desc::MemAttr::get(e) & 0xc) == 0};
   }
-  [[nodiscard]] bool block_allowed(unsigned level) const { return arm64::block_allowed(granule(), arm_level(level)); }
+  [[nodiscard]] bool block_allowed(unsigned level) const { return block_allowed_at(level); }
 
   // Arm ARM D8.16.1: break-before-make is required when a valid entry changes its output
   // address, its block size (table <-> block), or its memory type; a change of permissions

@@ -13,7 +13,8 @@
 //   6. no fault: with HA set AF, with HA+HD and DBM set S2AP[1] on a write, by compare-exchange
 //      of the leaf (a lost race re-walks, as AArch64.S2Translate repeats the walk).
 //
-// Levels are Arm's (0..3). Faults are values; the walk never fails otherwise.
+// Levels are Arm's (-1..3; -1 only for a 4K walk started there with FEAT_LPA2). Faults are
+// values; the walk never fails otherwise.
 
 #include <cstdint>
 #include <optional>
@@ -43,13 +44,14 @@ std::string_view to_string(FaultKind k);
 
 struct Fault {
   FaultKind kind = FaultKind::Translation;
-  int level = 0;  // Arm numbering
+  int level = 0;  // Arm numbering, -1..3
   friend constexpr bool operator==(const Fault&, const Fault&) = default;
 };
 
 // ESR_EL2 DFSC/IFSC for the fault (Arm ARM D19 ESR_ELx, ISS encoding for a Data Abort):
 // 0b0000LL address size, 0b0001LL translation, 0b0010LL access flag, 0b0011LL permission,
-// 0b0101LL external abort on walk.
+// 0b0101LL external abort on walk; at level -1: 0x29 address size, 0x2B translation, 0x13
+// external abort on walk.
 std::uint32_t fault_status_code(Fault f);
 
 struct Translation {

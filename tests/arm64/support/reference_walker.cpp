@@ -25,16 +25,27 @@ Outcome walk(std::uint64_t vtcr, std::uint64_t vttbr, unsigned pa_bits, SparseMe
   if (tg0 == 2) gran = 14;
   const unsigned s = gran - 3;
 
-  // T0SZ = VTCR<5:0>; without FEAT_TTST / LPA the legal range is 16..39.
+  // 52-bit descriptors: DS = VTCR<32> for 4K and 16K (FEAT_LPA2; the 52-bit CPU has it);
+  // FEAT_LPA for 64K whenever the CPU's PA range is 52 bits.
+  const bool ds = gran != 16 && bits(vtcr, 32, 32) == 1;
+  const bool lpa64 = gran == 16 && pa_bits == 52;
+  const bool wide = ds || lpa64;
+
+  // T0SZ = VTCR<5:0>; without FEAT_TTST the legal range is 16..39, from 12 with 52-bit
+  // descriptors.
   const unsigned t0sz = static_cast<unsigned>(bits(vtcr, 5, 0));
-  if (t0sz < 16 || t0sz > 39) return fault("translation", 0);
+  if (t0sz < (wide ? 12u : 16u) || t0sz > 39) return fault("translation", 0);
   const unsigned iasize = 64 - t0sz;
 
-  // SL0 = VTCR<7:6>.
+  // SL0 = VTCR<7:6>, SL2 = VTCR<33>.
   const unsigned sl0 = static_cast<unsigned>(bits(vtcr, 7, 6));
+  const bool sl2 = bits(vtcr, 33, 33) == 1;
   int start = 0;
   if (gran == 12) {
-    if (sl0 == 0) start = 2;
+    if (sl2) {
+      if (!ds || sl0 != 0) return fault("translation", 0);
+      start = -1;
+    } else if (sl0 == 0) start = 2;
     else if (sl0 == 1) start = 1;
     else if (sl0 == 2) {
       if (pa_bits < 44) return fault("translation", 0);
@@ -48,6 +59,8 @@ Outcome walk(std::uint64_t vtcr, std::uint64_t vttbr, unsigned pa_bits, SparseMe
     else if (sl0 == 2) {
       if (pa_bits < (gran == 14 ? 42u : 44u)) return fault("translation", 0);
       start = 1;
+    } else if (gran == 14 && ds) {
+      start = 0;
     } else {
       return fault("translation", 0);
     }
@@ -57,17 +70,33 @@ Outcome walk(std::uint64_t vtcr, std::uint64_t vttbr, unsigned pa_bits, SparseMe
   if (iasize < lowest || iasize > lowest + s - 1 + 4) return fault("translation", 0);
   if (iasize < 64 && (ipa >> iasize) != 0) return fault("translation", 0);
 
-  // PS = VTCR<18:16>, capped at the CPU's range.
+  // PS = VTCR<18:16>, capped at the CPU's range, and at 48 bits when the descriptors
+  // cannot carry more.
   static const unsigned kPs[8] = {32, 36, 40, 42, 44, 48, 52, 52};
-  unsigned oa = kPs[bits(vtcr, 18, 16)];
+  const unsigned ps = kPs[bits(vtcr, 18, 16)];
+  unsigned oa = ps;
   if (oa > pa_bits) oa = pa_bits;
+  if (!wide && oa > 48) oa = 48;
   const bool ha = bits(vtcr, 21, 21) == 1;
   const bool hd = bits(vtcr, 22, 22) == 1;
 
-  // Base: VTTBR<47:1>, aligned to the start level's table run.
+  // Base: VTTBR<47:1>, aligned to the start level's table run; with DS, or 64K and PS = 52,
+  // VTTBR<5:2> are base bits 51:48 and the run is at least 64-byte aligned.
   const unsigned start_bits = iasize - (below * s + gran);
   std::uint64_t table = bits(vttbr, 47, 1) << 1;
-  table &= ~((8ULL << start_bits) - 1);
+  std::uint64_t run = 8ULL << start_bits;
+  if (ds || (lpa64 && ps == 52)) {
+    table = (bits(vttbr, 47, 6) << 6) | (bits(vttbr, 5, 2) << 48);
+    if (run < 64) run = 64;
+  }
+  table &= ~(run - 1);
+
+  // Address held by descriptor d from bit `low` up.
+  auto address = [&](std::uint64_t d, unsigned low) {
+    if (ds) return (bits(d, 49, low) << low) | (bits(d, 9, 8) << 50);
+    if (lpa64) return (bits(d, 47, low) << low) | (bits(d, 15, 12) << 48);
+    return bits(d, 47, low) << low;
+  };
 
   int level = start;
   for (;;) {
@@ -80,7 +109,7 @@ Outcome walk(std::uint64_t vtcr, std::uint64_t vttbr, unsigned pa_bits, SparseMe
     if ((d & 1) == 0) return fault("translation", level);
     const bool bit1 = (d & 2) != 0;
     if (level < 3 && bit1) {
-      const std::uint64_t next = bits(d, 47, gran) << gran;
+      const std::uint64_t next = address(d, gran);
       if ((next >> oa) != 0) return fault("address_size", level);
       table = next;
       ++level;
@@ -88,11 +117,14 @@ Outcome walk(std::uint64_t vtcr, std::uint64_t vttbr, unsigned pa_bits, SparseMe
     }
     if (level == 3 && !bit1) return fault("translation", level);
     if (level < 3) {
-      const bool legal = gran == 12 ? (level == 1 || level == 2) : level == 2;
+      bool legal = level == 2;
+      if (gran == 12) legal = legal || level == 1 || (ds && level == 0);
+      if (gran == 14) legal = legal || (ds && level == 1);
+      if (gran == 16) legal = legal || (lpa64 && level == 1);
       if (!legal) return fault("translation", level);
     }
     // Leaf.
-    const std::uint64_t out = bits(d, 47, lo) << lo;
+    const std::uint64_t out = address(d, lo);
     if ((out >> oa) != 0) return fault("address_size", level);
     const bool af = ((d >> 10) & 1) != 0;
     if (!af && !ha) return fault("access_flag", level);

@@ -21,7 +21,8 @@ struct Outcome {
 };
 
 // op: 'r' read, 'w' write, 'x' fetch. Writes AF / S2AP[1] back as HA / HD ask.
-// The registers must be ones the library accepts (pa_bits in {32..48}, DS = SL2 = 0, TG0 != 3).
+// The registers must be ones the library accepts (pa_bits in {32..52}; DS only with pa_bits
+// 52; SL2 only with DS and 4K; TG0 != 3).
 Outcome walk(std::uint64_t vtcr, std::uint64_t vttbr, unsigned pa_bits, SparseMemory<Hpa>& memory,
              std::uint64_t ipa, char op);
 

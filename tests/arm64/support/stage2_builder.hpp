@@ -24,7 +24,7 @@ inline constexpr std::uint64_t page(std::uint64_t pa, std::uint64_t attrs = kAf 
 inline constexpr std::uint64_t block(std::uint64_t pa, std::uint64_t attrs = kAf | kRw) { return pa | attrs | 1; }
 inline constexpr std::uint64_t table(std::uint64_t pa) { return pa | 3; }
 
-// VTCR_EL2 for `layout` (PS: 0b101 = 48 bits unless given).
+// VTCR_EL2 for `layout` (PS: 0b101 = 48 bits unless given; DS / SL2 as the layout says).
 inline std::uint64_t vtcr_for(const Layout& layout, std::uint64_t ps = 5, bool ha = false, bool hd = false) {
   std::uint64_t v = 1ULL << 31;  // RES1
   v |= 64 - layout.ipa_bits;
@@ -33,6 +33,8 @@ inline std::uint64_t vtcr_for(const Layout& layout, std::uint64_t ps = 5, bool h
   v |= ps << 16;
   if (ha) v |= 1ULL << 21;
   if (hd) v |= 1ULL << 22;
+  if (layout.lpa && layout.granule != Granule::K64) v |= 1ULL << 32;  // DS
+  if (layout.sl2) v |= 1ULL << 33;
   return v;
 }
 
