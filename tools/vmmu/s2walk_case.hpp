@@ -35,7 +35,8 @@ struct S2WalkCase {
 // Errors: a missing or mistyped format/arch/pa_bits/regs/memory/accesses field; pa_bits other
 // than 32, 36, 40, 42, 44, 48 (52-bit PA is not modelled); a VTCR_EL2 vmmu does not model
 // (DS/SL2 set: FEAT_LPA2; TG0 = 0b11 reserved) -- all naming the field; bad chunks; an op other
-// than read/write. A VTCR_EL2 the architecture defines as faulting is not malformed: every
+// than read/write; a field the page does not name (UnknownKey; "notes", "comment", "x-*" are
+// informational). A VTCR_EL2 the architecture defines as faulting is not malformed: every
 // access then answers a translation fault at level 0.
 Result<S2WalkCase, CaseError> parse_s2_walk_case(const Json& doc);
 
