@@ -1,6 +1,8 @@
 #include "vmmu/vm/vm.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "guest_copy.hpp"
 #include "vmmu/vm/vcpu.hpp"
@@ -96,9 +98,14 @@ std::size_t Vm::vcpu_count() const {
   return vcpus_.size();
 }
 
-Vcpu& Vm::vcpu(std::size_t index) {
+Vcpu& Vm::vcpu(std::size_t index) noexcept {
   std::lock_guard g(vcpus_mutex_);
-  return *vcpus_.at(index);
+  if (index >= vcpus_.size()) {
+    // A caller's bug, not input: there is no vCPU to return, and nothing may throw out of the library.
+    std::fprintf(stderr, "vmmu: Vm::vcpu(%zu) with %zu vCPUs\n", index, vcpus_.size());
+    std::abort();
+  }
+  return *vcpus_[index];
 }
 
 Status<tdp::AccessExit> Vm::read(Gpa gpa, std::span<std::byte> out) {

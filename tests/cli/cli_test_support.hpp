@@ -54,6 +54,21 @@ inline std::string write_case(std::string_view name, std::string_view contents) 
   return path.string();
 }
 
+// A case's text with `from` replaced by `to` (a misspelt or unknown key): the error must name `field`.
+struct Misspelt {
+  const char* name;
+  const char* from;
+  const char* to;
+  const char* field;
+};
+
+inline std::string misspelt_name(const ::testing::TestParamInfo<Misspelt>& p) { return p.param.name; }
+
+inline std::string with_misspelt(std::string text, const Misspelt& m) {
+  text.replace(text.find(m.from), std::string_view(m.from).size(), m.to);
+  return text;
+}
+
 inline std::size_t count_lines(std::string_view s) {
   std::size_t n = 0;
   for (char c : s) n += c == '\n' ? 1 : 0;

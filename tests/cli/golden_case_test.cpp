@@ -55,7 +55,7 @@ TEST_P(GoldenCase, AnswersExactlyAsExpected) {
   const CliRun run = walk_files({g.input});
   EXPECT_EQ(run.out, expected) << g.input;
   const bool has_errors = expected.find("{\"error\":") != std::string::npos;
-  EXPECT_EQ(run.status, has_errors ? 1 : 0) << run.err;
+  EXPECT_EQ(run.status, has_errors ? 2 : 0) << run.err;
   EXPECT_EQ(run.err.empty(), !has_errors) << run.err;
 }
 

@@ -1,11 +1,12 @@
 // Malformed input: each rule of the format pages gives one error line naming the case (its
-// file) and the field, a non-zero exit status, and nothing on the output for a single case; a
-// batch answers its other lines. Nothing makes the command crash.
+// file) and the field, exit status 2, and an error object in the case's place on the output;
+// a batch answers its other lines. Nothing makes the command crash.
 
 #include <gtest/gtest.h>
 
 #include <string>
 
+#include "batch.hpp"
 #include "case_json.hpp"
 #include "cli_test_support.hpp"
 
@@ -21,7 +22,11 @@ struct Malformed {
 const std::string kRegs32 = R"("regs":{"cr0":"0x80000001","cr3":"0x1000"})";
 const std::string kAccess = R"("accesses":[{"gva":"0x10","op":"read","cpl":0}])";
 
-std::string x86(const std::string& body) { return R"({"format":"vmmu-walk-case/1",)" + body + "}"; }
+// A walk case; regs (required) is {} unless the body gives it.
+std::string x86(const std::string& body) {
+  const std::string regs = body.find("\"regs\"") == std::string::npos ? R"("regs":{},)" : "";
+  return R"({"format":"vmmu-walk-case/1",)" + regs + body + "}";
+}
 std::string x86_access(const std::string& access) {
   return x86(kRegs32 + R"(,"accesses":[{"gva":"0x0","op":"read","cpl":0},)" + access + "]");
 }
@@ -92,6 +97,15 @@ std::vector<Malformed> malformed_cases() {
       {"TrailingGarbage", x86(kAccess) + " }", ""},
       {"InvalidUtf8", "{\"format\":\"\xff\xfe\"}", ""},
       {"BinaryGarbage", std::string("\x00\x01\x02{\"", 5), ""},
+      {"RegsMissing", R"({"format":"vmmu-walk-case/1",)" + kAccess + "}", "regs"},
+      {"RegsMisspelt", R"({"format":"vmmu-walk-case/1","reg":{"cr0":"0x80000001"},)" + kAccess + "}", "reg"},
+      {"RegisterUnknown", x86(R"("regs":{"cr2":"0x1"},)" + kAccess), "regs.cr2"},
+      {"TopLevelKeyUnknown", x86(R"("maxphyadr":36,)" + kAccess), "maxphyadr"},
+      {"AccessKeyUnknown", x86_access(R"({"gva":"0x10","op":"read","cpl":0,"size":8})"), "accesses[1].size"},
+      {"ChunkKeyUnknown", x86_memory(R"({"gpa":"0x1000","u64":["0x1"],"len":1})"), "memory[0].len"},
+      {"WordNotANumberInAList", x86_memory(R"({"gpa":"0x1000","u64":["0x1",{"v":1}]})"), "memory[0].u64[1]"},
+      {"WordNestedList", x86_memory(R"({"gpa":"0x1000","u8":[["0x1"]]})"), "memory[0].u8[0]"},
+      {"EptKeyUnknown", ept(R"("maxphyaddr":40,"eptp":"0x1e","ad":true,)" + kEptAccess), "ad"},
       {"DeeplyNested", std::string(100000, '[') + std::string(100000, ']'), ""},
   };
 }
@@ -102,8 +116,10 @@ TEST_P(MalformedCase, OneErrorLineNamingCaseAndFieldAndNonZeroExit) {
   const Malformed& m = GetParam();
   const std::string path = write_case(std::string(m.name) + ".json", m.text);
   const CliRun run = walk_files({path});
-  EXPECT_EQ(run.status, 1);
-  EXPECT_EQ(run.out, "");
+  EXPECT_EQ(run.status, 2);
+  EXPECT_EQ(run.out, error_line(run.err.substr(std::string_view("vmmu walk: ").size(),
+                                               run.err.size() - std::string_view("vmmu walk: ").size() - 1)) +
+                         "\n");
   EXPECT_EQ(count_lines(run.err), 1u) << run.err;
   EXPECT_EQ(run.err.rfind("vmmu walk: " + path + ": ", 0), 0u) << run.err;
   if (*m.field != '\0') {
@@ -122,7 +138,7 @@ TEST_P(MalformedCase, BatchLineIsAnErrorObjectAndOtherLinesAreAnswered) {
   const std::string good = x86(R"("accesses":[{"gva":"0x5","op":"read","cpl":0}])");
   const std::string path = write_case(std::string(m.name) + ".jsonl", good + "\n" + line + "\n" + good + "\n");
   const CliRun run = walk_files({path});
-  EXPECT_EQ(run.status, 1);
+  EXPECT_EQ(run.status, 2);
   ASSERT_EQ(count_lines(run.out), 3u) << run.out;
   const std::string first = run.out.substr(0, run.out.find('\n'));
   const std::string second = run.out.substr(first.size() + 1, run.out.find('\n', first.size() + 1) - first.size() - 1);
@@ -144,15 +160,15 @@ INSTANTIATE_TEST_SUITE_P(Rules, MalformedCase, ::testing::ValuesIn(malformed_cas
 
 TEST(CaseFiles, MissingFileIsOneErrorLine) {
   const CliRun run = walk_files({"/nonexistent/vmmu-case.json"});
-  EXPECT_EQ(run.status, 1);
-  EXPECT_EQ(run.out, "");
+  EXPECT_EQ(run.status, 2);
+  EXPECT_EQ(run.out, "{\"error\":\"/nonexistent/vmmu-case.json: cannot open: No such file or directory\"}\n");
   EXPECT_EQ(run.err, "vmmu walk: /nonexistent/vmmu-case.json: cannot open: No such file or directory\n");
 }
 
 TEST(CaseFiles, DirectoryIsOneErrorLine) {
   const std::string dir = ::testing::TempDir();
   const CliRun run = walk_files({dir});
-  EXPECT_EQ(run.status, 1);
+  EXPECT_EQ(run.status, 2);
   EXPECT_EQ(count_lines(run.err), 1u) << run.err;
   EXPECT_NE(run.err.find("is a directory"), std::string::npos) << run.err;
 }
@@ -167,7 +183,7 @@ TEST(CaseFiles, EmptyBatchAnswersNothingAndSucceeds) {
 TEST(CaseFiles, BatchEmptyLineIsAMalformedCaseSoLinesStayAligned) {
   const std::string good = x86(R"("accesses":[{"gva":"0x5","op":"read","cpl":0}])");
   const CliRun run = walk_files({write_case("gap.jsonl", good + "\r\n\r\n" + good)});  // CRLF, no final newline
-  EXPECT_EQ(run.status, 1);
+  EXPECT_EQ(run.status, 2);
   EXPECT_EQ(count_lines(run.out), 3u) << run.out;
   EXPECT_NE(run.out.find(":2: empty line"), std::string::npos) << run.out;
 }
@@ -175,15 +191,34 @@ TEST(CaseFiles, BatchEmptyLineIsAMalformedCaseSoLinesStayAligned) {
 TEST(CaseFiles, LaterFilesAreAnsweredAfterABadOne) {
   const std::string good = write_case("good.json", x86(R"("accesses":[{"gva":"0x5","op":"read","cpl":0}])"));
   const CliRun run = walk_files({"/nonexistent.json", good});
-  EXPECT_EQ(run.status, 1);
-  EXPECT_EQ(count_lines(run.out), 1u);
+  EXPECT_EQ(run.status, 2);
+  EXPECT_EQ(count_lines(run.out), 2u);
+}
+
+// Issue 15: `vmmu walk a.json bad.json c.json` printed two lines for three files.
+TEST(CaseFiles, OutputLinesFollowTheInputsWhateverFails) {
+  const std::string good = write_case("good.json", x86(R"("accesses":[{"gva":"0x5","op":"read","cpl":0}])"));
+  const std::string bad = write_case("bad.json", x86(R"("accesses":[{"gva":"0x5","op":"jump","cpl":0}])"));
+  const std::string batch = write_case("two.jsonl", "{}\n" + x86(R"("accesses":[])") + "\n");
+  const CliRun run = walk_files({good, bad, "/nonexistent.json", batch, good});
+  EXPECT_EQ(run.status, 2);
+  std::vector<std::string> lines;
+  for (std::size_t at = 0, nl = 0; (nl = run.out.find('\n', at)) != std::string::npos; at = nl + 1) {
+    lines.push_back(run.out.substr(at, nl - at));
+  }
+  ASSERT_EQ(lines.size(), 6u) << run.out;
+  for (std::size_t i : {0u, 4u, 5u}) EXPECT_EQ(lines[i].find("{\"error\""), std::string::npos) << i << lines[i];
+  EXPECT_EQ(lines[1].rfind("{\"error\":\"" + bad + ": field 'accesses[0].op'", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[2].rfind("{\"error\":\"/nonexistent.json: cannot open", 0), 0u) << lines[2];
+  EXPECT_EQ(lines[3].rfind("{\"error\":\"" + batch + ":1: ", 0), 0u) << lines[3];
+  EXPECT_EQ(count_lines(run.err), 3u) << run.err;
 }
 
 TEST(CaseFiles, TableShowsErrorsAsRowsAndExitsNonZero) {
   const std::string good = write_case("good.json", x86(R"("accesses":[{"gva":"0x5","op":"write","cpl":3}])"));
   const std::string bad = write_case("bad.json", x86(R"("accesses":[{"gva":"0x5","op":"jump","cpl":3}])"));
   const CliRun run = walk_files({good, bad}, true);
-  EXPECT_EQ(run.status, 1);
+  EXPECT_EQ(run.status, 2);
   EXPECT_EQ(count_lines(run.out), 3u) << run.out;  // header, the good access, the error row
   EXPECT_NE(run.out.find("error: "), std::string::npos);
   EXPECT_NE(run.out.find("gpa 0x5 (4K)"), std::string::npos) << run.out;

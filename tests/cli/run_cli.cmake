@@ -1,10 +1,14 @@
 cmake_minimum_required(VERSION 3.25)
 # Runs the vmmu binary and checks what it did. Variables:
-#   VMMU (binary), ARGS (arguments separated by |), EXPECT_STATUS, and optionally
+#   VMMU (binary), ARGS (arguments separated by |), EXPECT_STATUS, and optionally STDIN (a file
+#   fed to standard input),
 #   EXPECT_STDOUT (file with the exact expected output; @FILE@ there is replaced by FILE),
 #   EXPECT_STDOUT_MATCH / EXPECT_STDERR_MATCH (regex), EXPECT_STDERR_LINES (count).
 string(REPLACE "|" ";" args "${ARGS}")
-execute_process(COMMAND ${VMMU} ${args} RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(DEFINED STDIN)
+  set(input INPUT_FILE ${STDIN})
+endif()
+execute_process(COMMAND ${VMMU} ${args} ${input} RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT status STREQUAL EXPECT_STATUS)
   message(FATAL_ERROR "exit status ${status}, expected ${EXPECT_STATUS}\nstdout:\n${out}\nstderr:\n${err}")
 endif()

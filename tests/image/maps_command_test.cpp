@@ -47,7 +47,12 @@ class Commands : public ::testing::Test {
 
   CommandRun maps(bool json, bool merge) {
     std::ostringstream out, err;
-    const int status = cli::run_maps({memory, regs, json, merge}, out, err);
+    cli::MapsOptions options;
+    options.memory = memory;
+    options.regs = regs;
+    options.json = json;
+    options.merge = merge;
+    const int status = cli::run_maps(options, out, err);
     return {status, out.str(), err.str()};
   }
   CommandRun translate(std::vector<std::string> gvas, std::string op = "read", unsigned cpl = 0) {
@@ -165,7 +170,7 @@ TEST_F(Commands, TranslateAppliesPermissionRules) {
 TEST_F(Commands, MissingMemoryFileIsOneLineError) {
   write_long4_regs();
   const CommandRun r = maps(false, false);
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "vmmu maps: " + memory + ": cannot open the memory image: No such file or directory\n");
 }
@@ -178,7 +183,7 @@ TEST_F(Commands, ElfThatIsNotA64BitCoreIsOneLineError) {
   ::close(fd);
   write_long4_regs();
   const CommandRun r = maps(false, false);
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
   EXPECT_EQ(lines(r.err), 1u);
   EXPECT_NE(r.err.find("not a 64-bit ELF core"), std::string::npos) << r.err;
 }
@@ -188,7 +193,7 @@ TEST_F(Commands, TruncatedElfIsOneLineError) {
   ASSERT_EQ(::truncate(memory.c_str(), 0x3000), 0);
   write_long4_regs();
   const CommandRun r = maps(true, false);
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
   EXPECT_EQ(lines(r.err), 1u);
   EXPECT_NE(r.err.find("truncated ELF core"), std::string::npos) << r.err;
 }
@@ -197,7 +202,7 @@ TEST_F(Commands, RegsWithoutCr3IsOneLineError) {
   write_image();
   write_regs(R"({"regs": {"cr0": "0x80000001", "cr4": "0x20", "efer": "0x500"}})");
   const CommandRun r = maps(false, false);
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
   EXPECT_EQ(lines(r.err), 1u);
   EXPECT_NE(r.err.find("regs.cr3"), std::string::npos) << r.err;
 }
@@ -206,7 +211,7 @@ TEST_F(Commands, RegsFileWithoutRegsObjectIsOneLineError) {
   write_image();
   write_regs(R"({"cr3": "0x1000"})");
   const CommandRun r = translate({"0x1000"});
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("no 'regs' object"), std::string::npos) << r.err;
 }
 
@@ -214,7 +219,7 @@ TEST_F(Commands, RegsThatAreNotJsonIsOneLineError) {
   write_image();
   write_regs("cr3=0x1000");
   const CommandRun r = maps(false, false);
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
   EXPECT_EQ(lines(r.err), 1u);
 }
 
@@ -222,7 +227,7 @@ TEST_F(Commands, GvaThatIsNotANumberIsOneLineError) {
   write_image();
   write_long4_regs();
   const CommandRun r = translate({"0x1000", "0xfoo"});
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "vmmu translate: GVA '0xfoo' is not a number (hex 0x... or decimal)\n");
 }
@@ -231,7 +236,7 @@ TEST_F(Commands, GvaWiderThanTheModeIsOneLineError) {
   write_image();
   write_regs(R"({"regs": {"cr0": "0x80000001", "cr3": "0x1000", "cr4": "0x0"}})");
   const CommandRun r = translate({"0x100000000"});
-  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("wider than 32 bits"), std::string::npos) << r.err;
 }
 

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "json_writer.hpp"
 
@@ -37,7 +38,8 @@ Result<std::string, InputError> read_file(const std::string& path) {
   struct FileCloser {
     void operator()(std::FILE* f) const { std::fclose(f); }
   };
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+  const bool stdin_path = path == "-";
+  std::unique_ptr<std::FILE, FileCloser> f(stdin_path ? fdopen(dup(STDIN_FILENO), "rb") : std::fopen(path.c_str(), "rb"));
   if (!f) return Unexpected{InputError{InputErrorKind::CannotOpen, path, std::strerror(errno)}};
   struct stat st {};
   if (fstat(fileno(f.get()), &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -100,10 +102,10 @@ AnswerCounts answer_cases(std::span<const std::string> paths, const CaseAnswerer
     if (!contents) {
       ++counts.unreadable_files;
       err << "vmmu " << command << ": " << to_string(contents.error()) << '\n';
+      out << error_line(to_string(contents.error())) << '\n';
       continue;
     }
-    const bool batch = is_batch_path(path);
-    for_each_case(path, *contents, batch, [&](const CaseLocation& where, std::string_view text) {
+    for_each_case(path, *contents, is_batch_path(path), [&](const CaseLocation& where, std::string_view text) {
       auto line = answer_case_text(text, where, answer);
       if (line) {
         ++counts.answered;
@@ -112,7 +114,7 @@ AnswerCounts answer_cases(std::span<const std::string> paths, const CaseAnswerer
       }
       ++counts.malformed;
       err << "vmmu " << command << ": " << line.error() << '\n';
-      if (batch) out << error_line(line.error()) << '\n';
+      out << error_line(line.error()) << '\n';
     });
   }
   out.flush();

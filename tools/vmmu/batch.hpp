@@ -2,11 +2,12 @@
 // Case files and the answer protocol every case-reading command shares (walk, s2walk, ...):
 //
 //  - A file ending in ".jsonl" is a batch: one case per line. Any other file is one case.
+//  - "-" is standard input, read as one case.
 //  - Each case is answered with one line on the output: a compact JSON result, or for a
-//    malformed case in a batch, {"error":"FILE:LINE: field 'accesses[3].gva': ..."}.
+//    malformed case {"error":"FILE[:LINE]: field 'accesses[3].gva': ..."}; an unreadable file
+//    is answered with one such error line too, so output lines follow the inputs in order.
 //  - Every malformed case and unreadable file also gives one line on the error stream,
-//    "vmmu walk: FILE[:LINE]: field '...': ...", and makes the exit status 1. A malformed
-//    single case prints nothing on the output.
+//    "vmmu walk: FILE[:LINE]: field '...': ...", and makes the exit status 2 (exit_status.hpp).
 
 #include <cstddef>
 #include <functional>
@@ -16,6 +17,7 @@
 #include <string_view>
 
 #include "case_json.hpp"
+#include "exit_status.hpp"
 
 namespace vmmu::cli {
 
@@ -42,7 +44,7 @@ std::string to_string(const InputError& error);
 // True for batch files (name ends in ".jsonl").
 bool is_batch_path(std::string_view path);
 
-// Reads the whole file at `path`.
+// Reads the whole file at `path` ("-": standard input).
 // Errors: CannotOpen, IsDirectory, ReadFailed.
 Result<std::string, InputError> read_file(const std::string& path);
 
@@ -59,7 +61,7 @@ struct AnswerCounts {
   std::size_t answered = 0;
   std::size_t malformed = 0;
   std::size_t unreadable_files = 0;
-  [[nodiscard]] int exit_status() const { return malformed == 0 && unreadable_files == 0 ? 0 : 1; }
+  [[nodiscard]] int exit_status() const { return malformed == 0 && unreadable_files == 0 ? kExitOk : kExitBadInput; }
 };
 
 // Runs the protocol above over `paths` in order. `command` names the command in error lines

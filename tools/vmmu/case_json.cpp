@@ -1,5 +1,7 @@
 #include "case_json.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "json_writer.hpp"
@@ -16,6 +18,7 @@ std::string_view to_string(CaseErrorKind kind) {
     case CaseErrorKind::BadValue: return "bad value";
     case CaseErrorKind::Misaligned: return "misaligned";
     case CaseErrorKind::Overlap: return "overlap";
+    case CaseErrorKind::UnknownKey: return "unknown key";
   }
   return "?";
 }
@@ -38,6 +41,8 @@ CaseError error(CaseErrorKind kind, std::string field, std::string detail) {
   return CaseError{kind, std::move(field), std::move(detail)};
 }
 
+}  // namespace
+
 std::string_view type_name(const Json& value) {
   switch (value.type()) {
     case Json::value_t::null: return "null";
@@ -54,12 +59,16 @@ std::string_view type_name(const Json& value) {
   return "?";
 }
 
+namespace {
+
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
+
+}  // namespace
 
 Result<std::uint64_t, CaseError> parse_hex(std::string_view s, std::string_view field) {
   if (s.size() < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) {
@@ -82,23 +91,40 @@ Result<std::uint64_t, CaseError> parse_hex(std::string_view s, std::string_view 
   return value;
 }
 
-}  // namespace
+std::string json_error_text(const std::exception& e) {
+  // nlohmann's message: "[json.exception.parse_error.101] parse error at line 1, column 44: ...".
+  std::string_view what = e.what();
+  if (auto close = what.find("] "); close != std::string_view::npos) what.remove_prefix(close + 2);
+  return valid_utf8(what);
+}
 
-Result<Json, CaseError> parse_case_text(std::string_view text) {
-  Json doc;
-  try {
-    doc = Json::parse(text.begin(), text.end());
-  } catch (const Json::exception& e) {
-    // nlohmann's message starts "[json.exception.parse_error.101] parse error at line 1, ...".
-    std::string_view what = e.what();
-    if (auto close = what.find("] "); close != std::string_view::npos) what.remove_prefix(close + 2);
-    return Unexpected{error(CaseErrorKind::Syntax, "", fmt::format("not valid JSON: {}", valid_utf8(what)))};
+bool is_informational_key(std::string_view key) {
+  return key == "notes" || key == "comment" || key.substr(0, 2) == "x-";
+}
+
+Status<CaseError> check_keys(const Json& object, std::string_view at, std::span<const std::string_view> known) {
+  for (const auto& [key, value] : object.items()) {
+    if (is_informational_key(key) || std::find(known.begin(), known.end(), key) != known.end()) continue;
+    std::string names;
+    for (std::string_view k : known) names += fmt::format("{}\"{}\"", names.empty() ? "" : ", ", k);
+    return Unexpected{error(CaseErrorKind::UnknownKey, field_path(at, key),
+                            fmt::format("is not a field of this format (known: {}; informational: \"notes\", "
+                                        "\"comment\", \"x-...\")",
+                                        names))};
   }
-  if (!doc.is_object()) {
-    return Unexpected{error(CaseErrorKind::Syntax, "",
-                            fmt::format("a case must be a JSON object, not {}", type_name(doc)))};
+  return {};
+}
+
+Status<CaseError> for_each_object(const Json& array, std::string_view at, std::string_view example,
+                                  const std::function<Status<CaseError>(const Json&, const std::string&)>& visit) {
+  for (std::size_t i = 0; i < array.size(); ++i) {
+    const std::string path = element_path(at, i);
+    if (!array[i].is_object()) {
+      return Unexpected{error(CaseErrorKind::WrongType, path, fmt::format("must be an object like {}", example))};
+    }
+    if (auto s = visit(array[i], path); !s) return s;
   }
-  return doc;
+  return {};
 }
 
 Result<std::uint64_t, CaseError> to_number(const Json& value, std::string_view field, std::uint64_t max) {

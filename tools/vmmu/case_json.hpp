@@ -5,13 +5,19 @@
 //  - CaseError: why a case is malformed, naming the field by its JSON path
 //    ("accesses[3].gva"), so each command prints one clear line.
 //  - Numbers are hex strings ("0x1f") or non-negative JSON integers, range-checked.
-//  - Fields the formats do not name are ignored; a named field of the wrong type is an error.
+//  - Fields the formats do not name are errors, except informational ones (check_keys); a
+//    named field of the wrong type is an error.
+//  - parse_case_text() reads memory chunks' word lists as a stream (case_text.cpp), so a case
+//    with a 60 MB chunk costs a few times its size, not a DOM node per word.
 //
 // Every reader takes the JSON path of the object it reads from (`at`, "" for the case itself)
 // and reports errors against `at` + "." + key.
 
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <limits>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -33,6 +39,7 @@ enum class CaseErrorKind : std::uint8_t {
   BadValue,    // a value the field does not allow (an unknown op, cpl 1, another format)
   Misaligned,  // a memory chunk not aligned to its word width
   Overlap,     // two memory chunks share bytes, or a chunk wraps past the top of memory
+  UnknownKey,  // a field the format does not name (a misspelt key must not change the case)
 };
 
 std::string_view to_string(CaseErrorKind kind);
@@ -53,9 +60,36 @@ std::string field_path(std::string_view at, std::string_view key);
 // Path of element `index` of the array at `at`: "accesses" + 3 -> "accesses[3]".
 std::string element_path(std::string_view at, std::size_t index);
 
-// Parses one case: valid JSON whose top level is an object.
-// Errors: Syntax (with nlohmann's position and reason).
+// Parses one case: valid JSON whose top level is an object. The word list of each chunk of the
+// top-level "memory" array ("u64", "u32", "u8") is read as it streams past and kept as one
+// binary value of 8-byte little-endian words, each already checked against its width.
+// Errors: Syntax (position and reason), and a word's BadNumber / OutOfRange naming it
+// ("memory[0].u32[5]").
 Result<Json, CaseError> parse_case_text(std::string_view text);
+
+// "an object", "a string", ...: a JSON value's type, for error messages.
+std::string_view type_name(const Json& value);
+
+// "parse error at line 1, column 44: syntax error while parsing value - ...": the position and
+// reason of a JSON parser's error, without the library's exception name and number.
+std::string json_error_text(const std::exception& e);
+
+// Informational fields every case format allows anywhere: "notes", "comment", "x-*".
+bool is_informational_key(std::string_view key);
+
+// Checks that every member of `object` (found at `at`) is one of `known` or informational.
+// Errors: UnknownKey, naming the first unknown field and the known ones.
+Status<CaseError> check_keys(const Json& object, std::string_view at, std::span<const std::string_view> known);
+
+// Calls visit(element, path) for each element of `array` (found at `at`), in order; each must
+// be an object, and `example` shows one in the error ({"gva": "0x1000", "op": "read", "cpl": 0}).
+// Errors: WrongType for an element that is not an object, or the first error visit returns.
+Status<CaseError> for_each_object(const Json& array, std::string_view at, std::string_view example,
+                                  const std::function<Status<CaseError>(const Json&, const std::string&)>& visit);
+
+// `s` as a hex string "0x..." (any case, leading zeros allowed).
+// Errors: BadNumber, OutOfRange (beyond 64 bits), naming `field`.
+Result<std::uint64_t, CaseError> parse_hex(std::string_view s, std::string_view field);
 
 // `value` as a number: a hex string "0x..." (any case, leading zeros allowed) or a
 // non-negative JSON integer, at most `max`.

@@ -8,16 +8,21 @@
 
 namespace vmmu::cli {
 
+namespace {
+
+// x86-ept-walk.md: the fields a case names.
+constexpr std::string_view kCaseKeys[] = {"format", "arch", "maxphyaddr", "eptp", "five_level", "memory", "accesses"};
+constexpr std::string_view kAccessKeys[] = {"gpa", "op"};
+
+}  // namespace
+
 Result<EptWalkCase, CaseError> parse_ept_walk_case(const Json& doc) {
   EptWalkCase c;
   if (auto f = check_format(doc, kEptCaseFormat, "x86-ept"); !f) return Unexpected{f.error()};
-  auto m = read_number(doc, "", "maxphyaddr", kMaxMaxphyaddr);
+  if (auto k = check_keys(doc, "", kCaseKeys); !k) return Unexpected{k.error()};
+  auto m = read_maxphyaddr(doc, std::nullopt);
   if (!m) return Unexpected{m.error()};
-  if (*m < kMinMaxphyaddr) {
-    return Unexpected{CaseError{CaseErrorKind::OutOfRange, "maxphyaddr",
-                                fmt::format("{} is below {}", *m, kMinMaxphyaddr)}};
-  }
-  c.maxphyaddr = static_cast<unsigned>(*m);
+  c.maxphyaddr = *m;
   auto eptp = read_number(doc, "", "eptp");
   if (!eptp) return Unexpected{eptp.error()};
   c.eptp = *eptp;
@@ -33,13 +38,9 @@ Result<EptWalkCase, CaseError> parse_ept_walk_case(const Json& doc) {
   if (!accesses) return Unexpected{accesses.error()};
   c.accesses.reserve((*accesses)->size());
   const std::uint64_t gpa_limit = (std::uint64_t{1} << c.maxphyaddr) - 1;
-  for (std::size_t i = 0; i < (*accesses)->size(); ++i) {
-    const Json& a = (**accesses)[i];
-    const std::string at = element_path("accesses", i);
-    if (!a.is_object()) {
-      return Unexpected{CaseError{CaseErrorKind::WrongType, at,
-                                  "must be an object like {\"gpa\": \"0x1000\", \"op\": \"read\"}"}};
-    }
+  auto read = for_each_object(**accesses, "accesses", R"({"gpa": "0x1000", "op": "read"})",
+                              [&](const Json& a, const std::string& at) -> Status<CaseError> {
+    if (auto k = check_keys(a, at, kAccessKeys); !k) return k;
     // x86-ept-walk.md: gpas are below 2^maxphyaddr.
     auto gpa = read_number(a, at, "gpa");
     if (!gpa) return Unexpected{gpa.error()};
@@ -50,7 +51,9 @@ Result<EptWalkCase, CaseError> parse_ept_walk_case(const Json& doc) {
     auto op = read_op(a, at);
     if (!op) return Unexpected{op.error()};
     c.accesses.push_back(EptAccess{Gpa(*gpa), *op});
-  }
+    return {};
+  });
+  if (!read) return Unexpected{read.error()};
   return c;
 }
 

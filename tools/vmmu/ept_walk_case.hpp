@@ -37,7 +37,8 @@ struct EptWalkCase {
 // Reads a case.
 // Errors: every malformed-input rule of x86-ept-walk.md, naming the field -- missing
 // maxphyaddr (or outside 32..52), missing or mistyped eptp/five_level/memory/accesses, a chunk
-// that is not u64 words, misaligned or overlapping chunks, a gpa at or above 2^maxphyaddr, bad op.
+// that is not u64 words, misaligned or overlapping chunks, a gpa at or above 2^maxphyaddr, bad op,
+// a field the page does not name (UnknownKey; "notes", "comment", "x-*" are informational).
 // An EPTP the processor rejects is not malformed: every access answers invalid_eptp.
 Result<EptWalkCase, CaseError> parse_ept_walk_case(const Json& doc);
 

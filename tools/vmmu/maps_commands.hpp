@@ -5,6 +5,8 @@
 //   vmmu maps --memory FILE --regs FILE [--json] [--merge]
 //   vmmu translate --memory FILE --regs FILE [--op read|write|fetch] [--cpl 0|3] GVA...
 
+#include <chrono>
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -20,10 +22,15 @@ struct MapsOptions {
   std::string regs;    // regs file
   bool json = false;
   bool merge = false;
+  std::uint64_t limit = 0;  // stop after this many leaves (0: none)
+  bool progress = false;    // a progress line on `err` (when it is a terminal)
+  // Output waits in a buffer at most this long (or until 64 KiB) before it reaches `out`.
+  std::chrono::milliseconds flush_after{200};
 };
 
-// Lists every mapping to `out` (buffered: written in large blocks); the count of paths ended
-// by reserved bits to `err`. Returns the exit status: 0, or 1 after one line on `err` naming
+// Lists every mapping to `out` as it goes (buffered, handed on every 64 KiB or `flush_after`);
+// the count of paths ended by reserved bits to `err`. Tables that point back at themselves
+// hold up to 512^4 leaves: `limit` stops the listing (one line on `err` says so). Returns the exit status: 0, or 2 after one line on `err` naming
 // the problem (unreadable or malformed image or regs file).
 int run_maps(const MapsOptions& options, std::ostream& out, std::ostream& err);
 
@@ -36,7 +43,7 @@ struct TranslateOptions {
 };
 
 // Walks each GVA (never writing the image) and prints one vmmu-walk-result/1 object whose
-// `results` hold one result per GVA, in order. Returns 0, or 1 after one line on `err`
+// `results` hold one result per GVA, in order. Returns 0, or 2 after one line on `err`
 // (unreadable image or regs, a GVA that is not a number or too wide for the mode, bad op/cpl).
 int run_translate(const TranslateOptions& options, std::ostream& out, std::ostream& err);
 

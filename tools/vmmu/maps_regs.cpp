@@ -1,7 +1,5 @@
 #include "maps_regs.hpp"
 
-#include <cstdint>
-
 #include "batch.hpp"
 #include "case_json.hpp"
 #include "x86_walk_case.hpp"
@@ -27,31 +25,11 @@ Result<GuestRegs, std::string> read_guest_regs(const std::string& path) {
   const Json& r = **regs_obj;
 
   GuestRegs out;
-  auto cr3 = read_number(r, "regs", "cr3");
-  if (!cr3) return fail(path, to_string(cr3.error()));
-  out.regs.cr3 = *cr3;
-  struct Reg {
-    const char* name;
-    std::uint64_t* slot;
-  };
-  const Reg optional[] = {{"cr0", &out.regs.cr0}, {"cr4", &out.regs.cr4}, {"efer", &out.regs.efer},
-                          {"rflags", &out.regs.rflags}};
-  for (const Reg& reg : optional) {
-    auto v = read_number_or(r, "regs", reg.name, *reg.slot);
-    if (!v) return fail(path, to_string(v.error()));
-    *reg.slot = *v;
-  }
-  auto pkru = read_number_or(r, "regs", "pkru", 0, 0xffff'ffff);
-  if (!pkru) return fail(path, to_string(pkru.error()));
-  out.regs.pkru = static_cast<std::uint32_t>(*pkru);
-
-  auto m = read_number_or(*doc, "", "maxphyaddr", 52, kMaxMaxphyaddr);
+  if (find_member(r, "cr3") == nullptr) return fail(path, "field 'regs.cr3': is required (the root of the page tables)");
+  if (auto read = read_x86_registers(r, out.regs); !read) return fail(path, to_string(read.error()));
+  auto m = read_maxphyaddr(*doc, 52u);
   if (!m) return fail(path, to_string(m.error()));
-  if (*m < kMinMaxphyaddr) {
-    return fail(path, to_string(CaseError{CaseErrorKind::OutOfRange, "maxphyaddr",
-                                          "must be between 32 and 52"}));
-  }
-  out.cpu.maxphyaddr = static_cast<unsigned>(*m);
+  out.cpu.maxphyaddr = *m;
   return out;
 }
 

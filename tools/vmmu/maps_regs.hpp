@@ -19,7 +19,8 @@ struct GuestRegs {
 
 // Reads and checks the regs file at `path`.
 // Errors (one line naming the file and the field): unreadable file, not JSON, no `regs`
-// object, `regs` without cr3, a register that is not a number or too wide (pkru: 32 bits),
+// object, `regs` without cr3, a register name x86-walk.md does not list, a register that is
+// not a number or too wide (pkru: 32 bits),
 // maxphyaddr outside 32..52.
 Result<GuestRegs, std::string> read_guest_regs(const std::string& path);
 

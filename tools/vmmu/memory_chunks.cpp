@@ -1,7 +1,7 @@
 #include "memory_chunks.hpp"
 
 #include <algorithm>
-#include <array>
+#include <cstring>
 #include <limits>
 
 #include <fmt/format.h>
@@ -10,13 +10,7 @@ namespace vmmu::cli {
 
 namespace {
 
-struct Width {
-  std::string_view key;
-  unsigned bytes;
-};
-constexpr std::array<Width, 3> kWidths{{{"u64", 8}, {"u32", 4}, {"u8", 1}}};
-
-bool allowed(const Width& w, const ChunkRules& rules) {
+bool allowed(const ChunkWidth& w, const ChunkRules& rules) {
   return w.bytes == 8 || (w.bytes == 4 && rules.allow_u32) || (w.bytes == 1 && rules.allow_u8);
 }
 
@@ -27,34 +21,54 @@ std::string allowed_list(const ChunkRules& rules) {
   return "\"u64\"";
 }
 
-std::uint64_t width_max(unsigned bytes) {
-  return bytes == 8 ? std::numeric_limits<std::uint64_t>::max() : (std::uint64_t{1} << (8 * bytes)) - 1;
+// Appends the words of one list (an array, or parse_case_text()'s binary) to `values`.
+Status<CaseError> append_words(const Json& words, const ChunkWidth& width, const std::string& at,
+                               std::vector<std::uint64_t>& values) {
+  if (words.is_binary()) {
+    const auto& bytes = words.get_binary();
+    const std::size_t first = values.size();
+    values.resize(first + bytes.size() / 8);
+    if (!bytes.empty()) std::memcpy(&values[first], bytes.data(), bytes.size() / 8 * 8);
+    return {};
+  }
+  if (!words.is_array()) return Unexpected{CaseError{CaseErrorKind::WrongType, at, "must be an array of numbers"}};
+  for (std::size_t k = 0; k < words.size(); ++k) {
+    auto v = to_number(words[k], element_path(at, k), width.max);
+    if (!v) return Unexpected{v.error()};
+    values.push_back(*v);
+  }
+  return {};
 }
+
+std::size_t word_count(const Json& words) { return words.is_binary() ? words.get_binary().size() / 8 : words.size(); }
 
 }  // namespace
 
+const ChunkWidth* chunk_width(std::string_view key) {
+  for (const ChunkWidth& w : kChunkWidths) {
+    if (w.key == key) return &w;
+  }
+  return nullptr;
+}
+
 Result<MemoryImage, CaseError> parse_memory_chunks(const Json& doc, const ChunkRules& rules) {
   MemoryImage image;
-  const Json* memory = find_member(doc, "memory");
+  auto memory = find_member(doc, "memory");
   if (memory == nullptr) return image;
   if (!memory->is_array()) {
     return Unexpected{CaseError{CaseErrorKind::WrongType, "memory", "must be an array of chunks"}};
   }
   image.chunks.reserve(memory->size());
-  for (std::size_t i = 0; i < memory->size(); ++i) {
-    const Json& chunk = (*memory)[i];
-    const std::string at = element_path("memory", i);
-    if (!chunk.is_object()) {
-      return Unexpected{CaseError{CaseErrorKind::WrongType, at,
-                                  fmt::format("must be an object like {{\"{}\": \"0x1000\", \"u64\": [...]}}",
-                                              rules.address_key)}};
-    }
+  const std::string example = fmt::format("{{\"{}\": \"0x1000\", \"u64\": [...]}}", rules.address_key);
+  const std::string_view keys[] = {rules.address_key, "u64", "u32", "u8"};
+  auto chunks = for_each_object(*memory, "memory", example, [&](const Json& chunk, const std::string& at) -> Status<CaseError> {
     auto base = read_number(chunk, at, rules.address_key);
     if (!base) return Unexpected{base.error()};
+    if (auto k = check_keys(chunk, at, keys); !k) return k;
 
-    const Width* width = nullptr;
+    const ChunkWidth* width = nullptr;
     const Json* words = nullptr;
-    for (const Width& w : kWidths) {
+    for (const ChunkWidth& w : kChunkWidths) {
       const Json* list = find_member(chunk, w.key);
       if (list == nullptr) continue;
       if (!allowed(w, rules)) {
@@ -74,27 +88,25 @@ Result<MemoryImage, CaseError> parse_memory_chunks(const Json& doc, const ChunkR
                                   fmt::format("a chunk needs a word list: {}", allowed_list(rules))}};
     }
     const std::string list_at = field_path(at, width->key);
-    if (!words->is_array()) {
+    if (!words->is_array() && !words->is_binary()) {
       return Unexpected{CaseError{CaseErrorKind::WrongType, list_at, "must be an array of numbers"}};
     }
     if ((*base % width->bytes) != 0) {
       return Unexpected{CaseError{CaseErrorKind::Misaligned, field_path(at, rules.address_key),
                                   fmt::format("{} is not aligned to its {}-byte words", hex(*base), width->bytes)}};
     }
-    const std::uint64_t count = words->size();
+    const std::uint64_t count = word_count(*words);
     const std::uint64_t room = std::numeric_limits<std::uint64_t>::max() - *base;  // bytes above base
     if (count > 0 && (count - 1) > room / width->bytes) {
       return Unexpected{CaseError{CaseErrorKind::Overlap, list_at,
                                   fmt::format("the chunk at {} runs past the top of the address space", hex(*base))}};
     }
-    MemoryChunk c{*base, width->bytes, image.values.size(), words->size()};
-    for (std::size_t k = 0; k < words->size(); ++k) {
-      auto v = to_number((*words)[k], element_path(list_at, k), width_max(width->bytes));
-      if (!v) return Unexpected{v.error()};
-      image.values.push_back(*v);
-    }
+    const MemoryChunk c{*base, width->bytes, image.values.size(), count};
+    if (auto w = append_words(*words, *width, list_at, image.values); !w) return w;
     image.chunks.push_back(c);
-  }
+    return {};
+  });
+  if (!chunks) return Unexpected{chunks.error()};
 
   // Overlap: sort chunk indices by base; each non-empty chunk must end before the next begins.
   std::vector<std::size_t> order(image.chunks.size());

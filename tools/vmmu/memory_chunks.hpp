@@ -17,6 +17,18 @@
 
 namespace vmmu::cli {
 
+// The word widths a chunk may hold, by the key of its word list.
+struct ChunkWidth {
+  std::string_view key;  // "u64", "u32", "u8"
+  unsigned bytes;
+  std::uint64_t max;  // the largest word
+};
+inline constexpr ChunkWidth kChunkWidths[] = {
+    {"u64", 8, ~std::uint64_t{0}}, {"u32", 4, 0xffff'ffff}, {"u8", 1, 0xff}};
+
+// The width whose word list is called `key`, or nullptr.
+const ChunkWidth* chunk_width(std::string_view key);
+
 struct ChunkRules {
   std::string_view address_key = "gpa";  // "gpa" (x86) or "pa" (EPT, arm64)
   bool allow_u32 = false;
@@ -36,11 +48,13 @@ struct MemoryImage {
   std::vector<std::uint64_t> values;
 };
 
-// Reads the optional "memory" array of `doc` (absent: no chunks).
+// Reads the optional "memory" array of `doc` (absent: no chunks). Word lists are arrays, or the
+// binary values parse_case_text() makes of them (words already checked against their width).
 // Errors: WrongType (memory not an array, a chunk not an object, a word list not an array),
 // Missing (no address, or no word list), BadValue (two word lists, or a width the rules do not
 // allow), BadNumber / OutOfRange (an address, or a word too wide for its width), Misaligned
-// (address not a multiple of the width), Overlap (chunks sharing bytes, or wrapping past 2^64).
+// (address not a multiple of the width), Overlap (chunks sharing bytes, or wrapping past 2^64),
+// UnknownKey (a chunk field other than the address, one word list and informational ones).
 Result<MemoryImage, CaseError> parse_memory_chunks(const Json& doc, const ChunkRules& rules);
 
 // Writes every chunk's words into `memory`.

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "batch.hpp"
+#include "exit_status.hpp"
 #include "run_progress.hpp"
 #include "run_report.hpp"
 #include "run_scenario_json.hpp"
@@ -16,8 +17,8 @@
 namespace vmmu::cli {
 namespace {
 
-constexpr int kBadInput = 2;
-constexpr int kFailed = 1;
+constexpr int kBadInput = kExitBadInput;
+constexpr int kFailed = kExitFailed;
 
 int report_failures(const std::vector<std::string>& failures, std::ostream& err) {
   for (const std::string& f : failures) err << "vmmu run: FAILED: " << f << '\n';

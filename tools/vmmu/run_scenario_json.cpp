@@ -1,5 +1,7 @@
 #include "run_scenario_json.hpp"
 
+#include "case_json.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -332,7 +334,7 @@ Result<Json, ScenarioError> parse_scenario_text(std::string_view text) {
   try {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {  // nlohmann reports position and reason only this way
-    return Unexpected{ScenarioError{"", fmt::format("not JSON: {}", e.what())}};
+    return Unexpected{ScenarioError{"", fmt::format("not JSON: {}", json_error_text(e))}};
   }
 }
 
@@ -371,18 +373,29 @@ Result<sim::Scenario, std::string> load_scenario(std::string_view text, std::str
     return e.key.empty() ? fmt::format("{}: {}", origin, e.message)
                          : fmt::format("{}: {}: {}", origin, e.key, e.message);
   };
+  auto set_line = [](std::string_view set, const ScenarioError& e) {
+    return e.key.empty() ? fmt::format("--set {}: {}", set, e.message)
+                         : fmt::format("--set {}: {}: {}", set, e.key, e.message);
+  };
   auto doc = parse_scenario_text(text);
   if (!doc) return Unexpected{line(doc.error())};
-  for (const std::string& set : sets) {
-    if (auto s = apply_set(*doc, set); !s) {
-      const ScenarioError& e = s.error();
-      return Unexpected{e.key.empty() ? fmt::format("--set {}: {}", set, e.message)
-                                      : fmt::format("--set {}: {}: {}", set, e.key, e.message)};
-    }
+  std::vector<std::vector<std::string>> placed(sets.size());
+  for (std::size_t i = 0; i < sets.size(); ++i) {
+    if (auto s = apply_set(*doc, sets[i], &placed[i]); !s) return Unexpected{set_line(sets[i], s.error())};
   }
   auto s = read_scenario(*doc);
-  if (!s) return Unexpected{line(s.error())};
-  return std::move(*s);
+  if (s) return std::move(*s);
+  // The last override that placed a value at the failing key, or above it, is what to blame.
+  const std::string& key = s.error().key;
+  auto under = [&](const std::string& at) {
+    return key.compare(0, at.size(), at) == 0 && (key.size() == at.size() || key[at.size()] == '.' || key[at.size()] == '[');
+  };
+  for (std::size_t i = sets.size(); i-- > 0;) {
+    for (const std::string& at : placed[i]) {
+      if (under(at)) return Unexpected{set_line(sets[i], s.error())};
+    }
+  }
+  return Unexpected{line(s.error())};
 }
 
 nlohmann::ordered_json scenario_to_json(const sim::Scenario& s) {

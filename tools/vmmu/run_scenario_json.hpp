@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vmmu/core/result.hpp"
 #include "vmmu/sim/scenario.hpp"
@@ -31,15 +32,18 @@ Result<nlohmann::json, sim::ScenarioError> parse_scenario_text(std::string_view 
 // ("split"), a vm key ("vcpus"), a top-level key ("seed"), or KIND.PARAM for every phase of
 // that kind ("migration.iterations"). VALUE is JSON when it parses as JSON, else a string.
 // Errors: a malformed assignment, an unknown shorthand, an index past an array's end, a phase
-// kind the scenario lacks.
-Status<sim::ScenarioError> apply_set(nlohmann::json& doc, std::string_view assignment);
+// kind the scenario lacks. `placed`, when given, receives the key path of every value placed
+// ("policies.split", "phases[3].iterations"), so a later error at that key can name the option.
+Status<sim::ScenarioError> apply_set(nlohmann::json& doc, std::string_view assignment,
+                                     std::vector<std::string>* placed = nullptr);
 
 // The document as a scenario. Errors: a missing or wrong "format", an unknown key, a value of
 // the wrong type or an unknown name, then whatever sim::validate() finds.
 Result<sim::Scenario, sim::ScenarioError> read_scenario(const nlohmann::json& doc);
 
 // Text + overrides -> scenario, errors as one line "ORIGIN: KEY: MESSAGE" (ORIGIN: the file, or
-// "built-in default scenario"; "--set A=B: ..." for a bad override).
+// "built-in default scenario"), or "--set A=B: KEY: MESSAGE" when the override is what is
+// wrong: a malformed one, or a value it placed at KEY (or below it) that the scenario rejects.
 Result<sim::Scenario, std::string> load_scenario(std::string_view text, std::string_view origin,
                                                  std::span<const std::string> sets);
 

@@ -99,13 +99,17 @@ Status<ScenarioError> set_at(Json& doc, const std::vector<Segment>& path, const 
 
 }  // namespace
 
-Status<ScenarioError> apply_set(Json& doc, std::string_view assignment) {
+Status<ScenarioError> apply_set(Json& doc, std::string_view assignment, std::vector<std::string>* placed) {
   const std::size_t eq = assignment.find('=');
   if (eq == std::string_view::npos || eq == 0) return Unexpected{ScenarioError{"", "expected NAME=VALUE"}};
   const std::string_view name = assignment.substr(0, eq);
   const std::string_view text = assignment.substr(eq + 1);
   Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) value = std::string(text);
+  auto put = [&](const std::vector<Segment>& at) {
+    if (placed != nullptr) placed->push_back(path_text(at, at.size()));
+    return set_at(doc, at, value);
+  };
   std::vector<Segment> path = split_path(name);
   if (path.empty() || path[0].index)
     return Unexpected{
@@ -120,7 +124,7 @@ Status<ScenarioError> apply_set(Json& doc, std::string_view assignment) {
     else if (!contains(kTopKeys, n))
       return Unexpected{ScenarioError{
           std::string(name), "unknown parameter (expected a top-level key, a vm key, a policy name, or KIND.PARAM)"}};
-    return set_at(doc, path, value);
+    return put(path);
   }
   if (!contains(kTopKeys, path[0].key)) {
     const auto kind = sim::parse_phase_kind(path[0].key);
@@ -137,7 +141,7 @@ Status<ScenarioError> apply_set(Json& doc, std::string_view assignment) {
         if (k == nullptr || !k->is_string() || k->get<std::string>() != path[0].key) continue;
         std::vector<Segment> full = {Segment{"phases", std::nullopt}, Segment{"", i}};
         full.insert(full.end(), path.begin() + 1, path.end());
-        if (auto s = set_at(doc, full, value); !s) return s;
+        if (auto s = put(full); !s) return s;
         ++hits;
       }
     }
@@ -145,7 +149,7 @@ Status<ScenarioError> apply_set(Json& doc, std::string_view assignment) {
       return Unexpected{ScenarioError{std::string(name), fmt::format("the scenario has no {} phase", path[0].key)}};
     return {};
   }
-  return set_at(doc, path, value);
+  return put(path);
 }
 
 }  // namespace vmmu::cli

@@ -7,8 +7,18 @@
 
 namespace vmmu::cli {
 
+namespace {
+
+// arm64-s2-walk.md: the fields a case names.
+constexpr std::string_view kCaseKeys[] = {"format", "arch", "pa_bits", "regs", "memory", "accesses"};
+constexpr std::string_view kRegKeys[] = {"vtcr_el2", "vttbr_el2"};
+constexpr std::string_view kAccessKeys[] = {"ipa", "op"};
+
+}  // namespace
+
 Result<S2WalkCase, CaseError> parse_s2_walk_case(const Json& doc) {
   if (auto f = check_format(doc, kS2CaseFormat, "arm64-s2"); !f) return Unexpected{f.error()};
+  if (auto k = check_keys(doc, "", kCaseKeys); !k) return Unexpected{k.error()};
   auto pa_bits = read_number(doc, "", "pa_bits", 64);
   if (!pa_bits) return Unexpected{pa_bits.error()};
   auto regs = require_member(doc, "", "regs");
@@ -17,6 +27,7 @@ Result<S2WalkCase, CaseError> parse_s2_walk_case(const Json& doc) {
     return Unexpected{CaseError{CaseErrorKind::WrongType, "regs",
                                 "must be an object like {\"vtcr_el2\": \"0x80023558\", \"vttbr_el2\": \"0x40000000\"}"}};
   }
+  if (auto k = check_keys(**regs, "regs", kRegKeys); !k) return Unexpected{k.error()};
   auto vtcr = read_number(**regs, "regs", "vtcr_el2");
   if (!vtcr) return Unexpected{vtcr.error()};
   auto vttbr = read_number(**regs, "regs", "vttbr_el2");
@@ -36,20 +47,18 @@ Result<S2WalkCase, CaseError> parse_s2_walk_case(const Json& doc) {
   if (!accesses) return Unexpected{accesses.error()};
   S2WalkCase c{*stage2, std::move(*memory), {}};
   c.accesses.reserve((*accesses)->size());
-  for (std::size_t i = 0; i < (*accesses)->size(); ++i) {
-    const Json& a = (**accesses)[i];
-    const std::string at = element_path("accesses", i);
-    if (!a.is_object()) {
-      return Unexpected{CaseError{CaseErrorKind::WrongType, at,
-                                  "must be an object like {\"ipa\": \"0x1234000\", \"op\": \"read\"}"}};
-    }
+  auto read = for_each_object(**accesses, "accesses", R"({"ipa": "0x1234000", "op": "read"})",
+                              [&](const Json& a, const std::string& at) -> Status<CaseError> {
+    if (auto k = check_keys(a, at, kAccessKeys); !k) return k;
     // Any 64-bit IPA is accepted: one above the IPA size is answered with a translation fault.
     auto ipa = read_number(a, at, "ipa");
     if (!ipa) return Unexpected{ipa.error()};
     auto op = read_op(a, at, /*allow_fetch=*/false);
     if (!op) return Unexpected{op.error()};
     c.accesses.push_back(S2Access{Ipa(*ipa), *op});
-  }
+    return {};
+  });
+  if (!read) return Unexpected{read.error()};
   return c;
 }
 

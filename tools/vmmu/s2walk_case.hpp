@@ -35,7 +35,8 @@ struct S2WalkCase {
 // Errors: a missing or mistyped format/arch/pa_bits/regs/memory/accesses field; pa_bits other
 // than 32, 36, 40, 42, 44, 48, 52; a VTCR_EL2 setting a bit that is RES0 here (DS below
 // pa_bits 52, SL2 without DS and 4K) or TG0 = 0b11 (reserved) -- all naming the field; bad
-// chunks; an op other than read/write. A VTCR_EL2 the architecture defines as faulting is not
+// chunks; an op other than read/write; a field the page does not name (UnknownKey; "notes",
+// "comment", "x-*" are informational). A VTCR_EL2 the architecture defines as faulting is not
 // malformed: every access then answers a translation fault at level 0.
 Result<S2WalkCase, CaseError> parse_s2_walk_case(const Json& doc);
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <ostream>
 
+#include "exit_status.hpp"
 #include "json_writer.hpp"
 #include "maps_commands.hpp"
 #include "maps_regs.hpp"
@@ -38,16 +39,16 @@ int run_translate(const TranslateOptions& options, std::ostream& out, std::ostre
   const auto op = parse_access_kind(options.op);
   if (!op) {
     err << "vmmu translate: --op must be read, write or fetch, not '" << options.op << "'\n";
-    return 1;
+    return kExitBadInput;
   }
   if (options.cpl != 0 && options.cpl != 3) {
     err << "vmmu translate: --cpl must be 0 or 3, not " << options.cpl << '\n';
-    return 1;
+    return kExitBadInput;
   }
   auto regs = read_guest_regs(options.regs);
   if (!regs) {
     err << "vmmu translate: " << regs.error() << '\n';
-    return 1;
+    return kExitBadInput;
   }
   const auto paging = x86::GuestPaging::from(regs->regs, regs->cpu);
   const bool long_mode = paging.mode() == x86::PagingMode::Long4 || paging.mode() == x86::PagingMode::Long5;
@@ -56,19 +57,19 @@ int run_translate(const TranslateOptions& options, std::ostream& out, std::ostre
     const auto v = parse_gva(text);
     if (!v) {
       err << "vmmu translate: GVA '" << text << "' is not a number (hex 0x... or decimal)\n";
-      return 1;
+      return kExitBadInput;
     }
     if (!long_mode && *v > 0xffff'ffff) {
       err << fmt::format("vmmu translate: GVA {:#x} is wider than 32 bits, the {} paging mode's linear addresses\n",
                          *v, x86::to_string(paging.mode()));
-      return 1;
+      return kExitBadInput;
     }
     gvas.push_back(Gva(*v));
   }
   auto image = image::MemoryImage::open(options.memory);
   if (!image) {
     err << "vmmu translate: " << to_string(image.error()) << '\n';
-    return 1;
+    return kExitBadInput;
   }
 
   const Access access{*op, options.cpl == 3, false};

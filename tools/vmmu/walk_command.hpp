@@ -24,7 +24,7 @@ std::string default_samples_dir();
 std::vector<std::string> sample_files(const std::string& dir);
 
 // Runs the command. Results go to `out`; one line per malformed case or unreadable file to `err`.
-// Returns the exit status: 0 when every case was answered, 1 otherwise.
+// Returns the exit status (exit_status.hpp): 0 when every case was answered, 2 otherwise.
 // Errors: none thrown; malformed input is reported as described in batch.hpp.
 int run_walk(const WalkCommandOptions& options, std::ostream& out, std::ostream& err);
 

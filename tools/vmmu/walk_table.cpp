@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 #include <ostream>
 
 #include <fmt/format.h>
 
+#include "batch.hpp"
 #include "ept_walk_case.hpp"
 #include "vmmu/core/page_size.hpp"
 #include "walk_case.hpp"
@@ -73,6 +75,53 @@ Result<std::vector<WalkTableRow>, CaseError> walk_table_rows(const Json& doc, st
                     ept_result(run.outcomes[i])});
   }
   return rows;
+}
+
+namespace {
+
+// "long4-basic" for samples/long4-basic.json, "batch:3" for line 3 of batch.jsonl.
+std::string case_name(const CaseLocation& where) {
+  std::string stem = std::filesystem::path(where.file).stem().string();
+  if (where.line == 0) return stem;
+  return fmt::format("{}:{}", stem, where.line);
+}
+
+}  // namespace
+
+int print_case_table(std::span<const std::string> files, CaseTableRows rows_of, std::ostream& out, std::ostream& err,
+                     std::string_view command) {
+  std::vector<WalkTableRow> rows;
+  AnswerCounts counts;
+  for (const std::string& path : files) {
+    auto contents = read_file(path);
+    if (!contents) {
+      ++counts.unreadable_files;
+      err << "vmmu " << command << ": " << to_string(contents.error()) << '\n';
+      rows.push_back({case_name(CaseLocation{path, 0}), "-", "-", "-", "-", "error: " + to_string(contents.error())});
+      continue;
+    }
+    for_each_case(path, *contents, is_batch_path(path), [&](const CaseLocation& where, std::string_view text) {
+      std::vector<WalkTableRow> case_rows;
+      const CaseAnswerer answer = [&](const Json& doc) -> Result<std::string, CaseError> {
+        auto r = rows_of(doc, case_name(where));
+        if (!r) return Unexpected{r.error()};
+        case_rows = std::move(*r);
+        return std::string();
+      };
+      auto done = answer_case_text(text, where, answer);
+      if (!done) {
+        ++counts.malformed;
+        err << "vmmu " << command << ": " << done.error() << '\n';
+        rows.push_back({case_name(where), "-", "-", "-", "-", "error: " + done.error()});
+        return;
+      }
+      ++counts.answered;
+      rows.insert(rows.end(), std::make_move_iterator(case_rows.begin()), std::make_move_iterator(case_rows.end()));
+    });
+  }
+  print_walk_table(out, rows);
+  out.flush();
+  return counts.exit_status();
 }
 
 void print_walk_table(std::ostream& out, std::span<const WalkTableRow> rows) {

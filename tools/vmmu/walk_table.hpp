@@ -32,4 +32,13 @@ Result<std::vector<WalkTableRow>, CaseError> walk_table_rows(const Json& doc, st
 // Prints a header and the rows, each column padded to its widest cell.
 void print_walk_table(std::ostream& out, std::span<const WalkTableRow> rows);
 
+// The rows of one case, named `case_name`. Errors: the case is malformed.
+using CaseTableRows = Result<std::vector<WalkTableRow>, CaseError> (*)(const Json& doc, std::string_view case_name);
+
+// `vmmu walk --table` and `vmmu s2walk --table`: the rows of every case of `files` (the
+// protocol of batch.hpp; a malformed case or unreadable file is an "error: ..." row and a line
+// on `err`, "vmmu COMMAND: ..."), printed as one table. Returns the exit status (exit_status.hpp).
+int print_case_table(std::span<const std::string> files, CaseTableRows rows_of, std::ostream& out, std::ostream& err,
+                     std::string_view command);
+
 }  // namespace vmmu::cli

@@ -1,5 +1,7 @@
 #include "x86_walk_case.hpp"
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "json_writer.hpp"
@@ -11,41 +13,56 @@ namespace {
 
 bool long_mode(x86::PagingMode mode) { return mode == x86::PagingMode::Long4 || mode == x86::PagingMode::Long5; }
 
-Status<CaseError> read_registers(const Json& doc, x86::Registers& regs) {
-  auto obj = read_object_or_null(doc, "", "regs");
-  if (!obj) return Unexpected{obj.error()};
-  if (*obj == nullptr) return {};  // every register at its default
-  const Json& r = **obj;
+// x86-walk.md: the fields a case names; "mode" (such as "long4") is informational.
+constexpr std::string_view kCaseKeys[] = {"format", "arch", "maxphyaddr", "regs", "memory", "accesses", "mode"};
+constexpr std::string_view kAccessKeys[] = {"gva", "op", "cpl"};
+
+}  // namespace
+
+Status<CaseError> read_x86_registers(const Json& regs_object, x86::Registers& regs) {
   struct Reg {
     std::string_view name;
     std::uint64_t* slot;
   };
   const Reg regs64[] = {{"cr0", &regs.cr0}, {"cr3", &regs.cr3}, {"cr4", &regs.cr4},
                         {"efer", &regs.efer}, {"rflags", &regs.rflags}};
+  static constexpr std::string_view kNames[] = {"cr0", "cr3", "cr4", "efer", "rflags", "pkru"};
+  if (auto k = check_keys(regs_object, "regs", kNames); !k) return k;
   for (const Reg& reg : regs64) {
-    auto v = read_number_or(r, "regs", reg.name, *reg.slot);
+    auto v = read_number_or(regs_object, "regs", reg.name, *reg.slot);
     if (!v) return Unexpected{v.error()};
     *reg.slot = *v;
   }
-  auto pkru = read_number_or(r, "regs", "pkru", 0, 0xffff'ffff);
+  auto pkru = read_number_or(regs_object, "regs", "pkru", 0, 0xffff'ffff);
   if (!pkru) return Unexpected{pkru.error()};
   regs.pkru = static_cast<std::uint32_t>(*pkru);
   return {};
 }
 
-}  // namespace
-
-Result<X86WalkCase, CaseError> parse_x86_walk_case(const Json& doc) {
-  X86WalkCase c;
-  if (auto f = check_format(doc, kX86CaseFormat, "x86"); !f) return Unexpected{f.error()};
-  auto m = read_number_or(doc, "", "maxphyaddr", 52, kMaxMaxphyaddr);
+Result<unsigned, CaseError> read_maxphyaddr(const Json& doc, std::optional<unsigned> fallback) {
+  auto m = fallback ? read_number_or(doc, "", "maxphyaddr", *fallback, kMaxMaxphyaddr)
+                    : read_number(doc, "", "maxphyaddr", kMaxMaxphyaddr);
   if (!m) return Unexpected{m.error()};
   if (*m < kMinMaxphyaddr) {
     return Unexpected{CaseError{CaseErrorKind::OutOfRange, "maxphyaddr",
                                 fmt::format("{} is below {}", *m, kMinMaxphyaddr)}};
   }
-  c.maxphyaddr = static_cast<unsigned>(*m);
-  if (auto r = read_registers(doc, c.regs); !r) return Unexpected{r.error()};
+  return static_cast<unsigned>(*m);
+}
+
+Result<X86WalkCase, CaseError> parse_x86_walk_case(const Json& doc) {
+  X86WalkCase c;
+  if (auto f = check_format(doc, kX86CaseFormat, "x86"); !f) return Unexpected{f.error()};
+  if (auto k = check_keys(doc, "", kCaseKeys); !k) return Unexpected{k.error()};
+  auto m = read_maxphyaddr(doc, 52u);
+  if (!m) return Unexpected{m.error()};
+  c.maxphyaddr = *m;
+  // x86-walk.md: regs is required ({} allowed): a misspelt "regs" must not become paging off.
+  auto regs = require_member(doc, "", "regs");
+  if (!regs) return Unexpected{regs.error()};
+  auto obj = read_object_or_null(doc, "", "regs");
+  if (!obj) return Unexpected{obj.error()};
+  if (auto r = read_x86_registers(**obj, c.regs); !r) return Unexpected{r.error()};
 
   auto memory = parse_memory_chunks(doc, ChunkRules{"gpa", true, true});
   if (!memory) return Unexpected{memory.error()};
@@ -55,13 +72,9 @@ Result<X86WalkCase, CaseError> parse_x86_walk_case(const Json& doc) {
   auto accesses = read_array(doc, "", "accesses");
   if (!accesses) return Unexpected{accesses.error()};
   c.accesses.reserve((*accesses)->size());
-  for (std::size_t i = 0; i < (*accesses)->size(); ++i) {
-    const Json& a = (**accesses)[i];
-    const std::string at = element_path("accesses", i);
-    if (!a.is_object()) {
-      return Unexpected{CaseError{CaseErrorKind::WrongType, at,
-                                  "must be an object like {\"gva\": \"0x1000\", \"op\": \"read\", \"cpl\": 0}"}};
-    }
+  auto read = for_each_object(**accesses, "accesses", R"({"gva": "0x1000", "op": "read", "cpl": 0})",
+                              [&](const Json& a, const std::string& at) -> Status<CaseError> {
+    if (auto k = check_keys(a, at, kAccessKeys); !k) return k;
     auto gva = read_number(a, at, "gva");
     if (!gva) return Unexpected{gva.error()};
     // x86-walk.md: a gva must fit the mode; outside long mode linear addresses have 32 bits.
@@ -80,7 +93,9 @@ Result<X86WalkCase, CaseError> parse_x86_walk_case(const Json& doc) {
                                   fmt::format("{} is not 0 or 3", *cpl)}};
     }
     c.accesses.push_back(X86Access{Gva(*gva), *op, static_cast<unsigned>(*cpl)});
-  }
+    return {};
+  });
+  if (!read) return Unexpected{read.error()};
   return c;
 }
 

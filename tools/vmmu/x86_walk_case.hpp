@@ -2,6 +2,7 @@
 // x86 guest walk cases (`vmmu-walk-case/1`, docs formats/x86-walk.md): read a case, walk its
 // accesses in order on its evolving memory, write the `vmmu-walk-result/1` answer.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,8 +40,20 @@ struct X86WalkCase {
 // Reads a case (its "format" already known to be vmmu-walk-case/1 or checked here).
 // Errors: every malformed-input rule of x86-walk.md, naming the field -- missing or mistyped
 // fields, numbers out of range (maxphyaddr outside 32..52, pkru above 32 bits), bad op or cpl,
-// misaligned or overlapping chunks, a gva wider than 32 bits outside long mode.
+// misaligned or overlapping chunks, a gva wider than 32 bits outside long mode, and any field
+// or register name the page does not list (UnknownKey; "mode", "notes", "comment", "x-*" are
+// informational).
 Result<X86WalkCase, CaseError> parse_x86_walk_case(const Json& doc);
+
+// The registers of a `regs` object (cr0, cr3, cr4, efer, rflags, pkru), over the values
+// already in `regs` (absent ones keep them). Shared by walk cases and maps' --regs files.
+// Errors: UnknownKey (a register name x86-walk.md does not list), BadNumber, OutOfRange
+// (pkru above 32 bits).
+Status<CaseError> read_x86_registers(const Json& regs_object, x86::Registers& regs);
+
+// The case's "maxphyaddr" (32..52), `fallback` when absent (none: required).
+// Errors: Missing, BadNumber, OutOfRange.
+Result<unsigned, CaseError> read_maxphyaddr(const Json& doc, std::optional<unsigned> fallback);
 
 using X86Outcome = Result<x86::Translation, x86::WalkFault>;
 

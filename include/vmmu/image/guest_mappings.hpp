@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdint>
+#include <type_traits>
 
 #include "vmmu/core/address.hpp"
 #include "vmmu/pt/format.hpp"
@@ -104,7 +105,13 @@ void list_format(const F& format, M& memory, Gpa root, unsigned linear_bits, Map
     m.pat = level == 1 ? x86::gpte::PS::get(e) : x86::gpte::PatLarge::get(e);
     m.protection_key = static_cast<std::uint8_t>(format.protection_key(e));
     ++counts.mappings;
-    sink(static_cast<const GuestMapping&>(m));
+    // A sink returning bool stops the listing with false (tables that point back at themselves
+    // hold 512^4 leaves: the caller decides when it has seen enough).
+    if constexpr (std::is_same_v<std::invoke_result_t<Sink&, const GuestMapping&>, bool>) {
+      if (!sink(static_cast<const GuestMapping&>(m))) return;
+    } else {
+      sink(static_cast<const GuestMapping&>(m));
+    }
     it.next_sibling();
   }
 }
@@ -113,7 +120,8 @@ void list_format(const F& format, M& memory, Gpa root, unsigned linear_bits, Map
 
 // Calls sink(const GuestMapping&) for every leaf reachable from the root of `paging`, in
 // ascending linear-address order (in long mode: the lower half, then the upper half, each
-// gva canonical). With paging off there are no tables and nothing is listed.
+// gva canonical), until a sink that returns bool returns false. With paging off there are no
+// tables and nothing is listed.
 //
 // Errors: none. Entries with reserved bits are not errors but paths that map nothing; they
 // are counted in the result. Memory the source cannot read ends that path silently.

@@ -52,7 +52,8 @@ class Vm {
   // A new vCPU (index = creation order); the Vm owns it, its address is stable.
   Vcpu& add_vcpu();
   [[nodiscard]] std::size_t vcpu_count() const;
-  [[nodiscard]] Vcpu& vcpu(std::size_t index);
+  // The vCPU `index` (< vcpu_count(): a larger index is a caller's bug and aborts with a message).
+  [[nodiscard]] Vcpu& vcpu(std::size_t index) noexcept;
 
   // Guest-physical access through the TDP tables, any length, crossing pages.
   // Errors: the first exit met (Mmio: no memslot or a write to a read-only one; RingFull never:

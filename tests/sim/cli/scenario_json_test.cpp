@@ -152,9 +152,18 @@ TEST(ScenarioJson, NotJsonIsOneLineWithTheOrigin) {
 }
 
 TEST(ScenarioJson, ErrorLineNamesOriginKeyAndExpectation) {
-  auto s = load_scenario(default_scenario_text(), "built-in default scenario", std::vector<std::string>{"vcpus=0"});
+  std::string text(default_scenario_text());
+  text.replace(text.find("\"vcpus\": 2"), 10, "\"vcpus\": 0");
+  auto s = load_scenario(text, "built-in default scenario", {});
   ASSERT_FALSE(s.has_value());
   EXPECT_EQ(s.error(), "built-in default scenario: vm.vcpus: expected 1 to 64 vCPUs, got 0");
+}
+
+TEST(ScenarioJson, NotJsonKeepsTheParserLibraryOutOfTheMessage) {
+  auto s = load_scenario("{\"format\": ", "broken.json", {});
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().find("json.exception"), std::string::npos) << s.error();
+  EXPECT_NE(s.error().find("line 1, column"), std::string::npos) << s.error();
 }
 
 TEST(ScenarioJson, DefaultReadsWithEveryPhaseKind) {
@@ -282,10 +291,28 @@ TEST(ScenarioSet, RefusesWhatItCannotPlace) {
   EXPECT_NE(s.error().message.find("no conversion phase"), std::string::npos);
 }
 
-TEST(ScenarioSet, BadValueIsReportedAtItsKey) {
+// Issue 15: a bad value placed by --set named the scenario file, which holds no such value.
+TEST(ScenarioSet, BadValueNamesTheOptionAndItsKey) {
   auto s = load_scenario(default_scenario_text(), "x.json", std::vector<std::string>{"split=sideways"});
   ASSERT_FALSE(s.has_value());
-  EXPECT_EQ(s.error().rfind("x.json: policies.split: ", 0), 0u) << s.error();
+  EXPECT_EQ(s.error().rfind("--set split=sideways: policies.split: ", 0), 0u) << s.error();
+  auto v = load_scenario(default_scenario_text(), "x.json", std::vector<std::string>{"seed=1", "vcpus=0"});
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error(), "--set vcpus=0: vm.vcpus: expected 1 to 64 vCPUs, got 0");
+}
+
+TEST(ScenarioSet, BadValueBelowAnOverriddenObjectNamesTheOption) {
+  auto s = load_scenario(default_scenario_text(), "x.json", std::vector<std::string>{R"(vm={"vcpus": 0})"});
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().rfind("--set vm={\"vcpus\": 0}: vm.vcpus: ", 0), 0u) << s.error();
+}
+
+TEST(ScenarioSet, ErrorElsewhereStillNamesTheFile) {
+  std::string text(default_scenario_text());
+  text.replace(text.find("\"vcpus\": 2"), 10, "\"vcpus\": 0");
+  auto s = load_scenario(text, "x.json", std::vector<std::string>{"seed=7"});
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().rfind("x.json: vm.vcpus: ", 0), 0u) << s.error();
 }
 
 TEST(ScenarioSet, BadAssignmentNamesTheOption) {
