@@ -3,7 +3,7 @@
 # TSan over the multi-threaded tests, a bounded libFuzzer run (its targets come from the ASan
 # build), and a find_package(vmmu) consumer built against `cmake --install`. Installs missing
 # Debian packages first.
-#   FUZZ_SECONDS=N   total fuzzing time (default 30)
+#   FUZZ_SECONDS=N   total fuzzing time, shared by the fuzz targets (default 72)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -44,8 +44,8 @@ cmake --preset tsan >/dev/null
 cmake --build build/tsan --target stress_tests
 run_ctest --preset=tsan --no-tests=error
 
-step "fuzz: bounded libFuzzer run (targets built by the asan step)"
-scripts/run-fuzz.sh "${FUZZ_SECONDS:-30}"
+step "fuzz: bounded libFuzzer run of every target (built by the asan step)"
+scripts/run-fuzz.sh "${FUZZ_SECONDS:-72}"
 
 step "install: find_package(vmmu) from a consumer project"
 tests/install/check-install.sh build/release

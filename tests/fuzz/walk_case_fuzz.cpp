@@ -4,15 +4,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string_view>
 
-#include "batch.hpp"
+#include "fuzz/case_input.hpp"
 #include "walk_case.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  // Memory chunks far apart cost one 4 KiB page each; the input's size bounds them.
-  const std::string_view text(reinterpret_cast<const char*>(data), size);
-  auto answer = vmmu::cli::answer_case_text(text, vmmu::cli::CaseLocation{"fuzz.json", 0}, vmmu::cli::answer_walk_case);
-  (void)answer;
+  vmmu::fuzz::answer_case_bytes(data, size, vmmu::cli::answer_walk_case);
   return 0;
 }

@@ -105,7 +105,14 @@ Status<ScenarioError> apply_set(Json& doc, std::string_view assignment, std::vec
   const std::string_view name = assignment.substr(0, eq);
   const std::string_view text = assignment.substr(eq + 1);
   Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = std::string(text);
+  if (value.is_discarded()) {
+    value = std::string(text);
+    // Strings end up in error messages and reports written as JSON, which throws on bytes that
+    // are not UTF-8: refuse them here (dropping and replacing bad bytes differ only then).
+    using Handler = Json::error_handler_t;
+    if (value.dump(-1, ' ', false, Handler::ignore) != value.dump(-1, ' ', false, Handler::replace))
+      return Unexpected{ScenarioError{std::string(name), "the value is neither JSON nor UTF-8 text"}};
+  }
   auto put = [&](const std::vector<Segment>& at) {
     if (placed != nullptr) placed->push_back(path_text(at, at.size()));
     return set_at(doc, at, value);

@@ -321,5 +321,17 @@ TEST(ScenarioSet, BadAssignmentNamesTheOption) {
   EXPECT_EQ(s.error().rfind("--set bogus=1: bogus: unknown parameter", 0), 0u) << s.error();
 }
 
+// Found by scenario_fuzz: a value that is not UTF-8 made an error message (or later a report)
+// throw from nlohmann::json::dump and ended the process.
+TEST(ScenarioSet, ValueThatIsNotUtf8IsAnError) {
+  for (const char* assignment : {"migration.iterations=\xa0\xa0\xa0\xa0\xa0" "10", "name=\xa0", "description=caf\xc3"}) {
+    auto s = load_scenario(default_scenario_text(), "x.json", std::vector<std::string>{assignment});
+    ASSERT_FALSE(s.has_value()) << assignment;
+    EXPECT_NE(s.error().find("neither JSON nor UTF-8 text"), std::string::npos) << s.error();
+  }
+  auto utf8 = load_scenario(default_scenario_text(), "x.json", std::vector<std::string>{"description=caf\xc3\xa9"});
+  EXPECT_TRUE(utf8.has_value()) << utf8.error();
+}
+
 }  // namespace
 }  // namespace vmmu::cli
