@@ -110,9 +110,11 @@ TEST_P(DirtyLogStress, NoWriteIsLostOverAThousandRounds) {
   // The first pass copies everything (migration's bulk copy), then rounds of harvests.
   for (std::uint64_t p = 0; p < kPages; ++p) copy_page(p);
   for (int r = 0; r < kRounds; ++r) {
-    round.store(r + 1);  // every round a new value: the writers start again
-    // Let the vCPUs write between harvests (and during them).
+    // Let the vCPUs write between harvests (and during them). The target is read before the
+    // round opens: read after, the writers may already have spent this round's writes, and
+    // the collector would wait for writes that never come.
     const std::uint64_t target = writes.load() + 4;
+    round.store(r + 1);  // every round a new value: the writers start again
     while (writes.load() < target && failures.load() == 0) std::this_thread::yield();
     harvest();
   }
