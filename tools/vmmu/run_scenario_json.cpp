@@ -333,7 +333,8 @@ std::string_view default_scenario_text() { return kDefaultScenario; }
 Result<Json, ScenarioError> parse_scenario_text(std::string_view text) {
   try {
     return Json::parse(text);
-  } catch (const Json::parse_error& e) {  // nlohmann reports position and reason only this way
+  } catch (const Json::exception& e) {  // nlohmann reports position and reason only this way:
+    // a syntax error (parse_error) or a number too large for a double (out_of_range)
     return Unexpected{ScenarioError{"", fmt::format("not JSON: {}", json_error_text(e))}};
   }
 }

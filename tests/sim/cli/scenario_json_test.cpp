@@ -333,5 +333,15 @@ TEST(ScenarioSet, ValueThatIsNotUtf8IsAnError) {
   EXPECT_TRUE(utf8.has_value()) << utf8.error();
 }
 
+// Found by scenario_fuzz: a number too large for a double is nlohmann's out_of_range, not a
+// parse_error, and escaped the reader.
+TEST(ScenarioText, NumberTooLargeForADoubleIsAnError) {
+  for (const char* text : {"777777777e777", R"({"format": "vmmu-scenario/1", "vm": {"vcpus": 1e999}})"}) {
+    auto doc = parse_scenario_text(text);
+    ASSERT_FALSE(doc.has_value()) << text;
+    EXPECT_NE(doc.error().message.find("not JSON"), std::string::npos) << doc.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace vmmu::cli
