@@ -1,7 +1,7 @@
 // A warm 3-level stage-2 walk (4K granule, 39-bit IPA, start level 1) and, in the same run,
 // its floor: three dependent loads through the same tables.
 //
-// Table memory: HostTables, a flat host buffer standing in for physical memory (Hpa = offset
+// Table memory: OwnedTables, a flat host buffer standing in for physical memory (Hpa = offset
 // into it), read with one bounds check and an acquire load per entry -- the shape a VMM's
 // guest-memory accessor has, without SparseMemory's page-map lookups.
 //
@@ -20,9 +20,9 @@ namespace {
 
 using vmmu::Hpa;
 
-class HostTables {
+class OwnedTables {
  public:
-  explicit HostTables(std::size_t bytes) : words_(bytes / 8), data_(new std::uint64_t[bytes / 8]()) {}
+  explicit OwnedTables(std::size_t bytes) : words_(bytes / 8), data_(new std::uint64_t[bytes / 8]()) {}
 
   template <class T>
   std::optional<T> read(Hpa at) const {
@@ -48,14 +48,14 @@ class HostTables {
   std::size_t words_;
   std::unique_ptr<std::uint64_t[]> data_;
 };
-static_assert(vmmu::pt::TableMemory<HostTables, Hpa>);
+static_assert(vmmu::pt::TableMemory<OwnedTables, Hpa>);
 
 // VTCR_EL2: T0SZ = 25 (39-bit IPA), SL0 = 1 (level 1), TG0 = 4K, PS = 48 bits, HA = 0.
 constexpr std::uint64_t kVtcr = (1ULL << 31) | 25 | (1ULL << 6) | (5ULL << 16);
 constexpr std::uint64_t kIpa = 0x12'3456'7abc;  // L1 index 72, L2 index 0x11a, L3 index 0x167
 
 struct Setup {
-  HostTables mem{0x4000};
+  OwnedTables mem{0x4000};
   vmmu::arm64::Stage2 s2;
   Setup() : s2(*vmmu::arm64::Stage2::from({kVtcr, 0x0}, {48})) {
     constexpr std::uint64_t kLeaf = (1ULL << 10) | (3ULL << 6) | 3;  // AF, S2AP RW, page

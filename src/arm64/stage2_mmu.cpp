@@ -36,10 +36,10 @@ std::string_view to_string(FaultAction a) {
 Stage2Mmu::Stage2Mmu(const Layout& layout, Memslots& slots, Stage2MmuOptions options)
     : layout_(layout), format_(layout), slots_(slots), memory_(layout.geometry(), options.table_budget, 64) {}
 
-Result<std::unique_ptr<Stage2Mmu>, pt::HostError> Stage2Mmu::create(const Layout& layout, Memslots& slots,
+Result<std::unique_ptr<Stage2Mmu>, pt::TableError> Stage2Mmu::create(const Layout& layout, Memslots& slots,
                                                                     Stage2MmuOptions options) {
   std::unique_ptr<Stage2Mmu> mmu(new Stage2Mmu(layout, slots, options));
-  Result<Stage2Tables, pt::HostError> tables = Stage2Tables::create(mmu->format_, mmu->memory_, mmu->tlb_);
+  Result<Stage2Tables, pt::TableError> tables = Stage2Tables::create(mmu->format_, mmu->memory_, mmu->tlb_);
   if (!tables) return Unexpected{tables.error()};
   mmu->tables_.emplace(std::move(*tables));
   if (auto s2 = Stage2::from(mmu->registers(), CpuModel{layout.lpa ? 52u : 48u})) mmu->stage2_.emplace(*s2);
@@ -89,7 +89,7 @@ std::shared_lock<std::shared_mutex> Stage2Mmu::lock_shared() {
   return std::shared_lock<std::shared_mutex>(lock_);
 }
 
-Result<FaultOutcome, pt::HostError> Stage2Mmu::handle_fault(Ipa ipa, Access access) {
+Result<FaultOutcome, pt::TableError> Stage2Mmu::handle_fault(Ipa ipa, Access access) {
   faults_.fetch_add(1, std::memory_order_relaxed);
   if (ipa.raw() >= format_.geometry().input_limit()) return FaultOutcome{FaultAction::OutOfRange};
   auto shared = lock_shared();
@@ -97,7 +97,7 @@ Result<FaultOutcome, pt::HostError> Stage2Mmu::handle_fault(Ipa ipa, Access acce
   return fault_locked(ipa, access);
 }
 
-Result<FaultOutcome, pt::HostError> Stage2Mmu::fault_locked(Ipa ipa, Access access) {
+Result<FaultOutcome, pt::TableError> Stage2Mmu::fault_locked(Ipa ipa, Access access) {
   const Gfn gfn = gfn_of_ipa(ipa);
   const MemslotRegion* region = slots_.find(gfn);
   if (region == nullptr || (access.is_write() && !region->writable())) {
@@ -114,14 +114,14 @@ Result<FaultOutcome, pt::HostError> Stage2Mmu::fault_locked(Ipa ipa, Access acce
     // A write into a block of a dirty-logged slot maps a page below instead (split on map).
     if (!(logging && access.is_write() && m->level > 1)) {
       const pt::LeafAttrs add{false, access.is_write(), access.is_fetch(), true, false};
-      Result<pt::TlbFlush<Ipa>, pt::HostError> r = tables_->relax(ipa, add);
+      Result<pt::TlbFlush<Ipa>, pt::TableError> r = tables_->relax(ipa, add);
       if (r) {
         std::move(*r).apply(tlb_);
         if (access.is_write()) region->mark_dirty(gfn);
         relaxed_.fetch_add(1, std::memory_order_relaxed);
         return FaultOutcome{FaultAction::Relaxed, m->covers.size(), access.is_write() && logging};
       }
-      if (r.error() != pt::HostError::NotMapped) return Unexpected{r.error()};
+      if (r.error() != pt::TableError::NotMapped) return Unexpected{r.error()};
     }
   }
   // Largest block whose IPA and host address are congruent and that lies inside the slot
@@ -140,7 +140,7 @@ Result<FaultOutcome, pt::HostError> Stage2Mmu::fault_locked(Ipa ipa, Access acce
     // Reads of a logged slot map read-only so that the first write still faults and is logged.
     const pt::LeafAttrs attrs{true, region->writable() && (!logging || access.is_write()), access.is_fetch(), true,
                               false};
-    Result<pt::TlbFlush<Ipa>, pt::HostError> r =
+    Result<pt::TlbFlush<Ipa>, pt::TableError> r =
         tables_->map({base, base + size}, host_base, attrs, {.max_level = level}, pt::Shared{});
     if (!r) return Unexpected{r.error()};
     std::move(*r).apply(tlb_);
@@ -149,11 +149,11 @@ Result<FaultOutcome, pt::HostError> Stage2Mmu::fault_locked(Ipa ipa, Access acce
     mapped_.fetch_add(1, std::memory_order_relaxed);
     return FaultOutcome{FaultAction::Mapped, size, dirtied};
   }
-  return Unexpected{pt::HostError::Misaligned};
+  return Unexpected{pt::TableError::Misaligned};
 }
 
 template <class T>
-Status<pt::HostError> Stage2Mmu::finish(Result<T, pt::HostError> r, const char* what) {
+Status<pt::TableError> Stage2Mmu::finish(Result<T, pt::TableError> r, const char* what) {
   if (!r) return Unexpected{r.error()};
   if constexpr (std::is_same_v<T, pt::TlbFlush<Ipa>>) {
     std::move(*r).apply(tlb_);
@@ -164,9 +164,9 @@ Status<pt::HostError> Stage2Mmu::finish(Result<T, pt::HostError> r, const char* 
   return {};
 }
 
-Status<pt::HostError> Stage2Mmu::map(Range<Ipa> range, bool pages_only) {
+Status<pt::TableError> Stage2Mmu::map(Range<Ipa> range, bool pages_only) {
   const std::uint64_t granule = granule_bytes(layout_.granule);
-  if (!range.begin.aligned_to(granule) || !range.end.aligned_to(granule)) return Unexpected{pt::HostError::Misaligned};
+  if (!range.begin.aligned_to(granule) || !range.end.aligned_to(granule)) return Unexpected{pt::TableError::Misaligned};
   auto exclusive = lock_exclusive();
   rcu::ReadGuard guard;
   for (const MemslotRegion& region : slots_.snapshot().regions()) {
@@ -187,17 +187,17 @@ Status<pt::HostError> Stage2Mmu::map(Range<Ipa> range, bool pages_only) {
   return {};
 }
 
-Status<pt::HostError> Stage2Mmu::unmap(Range<Ipa> range) {
+Status<pt::TableError> Stage2Mmu::unmap(Range<Ipa> range) {
   auto exclusive = lock_exclusive();
   return finish(tables_->unmap(range), "unmap");
 }
 
-Status<pt::HostError> Stage2Mmu::write_protect(Range<Ipa> range) {
+Status<pt::TableError> Stage2Mmu::write_protect(Range<Ipa> range) {
   auto exclusive = lock_exclusive();
   return finish(tables_->write_protect(range), "write_protect");
 }
 
-Status<pt::HostError> Stage2Mmu::enable_dirty_logging(Range<Ipa> range) {
+Status<pt::TableError> Stage2Mmu::enable_dirty_logging(Range<Ipa> range) {
   auto exclusive = lock_exclusive();
   auto s = tables_->split(range, 1);
   if (!s) return Unexpected{s.error()};
@@ -207,10 +207,10 @@ Status<pt::HostError> Stage2Mmu::enable_dirty_logging(Range<Ipa> range) {
     return Unexpected{w.error()};
   }
   s->merge(std::move(*w));
-  return finish(Result<pt::TlbFlush<Ipa>, pt::HostError>(std::move(*s)), "enable_dirty_logging");
+  return finish(Result<pt::TlbFlush<Ipa>, pt::TableError>(std::move(*s)), "enable_dirty_logging");
 }
 
-Result<std::uint64_t, pt::HostError> Stage2Mmu::age(Range<Ipa> range) {
+Result<std::uint64_t, pt::TableError> Stage2Mmu::age(Range<Ipa> range) {
   auto exclusive = lock_exclusive();
   auto r = tables_->age(range);
   if (!r) return Unexpected{r.error()};
@@ -224,7 +224,7 @@ bool Stage2Mmu::test_age(Range<Ipa> range) const {
   return tables_->test_age(range);
 }
 
-Status<pt::HostError> Stage2Mmu::relax(Ipa ipa, pt::LeafAttrs add) {
+Status<pt::TableError> Stage2Mmu::relax(Ipa ipa, pt::LeafAttrs add) {
   auto shared = lock_shared();
   auto r = tables_->relax(ipa, add);
   if (!r) return Unexpected{r.error()};
@@ -232,12 +232,12 @@ Status<pt::HostError> Stage2Mmu::relax(Ipa ipa, pt::LeafAttrs add) {
   return {};
 }
 
-Status<pt::HostError> Stage2Mmu::split(Range<Ipa> range) {
+Status<pt::TableError> Stage2Mmu::split(Range<Ipa> range) {
   auto exclusive = lock_exclusive();
   return finish(tables_->split(range, 1), "split");
 }
 
-Result<std::uint64_t, pt::HostError> Stage2Mmu::collapse(Range<Ipa> range) {
+Result<std::uint64_t, pt::TableError> Stage2Mmu::collapse(Range<Ipa> range) {
   auto exclusive = lock_exclusive();
   auto r = tables_->collapse(range);
   if (!r) return Unexpected{r.error()};

@@ -22,7 +22,7 @@ std::byte* TdpMmu::translate(VcpuMmu& v, Gpa gpa, Access a) {
   // The hardware sets A (and D on a write) atomically; only when they are not yet set.
   const Entry ad = format_.accessed_bit() | (a.is_write() ? format_.dirty_bit() : 0);
   if ((w.entry & ad) != ad) memory_.fetch_or(w.entry_address, ad);
-  std::byte* leaf = pt::HostTableMemory::pointer<std::byte>(format_.leaf_address(w.entry, w.level));
+  std::byte* leaf = pt::OwnedTableMemory::pointer<std::byte>(format_.leaf_address(w.entry, w.level));
   // Cache it; write permission only once D is set, so the first write walks to set it.
   const bool dirty = format_.dirty_bit() == 0 || ((w.entry | ad) & format_.dirty_bit()) != 0;
   const std::uint8_t rights = static_cast<std::uint8_t>((at.read ? GpaTlb::kRead : 0) |
@@ -32,7 +32,7 @@ std::byte* TdpMmu::translate(VcpuMmu& v, Gpa gpa, Access a) {
   return leaf + (gpa.raw() & (format_.geometry().span(w.level) - 1));
 }
 
-Result<FaultOutcome, pt::HostError> TdpMmu::handle_fault(VcpuMmu& v, Gpa gpa, Access access) {
+Result<FaultOutcome, pt::TableError> TdpMmu::handle_fault(VcpuMmu& v, Gpa gpa, Access access) {
   VcpuMmu::bump(v.c_.faults);
   if (gpa.raw() >= gpa_limit()) return FaultOutcome{FaultAction::OutOfRange};
   // Snapshots taken before the lookup (KVM's faultin_pfn before mmu_lock): a change of either
@@ -45,10 +45,10 @@ Result<FaultOutcome, pt::HostError> TdpMmu::handle_fault(VcpuMmu& v, Gpa gpa, Ac
   // RCU read-side section is needed (it would cost a third of the fault).
   ReaderLock::Shared shared(lock_, v.slot_);
   const MemslotRegion* region = slots_.find(gfn_of(gpa));
-  Result<Root*, pt::HostError> root = v.current_root();
+  Result<Root*, pt::TableError> root = v.current_root();
   if (!root) return Unexpected{root.error()};
   pt::TlbFlush<Gpa> flush(&memory_);
-  Result<FaultOutcome, pt::HostError> out = fault_locked(v, **root, gpa, access, seq, generation, region, flush);
+  Result<FaultOutcome, pt::TableError> out = fault_locked(v, **root, gpa, access, seq, generation, region, flush);
   // What a fault changes needs no invalidation on x86 (SDM vol. 3A, 4.10.4.3): it adds
   // permissions, fills an empty entry, or splits a leaf into leaves mapping the same memory
   // with the same permissions; a stale TLB entry at most faults again. It never unlinks a table.
@@ -58,7 +58,7 @@ Result<FaultOutcome, pt::HostError> TdpMmu::handle_fault(VcpuMmu& v, Gpa gpa, Ac
 
 // One walk: look up (down to the entry mapping gpa), decide, build down to the level
 // decided, install -- a lost race re-decides from where the walk stands.
-Result<FaultOutcome, pt::HostError> TdpMmu::fault_locked(VcpuMmu& v, Root& root, Gpa gpa, Access access,
+Result<FaultOutcome, pt::TableError> TdpMmu::fault_locked(VcpuMmu& v, Root& root, Gpa gpa, Access access,
                                                          std::uint64_t seq, std::uint64_t generation,
                                                          const MemslotRegion* region, pt::TlbFlush<Gpa>& flush) {
   using Entry = TdpFormat::Entry;
@@ -85,7 +85,7 @@ Result<FaultOutcome, pt::HostError> TdpMmu::fault_locked(VcpuMmu& v, Root& root,
     // Remember "no memslot here" so the next access is answered from the table.
     const Entry marker = format_.make_mmio(generation);
     for (;;) {
-      Result<pt::ops::EntryOps<TdpFormat>::Reached, pt::HostError> r = ops.reach(it, 1, flush);
+      Result<pt::ops::EntryOps<TdpFormat>::Reached, pt::TableError> r = ops.reach(it, 1, flush);
       if (!r) return Unexpected{r.error()};
       if (format_.present(it.entry(), 1) || it.entry() == marker) break;
       if (ops.install(it, marker, flush) == pt::ops::Installed::Done) break;
@@ -121,7 +121,7 @@ Result<FaultOutcome, pt::HostError> TdpMmu::fault_locked(VcpuMmu& v, Root& root,
   const unsigned target = existing ? (logging ? 1 : it.level()) : max_level(*region, gfn);
   bool split = false;
   for (;;) {
-    Result<pt::ops::EntryOps<TdpFormat>::Reached, pt::HostError> r = ops.reach(it, target, flush);
+    Result<pt::ops::EntryOps<TdpFormat>::Reached, pt::TableError> r = ops.reach(it, target, flush);
     if (!r) return Unexpected{r.error()};
     split = split || r->split;
     const Entry old = it.entry();

@@ -4,7 +4,7 @@
 
 namespace vmmu::tdp {
 
-Result<std::uint64_t, pt::HostError> TdpMmu::split(Range<Gfn> gfns) {
+Result<std::uint64_t, pt::TableError> TdpMmu::split(Range<Gfn> gfns) {
   const std::optional<Range<Gpa>> clamped = clamp(gfns);
   if (!clamped) return 0;
   const Range<Gpa> range = *clamped;
@@ -12,7 +12,7 @@ Result<std::uint64_t, pt::HostError> TdpMmu::split(Range<Gfn> gfns) {
   rcu::ReadGuard rcu;
   pt::TlbFlush<Gpa> flush(&memory_);
   std::uint64_t n = 0;
-  std::optional<pt::HostError> error;
+  std::optional<pt::TableError> error;
   for (Root* root : roots_->valid_roots()) {
     n += count_huge(*root, range);
     auto r = root->tables.split(range, 1);

@@ -17,12 +17,12 @@ RootSet::~RootSet() {
   roots_.clear();  // each root's tables are retired (freed after RCU readers)
 }
 
-Result<Root*, pt::HostError> RootSet::get(RootRole role) {
+Result<Root*, pt::TableError> RootSet::get(RootRole role) {
   std::lock_guard g(mutex_);
   for (const auto& r : roots_) {
     if (r->role == role && !r->invalid.load(std::memory_order_acquire) && try_hold(r.get())) return r.get();
   }
-  Result<TdpTables, pt::HostError> tables = TdpTables::create(format_, memory_, tlb_);
+  Result<TdpTables, pt::TableError> tables = TdpTables::create(format_, memory_, tlb_);
   if (!tables) return Unexpected{tables.error()};
   auto root = std::make_unique<Root>(role, std::move(*tables), next_id_++);
   root->refs.store(own_ref_ ? 2 : 1, std::memory_order_relaxed);

@@ -41,8 +41,8 @@ TdpMmu::TdpMmu(const TdpConfig& config, Memslots& slots)
   roots_ = std::make_unique<RootSet>(format_, memory_, tlb_, config.policies.roots == RootPolicy::Keep);
 }
 
-Result<std::unique_ptr<TdpMmu>, pt::HostError> TdpMmu::create(const TdpConfig& config, Memslots& slots) {
-  if (config.format.levels != 4 && config.format.levels != 5) return Unexpected{pt::HostError::OutOfRange};
+Result<std::unique_ptr<TdpMmu>, pt::TableError> TdpMmu::create(const TdpConfig& config, Memslots& slots) {
+  if (config.format.levels != 4 && config.format.levels != 5) return Unexpected{pt::TableError::OutOfRange};
   std::unique_ptr<TdpMmu> mmu(new TdpMmu(config, slots));
   TdpMmu* self = mmu.get();
   mmu->observer_ = slots.add_observer([self](const MemslotChange& c) { self->on_memslot_change(c); });

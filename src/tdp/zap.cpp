@@ -24,8 +24,8 @@ void TdpMmu::zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush, std::int64_t 
   }
 }
 
-Status<pt::HostError> TdpMmu::zap(Range<Gfn> gfns) {
-  if (gpa_of(gfns.end).raw() > gpa_limit() || gfns.end < gfns.begin) return Unexpected{pt::HostError::OutOfRange};
+Status<pt::TableError> TdpMmu::zap(Range<Gfn> gfns) {
+  if (gpa_of(gfns.end).raw() > gpa_limit() || gfns.end < gfns.begin) return Unexpected{pt::TableError::OutOfRange};
   ReaderLock::Exclusive exclusive(lock_);
   pt::TlbFlush<Gpa> flush(&memory_);
   zap_locked(gfns, flush);

@@ -74,14 +74,14 @@ Result<std::unique_ptr<Vm>, VmError> Vm::create(const VmConfig& config) {
   const unsigned levels = config.tdp.format.levels;
   if (levels != 4 && levels != 5) return Unexpected{VmError::BadLevels};
   std::unique_ptr<Vm> vm(new Vm(config));
-  Result<std::unique_ptr<tdp::TdpMmu>, pt::HostError> mmu = tdp::TdpMmu::create(config.tdp, *vm->slots_);
-  if (!mmu) return Unexpected{mmu.error() == pt::HostError::OutOfRange ? VmError::BadLevels : VmError::OutOfMemory};
+  Result<std::unique_ptr<tdp::TdpMmu>, pt::TableError> mmu = tdp::TdpMmu::create(config.tdp, *vm->slots_);
+  if (!mmu) return Unexpected{mmu.error() == pt::TableError::OutOfRange ? VmError::BadLevels : VmError::OutOfMemory};
   vm->mmu_ = std::move(*mmu);
   // The first root now, so a budget too small for even one table page fails here, not on the
   // first access. With RootPolicy::Keep the MMU keeps it for the vCPUs to share.
   tdp::RootRole role;
   role.levels = static_cast<std::uint8_t>(levels);
-  Result<tdp::Root*, pt::HostError> root = vm->mmu_->roots().get(role);
+  Result<tdp::Root*, pt::TableError> root = vm->mmu_->roots().get(role);
   if (!root) return Unexpected{VmError::OutOfMemory};
   vm->mmu_->roots().put(*root);
   return vm;

@@ -24,14 +24,14 @@ class Stage2DirtyLogInvariant : public ::testing::Test {
                            MemslotFlags::log_dirty()}));
   }
   // The entry at `level` on the path to `ipa`.
-  Stage2HostFormat::Entry* entry(Ipa ipa, unsigned level) {
-    auto& memory = const_cast<pt::HostTableMemory&>(mmu->table_memory());
+  Stage2MmuFormat::Entry* entry(Ipa ipa, unsigned level) {
+    auto& memory = const_cast<pt::OwnedTableMemory&>(mmu->table_memory());
     const auto w = pt::walk(format, memory, mmu->root(), ipa.raw(),
-                            [&](pt::Step<Stage2HostFormat>& s) { return s.level == level ? pt::Visit::Stop : pt::Visit::Continue; });
-    return w.end == pt::WalkEnd::Stopped ? pt::HostTableMemory::pointer<Stage2HostFormat::Entry>(w.entry_address) : nullptr;
+                            [&](pt::Step<Stage2MmuFormat>& s) { return s.level == level ? pt::Visit::Stop : pt::Visit::Continue; });
+    return w.end == pt::WalkEnd::Stopped ? pt::OwnedTableMemory::pointer<Stage2MmuFormat::Entry>(w.entry_address) : nullptr;
   }
-  std::string report_with(Stage2HostFormat::Entry* e, Stage2HostFormat::Entry forged) {
-    const Stage2HostFormat::Entry old = *e;
+  std::string report_with(Stage2MmuFormat::Entry* e, Stage2MmuFormat::Entry forged) {
+    const Stage2MmuFormat::Entry old = *e;
     *e = forged;
     const std::optional<std::string> bad = mmu->check_invariants();
     *e = old;
@@ -45,16 +45,16 @@ class Stage2DirtyLogInvariant : public ::testing::Test {
   Memslots slots;
   std::unique_ptr<Stage2Mmu> mmu = std::move(Stage2Mmu::create(choose_layout(40, Granule::K4).value(), slots).value());
   HostBuffer ram{k2M, k2M};
-  Stage2HostFormat format{mmu->layout()};
+  Stage2MmuFormat format{mmu->layout()};
 };
 
 TEST_F(Stage2DirtyLogInvariant, ReportsAWritablePageTheLogDoesNotName) {
   ASSERT_TRUE(mmu->handle_fault(kRam + 0x5000, Access::read()));  // logging: mapped read-only
   ASSERT_TRUE(mmu->handle_fault(kRam + 0x6000, Access::write()));  // logged, then writable
   expect_clean();
-  Stage2HostFormat::Entry* e = entry(kRam + 0x5000, 1);
+  Stage2MmuFormat::Entry* e = entry(kRam + 0x5000, 1);
   ASSERT_NE(e, nullptr);
-  const Stage2HostFormat::Entry forged = format.make_leaf(ram.hpa() + 0x5000, 1, {.read = true, .write = true});
+  const Stage2MmuFormat::Entry forged = format.make_leaf(ram.hpa() + 0x5000, 1, {.read = true, .write = true});
   EXPECT_THAT(report_with(e, forged), HasSubstr("not logged"));
   expect_clean();
 }
@@ -62,9 +62,9 @@ TEST_F(Stage2DirtyLogInvariant, ReportsAWritablePageTheLogDoesNotName) {
 TEST_F(Stage2DirtyLogInvariant, ReportsAWritableBlock) {
   ASSERT_TRUE(mmu->handle_fault(kRam + 0x6000, Access::write()));  // the block's first page is logged
   expect_clean();
-  Stage2HostFormat::Entry* e = entry(kRam, 2);
+  Stage2MmuFormat::Entry* e = entry(kRam, 2);
   ASSERT_NE(e, nullptr);
-  const Stage2HostFormat::Entry forged = format.make_leaf(ram.hpa(), 2, {.read = true, .write = true});
+  const Stage2MmuFormat::Entry forged = format.make_leaf(ram.hpa(), 2, {.read = true, .write = true});
   EXPECT_THAT(report_with(e, forged), HasSubstr("block"));
   expect_clean();
 }

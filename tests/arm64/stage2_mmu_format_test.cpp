@@ -1,20 +1,20 @@
-// The stage-2 descriptor encoding the host-table layer builds (Stage2HostFormat), and the
+// The stage-2 descriptor encoding the owned-table layer builds (Stage2MmuFormat), and the
 // break-before-make rules it reports (Arm ARM D8.16.1).
 
 #include <gtest/gtest.h>
 
 #include "vmmu/arm64/stage2_mmu_format.hpp"
 #include "vmmu/core/rcu.hpp"
-#include "vmmu/pt/host_tables.hpp"
+#include "vmmu/pt/owned_tables.hpp"
 
 namespace vmmu::arm64 {
 namespace {
 
-Stage2HostFormat format_for(Granule g) { return Stage2HostFormat(*choose_layout(40, g)); }
+Stage2MmuFormat format_for(Granule g) { return Stage2MmuFormat(*choose_layout(40, g)); }
 
-TEST(Stage2HostFormat, LeafAttributesRoundTripForEveryCombination) {
+TEST(Stage2MmuFormat, LeafAttributesRoundTripForEveryCombination) {
   for (Granule g : kAllGranules) {
-    const Stage2HostFormat f = format_for(g);
+    const Stage2MmuFormat f = format_for(g);
     for (unsigned bits = 0; bits < 32; ++bits) {
       pt::LeafAttrs a{(bits & 1) != 0, (bits & 2) != 0, (bits & 4) != 0, (bits & 8) != 0, (bits & 16) != 0};
       const std::uint64_t e = f.make_leaf(Hpa(0x12340000), 1, a);
@@ -28,36 +28,36 @@ TEST(Stage2HostFormat, LeafAttributesRoundTripForEveryCombination) {
   }
 }
 
-TEST(Stage2HostFormat, PageIsType0b11AndBlockIs0b01) {
-  const Stage2HostFormat f = format_for(Granule::K4);
+TEST(Stage2MmuFormat, PageIsType0b11AndBlockIs0b01) {
+  const Stage2MmuFormat f = format_for(Granule::K4);
   EXPECT_EQ(f.make_leaf(Hpa(0x200000), 1, {}) & 3, 3u);
   EXPECT_EQ(f.make_leaf(Hpa(0x200000), 2, {}) & 3, 1u);
   EXPECT_EQ(f.make_table(Hpa(0x5000), 2) & 3, 3u);
   EXPECT_FALSE(f.leaf(f.make_table(Hpa(0x5000), 2), 2));
 }
 
-TEST(Stage2HostFormat, NormalMemoryIsWriteBackInnerShareable) {
+TEST(Stage2MmuFormat, NormalMemoryIsWriteBackInnerShareable) {
   const std::uint64_t e = format_for(Granule::K4).make_leaf(Hpa(0x1000), 1, {});
   EXPECT_EQ(desc::MemAttr::get(e), 0xfu);
   EXPECT_EQ(desc::Shareability::get(e), 3u);
 }
 
-TEST(Stage2HostFormat, BlocksOnlyWhereTheGranuleAllowsThem) {
+TEST(Stage2MmuFormat, BlocksOnlyWhereTheGranuleAllowsThem) {
   EXPECT_TRUE(format_for(Granule::K4).block_allowed(engine_level(1)));
   EXPECT_TRUE(format_for(Granule::K4).block_allowed(engine_level(2)));
   EXPECT_FALSE(format_for(Granule::K16).block_allowed(engine_level(1)));
   EXPECT_TRUE(format_for(Granule::K64).block_allowed(engine_level(2)));
 }
 
-TEST(Stage2HostFormat, FrozenMarkerIsAnInvalidDescriptor) {
-  const Stage2HostFormat f = format_for(Granule::K4);
+TEST(Stage2MmuFormat, FrozenMarkerIsAnInvalidDescriptor) {
+  const Stage2MmuFormat f = format_for(Granule::K4);
   EXPECT_FALSE(f.present(f.frozen_entry(), 1));
   EXPECT_FALSE(f.present(f.frozen_entry(), 2));
   EXPECT_NE(f.frozen_entry(), 0u);
 }
 
-TEST(Stage2HostFormat, BreakBeforeMakeForAddressSizeOrMemoryTypeChangesOnly) {
-  const Stage2HostFormat f = format_for(Granule::K4);
+TEST(Stage2MmuFormat, BreakBeforeMakeForAddressSizeOrMemoryTypeChangesOnly) {
+  const Stage2MmuFormat f = format_for(Granule::K4);
   const pt::LeafAttrs rw{true, true, false, true, false}, ro{true, false, false, true, false};
   const std::uint64_t block = f.make_leaf(Hpa(0x4000'0000), 2, rw);
   EXPECT_TRUE(f.needs_break_before_make(block, f.make_leaf(Hpa(0x4020'0000), 2, rw), 2)) << "output address";
@@ -70,12 +70,12 @@ TEST(Stage2HostFormat, BreakBeforeMakeForAddressSizeOrMemoryTypeChangesOnly) {
   EXPECT_FALSE(f.needs_break_before_make(block, 0, 2)) << "invalidation is the break itself";
 }
 
-TEST(Stage2HostFormat, ChangingABlockOutputIssuesOneTlbiIpaBetweenBreakAndMake) {
-  const Stage2HostFormat f = format_for(Granule::K4);
-  pt::HostTableMemory memory(f.geometry());
+TEST(Stage2MmuFormat, ChangingABlockOutputIssuesOneTlbiIpaBetweenBreakAndMake) {
+  const Stage2MmuFormat f = format_for(Granule::K4);
+  pt::OwnedTableMemory memory(f.geometry());
   pt::TlbLog<Ipa> tlb;
   {
-    auto t = std::move(pt::HostTables<Stage2HostFormat>::create(f, memory, tlb).value());
+    auto t = std::move(pt::OwnedTables<Stage2MmuFormat>::create(f, memory, tlb).value());
     const Range<Ipa> r{Ipa(0x4000'0000), Ipa(0x4020'0000)};
     const pt::LeafAttrs rw{true, true, false, true, false};
     std::move(t.map(r, Hpa(0x1'0000'0000), rw).value()).apply(tlb);

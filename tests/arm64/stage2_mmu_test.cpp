@@ -240,7 +240,7 @@ TEST_F(Stage2MmuTest, RegistersDescribeTheTablesToTheArchitecturalWalker) {
   auto s2 = Stage2::from(mmu->registers(), CpuModel{48});
   ASSERT_TRUE(s2);
   ASSERT_FALSE(s2->setup_fault());
-  pt::HostTableMemory& memory = const_cast<pt::HostTableMemory&>(mmu->table_memory());
+  pt::OwnedTableMemory& memory = const_cast<pt::OwnedTableMemory&>(mmu->table_memory());
   auto t = walk(*s2, memory, kRam + 0x3456, AccessKind::Write, {.update_descriptors = false});
   ASSERT_TRUE(t);
   EXPECT_EQ(t->pa, ram.hpa() + 0x3456);
@@ -252,8 +252,8 @@ TEST_F(Stage2MmuTest, InvariantCheckCatchesALeafOutsideAnySlot) {
   add_slot(1, kRam, k2M, ram.data());
   fault(kRam, Access::read());
   // Forge a 2 MiB leaf next to the mapped one, pointing at memory no slot describes.
-  Stage2HostFormat f(mmu->layout());
-  pt::HostTableMemory& memory = const_cast<pt::HostTableMemory&>(mmu->table_memory());
+  Stage2MmuFormat f(mmu->layout());
+  pt::OwnedTableMemory& memory = const_cast<pt::OwnedTableMemory&>(mmu->table_memory());
   const std::uint64_t forged = f.make_leaf(Hpa(0x1000'0000), 2, {});
   auto w = pt::walk(f, memory, mmu->root(), (kRam + 0x1000).raw(), [](auto&) { return pt::Visit::Continue; });
   ASSERT_EQ(w.end, pt::WalkEnd::Leaf);
@@ -328,14 +328,14 @@ TEST(Stage2Mmu52, MapsAndUnmapsAboveTwoTo48ForEveryGranule) {
     EXPECT_EQ(leaf->output, ram.hpa() + 0x3456);
     auto bad = mmu.check_invariants();
     EXPECT_FALSE(bad) << *bad;
-    auto t = walk(*s2, const_cast<pt::HostTableMemory&>(mmu.table_memory()), high + 0x3456, AccessKind::Write,
+    auto t = walk(*s2, const_cast<pt::OwnedTableMemory&>(mmu.table_memory()), high + 0x3456, AccessKind::Write,
                   {.update_descriptors = false});
     ASSERT_TRUE(t) << to_string(t.error().kind) << "@" << t.error().level;
     EXPECT_EQ(t->pa, ram.hpa() + 0x3456);
 
     ASSERT_TRUE(mmu.unmap({high, high + 4 * kMiB}));
     EXPECT_FALSE(mmu.lookup(high + 0x3456));
-    EXPECT_EQ(walk(*s2, const_cast<pt::HostTableMemory&>(mmu.table_memory()), high + 0x3456, AccessKind::Read,
+    EXPECT_EQ(walk(*s2, const_cast<pt::OwnedTableMemory&>(mmu.table_memory()), high + 0x3456, AccessKind::Read,
                    {.update_descriptors = false})
                   .error()
                   .kind,

@@ -20,13 +20,13 @@ constexpr std::uint64_t k2M = std::uint64_t{1} << 21;
 TdpFormat::Entry* leaf_entry(TdpMmu& mmu, Gpa gpa, unsigned* level = nullptr) {
   std::vector<Root*> roots = mmu.roots().valid_roots();
   if (roots.empty()) return nullptr;
-  auto& memory = const_cast<pt::HostTableMemory&>(mmu.table_memory());
+  auto& memory = const_cast<pt::OwnedTableMemory&>(mmu.table_memory());
   const auto w = pt::walk(mmu.format(), memory, roots.front()->tables.root(), gpa.raw(),
                           [](pt::Step<TdpFormat>&) { return pt::Visit::Continue; });
   for (Root* r : roots) mmu.roots().put(r);
   if (w.end != pt::WalkEnd::Leaf) return nullptr;
   if (level != nullptr) *level = w.level;
-  return pt::HostTableMemory::pointer<TdpFormat::Entry>(w.entry_address);
+  return pt::OwnedTableMemory::pointer<TdpFormat::Entry>(w.entry_address);
 }
 
 // Stores `forged` over `*e`, returns the check's report, and puts the old entry back.

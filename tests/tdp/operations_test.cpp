@@ -162,7 +162,7 @@ TEST(Operations, TableBudgetExhaustionIsAnErrorNotACrash) {
   ASSERT_TRUE(vm.write64(v, Gpa(0), 1));
   auto f = vm.mmu->handle_fault(v, Gpa(k2M), Access::write());
   ASSERT_FALSE(f.has_value());
-  EXPECT_EQ(f.error(), pt::HostError::OutOfMemory);
+  EXPECT_EQ(f.error(), pt::TableError::OutOfMemory);
   EXPECT_EQ(*vm.read64(v, Gpa(0)), 1u) << "what was mapped stays";
   EXPECT_FALSE(vm.mmu->check_invariants().has_value());
 }

@@ -1,6 +1,6 @@
 #pragma once
 // Stage2Mmu: one VM's arm64 stage-2 tables (IPA -> host memory) kept by vmmu, built on the
-// format-generic host-table layer (pt::HostTables) with the stage-2 descriptor format.
+// format-generic owned-table layer (pt::OwnedTables) with the stage-2 descriptor format.
 //
 //   vCPU abort (ipa, access) ──► handle_fault ── memslot? ──no──► Mmio (emulate)
 //                                    │ yes: leaf already there? relax (AF / write / exec)
@@ -32,11 +32,11 @@
 #include "vmmu/core/address.hpp"
 #include "vmmu/core/result.hpp"
 #include "vmmu/memory/memslots.hpp"
-#include "vmmu/pt/host_tables.hpp"
+#include "vmmu/pt/owned_tables.hpp"
 
 namespace vmmu::arm64 {
 
-using Stage2Tables = pt::HostTables<Stage2HostFormat>;
+using Stage2Tables = pt::OwnedTables<Stage2MmuFormat>;
 using Stage2TlbLog = pt::TlbLog<Ipa>;
 
 // What a stage-2 fault turned into. Not an error: the guest resumes or the VMM emulates.
@@ -66,7 +66,7 @@ struct Stage2Counters {
 class Stage2Mmu {
  public:
   // Errors: OutOfMemory (the root run could not be allocated).
-  static Result<std::unique_ptr<Stage2Mmu>, pt::HostError> create(const Layout& layout, Memslots& slots,
+  static Result<std::unique_ptr<Stage2Mmu>, pt::TableError> create(const Layout& layout, Memslots& slots,
                                                                   Stage2MmuOptions options = {});
   ~Stage2Mmu();
   Stage2Mmu(const Stage2Mmu&) = delete;
@@ -78,30 +78,30 @@ class Stage2Mmu {
   // lies inside the slot (pages only while the slot logs dirty pages; reads then map
   // read-only so the first write still faults). Safe to call from many threads at once.
   // Errors: OutOfMemory (table budget); Misaligned (the slot is not granule aligned there).
-  Result<FaultOutcome, pt::HostError> handle_fault(Ipa ipa, Access access);
+  Result<FaultOutcome, pt::TableError> handle_fault(Ipa ipa, Access access);
 
   // Maps every memslot-backed part of `range` (prefault), largest blocks first unless
   // `pages_only`. Errors: OutOfRange, Misaligned (not granule aligned), OutOfMemory.
-  Status<pt::HostError> map(Range<Ipa> range, bool pages_only = false);
+  Status<pt::TableError> map(Range<Ipa> range, bool pages_only = false);
   // Errors: OutOfRange, Misaligned, OutOfMemory (splitting a block straddling an edge).
-  Status<pt::HostError> unmap(Range<Ipa> range);
+  Status<pt::TableError> unmap(Range<Ipa> range);
   // Clears write on every leaf touching `range`, then one range invalidation.
   // Errors: OutOfRange, Misaligned.
-  Status<pt::HostError> write_protect(Range<Ipa> range);
+  Status<pt::TableError> write_protect(Range<Ipa> range);
   // Eager split to pages + write-protect: what enabling dirty logging on `range` does.
   // Errors: OutOfRange, Misaligned, OutOfMemory.
-  Status<pt::HostError> enable_dirty_logging(Range<Ipa> range);
+  Status<pt::TableError> enable_dirty_logging(Range<Ipa> range);
   // Test-and-clear the access flag; returns how many leaves were young. No TLB invalidation
   // (as KVM: a stale young entry only delays the next aging). Errors: OutOfRange, Misaligned.
-  Result<std::uint64_t, pt::HostError> age(Range<Ipa> range);
+  Result<std::uint64_t, pt::TableError> age(Range<Ipa> range);
   [[nodiscard]] bool test_age(Range<Ipa> range) const;
   // Adds permissions to the leaf mapping `ipa` (never removes any), local TLBI after.
   // Errors: NotMapped, OutOfRange.
-  Status<pt::HostError> relax(Ipa ipa, pt::LeafAttrs add);
+  Status<pt::TableError> relax(Ipa ipa, pt::LeafAttrs add);
   // Eagerly splits every block touching `range` into pages. Errors: as map.
-  Status<pt::HostError> split(Range<Ipa> range);
+  Status<pt::TableError> split(Range<Ipa> range);
   // Folds uniform page tables back into blocks; returns how many. Errors: OutOfRange, Misaligned.
-  Result<std::uint64_t, pt::HostError> collapse(Range<Ipa> range);
+  Result<std::uint64_t, pt::TableError> collapse(Range<Ipa> range);
 
   // The leaf translating `ipa` (lock-free).
   [[nodiscard]] std::optional<Stage2Tables::Mapping> lookup(Ipa ipa) const;
@@ -114,23 +114,23 @@ class Stage2Mmu {
   [[nodiscard]] Registers registers() const;  // VTCR_EL2 / VTTBR_EL2 describing these tables
   [[nodiscard]] Hpa root() const { return tables_->root(); }
   [[nodiscard]] Stage2TlbLog& tlb() { return tlb_; }
-  [[nodiscard]] const pt::HostTableMemory& table_memory() const { return memory_; }
+  [[nodiscard]] const pt::OwnedTableMemory& table_memory() const { return memory_; }
   [[nodiscard]] Stage2Counters counters() const;
 
  private:
   Stage2Mmu(const Layout& layout, Memslots& slots, Stage2MmuOptions options);
-  Result<FaultOutcome, pt::HostError> fault_locked(Ipa ipa, Access access);
+  Result<FaultOutcome, pt::TableError> fault_locked(Ipa ipa, Access access);
   void on_memslot_change(const MemslotChange& change);
   void checked(const char* what) const;
   std::unique_lock<std::shared_mutex> lock_exclusive();
   std::shared_lock<std::shared_mutex> lock_shared();
   template <class T>
-  Status<pt::HostError> finish(Result<T, pt::HostError> r, const char* what);
+  Status<pt::TableError> finish(Result<T, pt::TableError> r, const char* what);
 
   Layout layout_;
-  Stage2HostFormat format_;
+  Stage2MmuFormat format_;
   Memslots& slots_;
-  mutable pt::HostTableMemory memory_;  // mutable: the walker takes a TableMemory&
+  mutable pt::OwnedTableMemory memory_;  // mutable: the walker takes a TableMemory&
   Stage2TlbLog tlb_;
   std::optional<Stage2Tables> tables_;
   std::optional<Stage2> stage2_;  // the walker's view of the same tables (invariant checks)

@@ -1,5 +1,5 @@
 #pragma once
-// The stage-2 descriptor format as the host-table layer builds it (a pt::HostFormat): the
+// The stage-2 descriptor format as the owned-table layer builds it (a pt::OwnedFormat): the
 // engine's Stage2Format plus how to encode leaves and tables from neutral attributes, where
 // blocks are legal, and which changes need break-before-make.
 //
@@ -12,7 +12,7 @@
 
 #include "vmmu/arm64/descriptor.hpp"
 #include "vmmu/arm64/stage2_format.hpp"
-#include "vmmu/pt/host_format.hpp"
+#include "vmmu/pt/owned_format.hpp"
 
 namespace vmmu::arm64 {
 
@@ -25,10 +25,10 @@ inline constexpr std::uint64_t kDeviceNgnre = 0x1;
 inline constexpr std::uint64_t kInnerShareable = 0x3;  // SH[1:0] (D8.5.2)
 }  // namespace s2attr
 
-class Stage2HostFormat : public Stage2Format {
+class Stage2MmuFormat : public Stage2Format {
  public:
-  Stage2HostFormat() = default;
-  explicit Stage2HostFormat(const Layout& layout) : Stage2Format(layout) {}
+  Stage2MmuFormat() = default;
+  explicit Stage2MmuFormat(const Layout& layout) : Stage2Format(layout) {}
 
   [[nodiscard]] Entry make_leaf(Hpa a, unsigned level, pt::LeafAttrs at) const {
     Entry e = desc::Valid::mask | leaf_address_bits(a, level);
@@ -63,7 +63,7 @@ class Stage2HostFormat : public Stage2Format {
   [[nodiscard]] Entry frozen_entry() const { return desc::AccessFlag::mask; }
 };
 
-static_assert(pt::HostFormat<Stage2HostFormat>);
+static_assert(pt::OwnedFormat<Stage2MmuFormat>);
 static_assert(!desc::Valid::get(desc::AccessFlag::mask), "the frozen marker is an invalid descriptor");
 
 }  // namespace vmmu::arm64

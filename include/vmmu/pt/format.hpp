@@ -31,7 +31,7 @@ concept Format = requires(const F& f, typename F::Entry e, unsigned level) {
 };
 
 // Where tables live: guest memory through memslots, a case file's sparse memory, a memory
-// image, or vmmu's own host table pages. Reads of memory that is not backed give nullopt;
+// image, or the table pages vmmu owns. Reads of memory that is not backed give nullopt;
 // compare_exchange returns false and reloads `expected` when the entry changed (0 if it is
 // no longer backed). Entries are read and written atomically: another CPU may be updating them.
 template <class M, class A>

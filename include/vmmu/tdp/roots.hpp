@@ -19,13 +19,13 @@
 #include <vector>
 
 #include "vmmu/core/result.hpp"
-#include "vmmu/pt/host_error.hpp"
-#include "vmmu/pt/host_tables.hpp"
+#include "vmmu/pt/table_error.hpp"
+#include "vmmu/pt/owned_tables.hpp"
 #include "vmmu/tdp/tdp_format.hpp"
 
 namespace vmmu::tdp {
 
-using TdpTables = pt::HostTables<TdpFormat>;
+using TdpTables = pt::OwnedTables<TdpFormat>;
 
 // What the entries under a root mean (KVM's root_role): everything the guest's own paging
 // state decides is deliberately absent, so guest register writes never change it.
@@ -47,14 +47,14 @@ struct Root {
 
 class RootSet {
  public:
-  RootSet(const TdpFormat& format, pt::HostTableMemory& memory, pt::TlbLog<Gpa>& tlb, bool mmu_holds_reference)
+  RootSet(const TdpFormat& format, pt::OwnedTableMemory& memory, pt::TlbLog<Gpa>& tlb, bool mmu_holds_reference)
       : format_(format), memory_(memory), tlb_(tlb), own_ref_(mmu_holds_reference) {}
   ~RootSet();
   RootSet(const RootSet&) = delete;
   RootSet& operator=(const RootSet&) = delete;
 
   // A referenced valid root with `role`, created if none exists. Errors: OutOfMemory.
-  Result<Root*, pt::HostError> get(RootRole role);
+  Result<Root*, pt::TableError> get(RootRole role);
   // Takes a reference on `r` unless its last one is being dropped.
   static bool try_hold(Root* r);
   void put(Root* r);
@@ -73,7 +73,7 @@ class RootSet {
 
  private:
   const TdpFormat& format_;
-  pt::HostTableMemory& memory_;
+  pt::OwnedTableMemory& memory_;
   pt::TlbLog<Gpa>& tlb_;
   bool own_ref_;
   mutable std::mutex mutex_;

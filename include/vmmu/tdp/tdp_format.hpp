@@ -1,6 +1,6 @@
 #pragma once
 // The entry formats of vmmu's own two-dimensional-paging tables (GPA -> host memory), as one
-// pt::HostFormat configured per VM:
+// pt::OwnedFormat configured per VM:
 //
 //   Intel EPT (SDM vol. 3C, 29.3.2): R/W/X in bits 2:0, memory type 5:3 (WB), ignore-PAT 6,
 //     PS 7, A 8 / D 9 when the EPTP enables A/D, suppress-#VE 63 in MMIO markers (an access
@@ -21,7 +21,7 @@
 
 #include "vmmu/core/address.hpp"
 #include "vmmu/pt/geometry.hpp"
-#include "vmmu/pt/host_format.hpp"
+#include "vmmu/pt/owned_format.hpp"
 #include "vmmu/tdp/spte_bits.hpp"
 #include "vmmu/x86/ept_entry.hpp"
 #include "vmmu/x86/guest_entry.hpp"
@@ -60,7 +60,7 @@ class TdpFormat {
     return Hpa(e & kAddr & ~(geometry_.span(level) - 1));
   }
 
-  // ---- pt::HostFormat ----
+  // ---- pt::OwnedFormat ----
   [[nodiscard]] Entry make_leaf(Hpa a, unsigned level, pt::LeafAttrs at) const {
     Entry e = (a.raw() & kAddr) | leaf_fixed_ | (level > 1 ? kPs : 0);
     if (at.read) e |= read_;
@@ -117,6 +117,6 @@ class TdpFormat {
   Entry leaf_fixed_ = 0, table_fixed_ = 0, mmio_fixed_ = 0;
 };
 
-static_assert(pt::HostFormat<TdpFormat>);
+static_assert(pt::OwnedFormat<TdpFormat>);
 
 }  // namespace vmmu::tdp

@@ -42,9 +42,9 @@
 #include "vmmu/core/result.hpp"
 #include "vmmu/memory/dirty_ring.hpp"
 #include "vmmu/memory/memslots.hpp"
-#include "vmmu/pt/host_error.hpp"
-#include "vmmu/pt/host_memory.hpp"
-#include "vmmu/pt/host_tlb.hpp"
+#include "vmmu/pt/table_error.hpp"
+#include "vmmu/pt/owned_table_memory.hpp"
+#include "vmmu/pt/tlb_log.hpp"
 #include "vmmu/pt/ops/mode.hpp"
 #include "vmmu/tdp/gpa_tlb.hpp"
 #include "vmmu/tdp/policy.hpp"
@@ -109,7 +109,7 @@ class alignas(64) VcpuMmu {
  private:
   friend class TdpMmu;
   // The root to run on, loaded if missing or invalid. Call with the MMU lock held shared.
-  Result<Root*, pt::HostError> current_root();
+  Result<Root*, pt::TableError> current_root();
   // Owner-thread counter increment that other threads may read (no atomic RMW on the hot path).
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -132,7 +132,7 @@ class alignas(64) VcpuMmu {
 class TdpMmu {
  public:
   // Errors: OutOfRange when the format options are not 4 or 5 levels.
-  static Result<std::unique_ptr<TdpMmu>, pt::HostError> create(const TdpConfig& config, Memslots& slots);
+  static Result<std::unique_ptr<TdpMmu>, pt::TableError> create(const TdpConfig& config, Memslots& slots);
   ~TdpMmu();
   TdpMmu(const TdpMmu&) = delete;
   TdpMmu& operator=(const TdpMmu&) = delete;
@@ -148,7 +148,7 @@ class TdpMmu {
 
   // Resolves a TDP violation on `gpa` (see the header comment). Safe from many threads.
   // Errors: OutOfMemory (table budget).
-  Result<FaultOutcome, pt::HostError> handle_fault(VcpuMmu& vcpu, Gpa gpa, Access access);
+  Result<FaultOutcome, pt::TableError> handle_fault(VcpuMmu& vcpu, Gpa gpa, Access access);
 
   // The modelled hardware's access: translates `gpa` through the vCPU's TLB or its root,
   // faulting as needed, and calls use(host pointer to gpa) while the translation is pinned
@@ -166,7 +166,7 @@ class TdpMmu {
           return {};
         }
       }
-      Result<FaultOutcome, pt::HostError> f = handle_fault(vcpu, gpa, a);
+      Result<FaultOutcome, pt::TableError> f = handle_fault(vcpu, gpa, a);
       if (!f) return Unexpected{AccessExit::OutOfMemory};
       switch (f->action) {
         case FaultAction::Mmio: return Unexpected{AccessExit::Mmio};
@@ -184,7 +184,7 @@ class TdpMmu {
   void invalidate_begin(Range<Gfn> gfns);
   void invalidate_end(Range<Gfn> gfns);
   // Zaps every leaf in `gfns` (and tables left empty). Errors: OutOfRange, OutOfMemory.
-  Status<pt::HostError> zap(Range<Gfn> gfns);
+  Status<pt::TableError> zap(Range<Gfn> gfns);
   // Drops everything: invalidates every root (a generation bump, no table walk on any
   // fault path); vCPUs load a new root on their next access.
   void zap_all();
@@ -210,7 +210,7 @@ class TdpMmu {
 
   // Splits every huge leaf touching `gfns` down to 4K, keeping permissions (no fault needed).
   // Returns how many huge leaves were split. Errors: OutOfRange, OutOfMemory.
-  Result<std::uint64_t, pt::HostError> split(Range<Gfn> gfns);
+  Result<std::uint64_t, pt::TableError> split(Range<Gfn> gfns);
   // Merges in place: every page table inside `gfns` whose entries are present, contiguous,
   // equally permitted and allowed to be huge becomes one huge leaf in a single atomic store,
   // never unmapping the range (then 2M leaves into 1G the same way). Runs concurrently with
@@ -239,7 +239,7 @@ class TdpMmu {
 
   [[nodiscard]] TdpStats stats();
   [[nodiscard]] pt::TlbLog<Gpa>& tlb() { return tlb_; }
-  [[nodiscard]] const pt::HostTableMemory& table_memory() const { return memory_; }
+  [[nodiscard]] const pt::OwnedTableMemory& table_memory() const { return memory_; }
   [[nodiscard]] RootSet& roots() { return *roots_; }
   // The leaf mapping `gpa` in the first valid root: (host address of gpa, level, attrs).
   struct Leaf {
@@ -259,7 +259,7 @@ class TdpMmu {
 
   // The lock-free hardware walk (lock held shared); null when it would fault.
   std::byte* translate(VcpuMmu& vcpu, Gpa gpa, Access a);
-  Result<FaultOutcome, pt::HostError> fault_locked(VcpuMmu& v, Root& root, Gpa gpa, Access access,
+  Result<FaultOutcome, pt::TableError> fault_locked(VcpuMmu& v, Root& root, Gpa gpa, Access access,
                                                    std::uint64_t seq, std::uint64_t generation,
                                                    const MemslotRegion* region, pt::TlbFlush<Gpa>& flush);
   unsigned max_level(const MemslotRegion& region, Gfn gfn) const;
@@ -300,7 +300,7 @@ class TdpMmu {
   TdpConfig config_;
   TdpFormat format_;
   Memslots& slots_;
-  pt::HostTableMemory memory_;
+  pt::OwnedTableMemory memory_;
   pt::TlbLog<Gpa> tlb_;
   std::unique_ptr<RootSet> roots_;
   ReaderLock lock_;

@@ -1,5 +1,5 @@
 #pragma once
-// The one place a host-table entry changes, and the entry-sized building blocks every range
+// The one place a owned-table entry changes, and the entry-sized building blocks every range
 // operation uses (split a block into a child table, recognise a collapsible table, list the
 // tables below an entry).
 //
@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "vmmu/core/result.hpp"
-#include "vmmu/pt/host_format.hpp"
-#include "vmmu/pt/host_memory.hpp"
-#include "vmmu/pt/host_tlb.hpp"
+#include "vmmu/pt/owned_format.hpp"
+#include "vmmu/pt/owned_table_memory.hpp"
+#include "vmmu/pt/tlb_log.hpp"
 #include "vmmu/pt/ops/mode.hpp"
 #include "vmmu/pt/table_iterator.hpp"
 
@@ -41,15 +41,15 @@ enum class Installed : std::uint8_t { Done, Lost };
 // (the TDP MMU's merge in place: a write to a page that was read-only faults and relaxes).
 enum class LeafMerge : std::uint8_t { Equal, WriteAndAgeMerged };
 
-template <HostFormat F>
+template <OwnedFormat F>
 class EntryOps {
  public:
   using Entry = typename F::Entry;
   using Input = typename F::Input;
-  using Iterator = TableIterator<F, HostTableMemory>;
+  using Iterator = TableIterator<F, OwnedTableMemory>;
   using Flush = TlbFlush<Input>;
 
-  EntryOps(const F& format, HostTableMemory& memory, TlbLog<Input>& tlb, Hpa root)
+  EntryOps(const F& format, OwnedTableMemory& memory, TlbLog<Input>& tlb, Hpa root)
       : f_(format), memory_(memory), tlb_(tlb), root_(root) {}
 
   [[nodiscard]] bool frozen(const Iterator& it) const { return it.entry() == f_.frozen_entry(); }
@@ -117,12 +117,12 @@ class EntryOps {
   // it.entry() and install()s; when that loses, reach() again from where `it` stands.
   // Errors: OutOfMemory, Unsupported (a leaf that cannot be split: see split_block); what was
   // built stays (valid, empty or equal to the leaf split).
-  Result<Reached, HostError> reach(Iterator& it, unsigned level, Flush& flush) {
+  Result<Reached, TableError> reach(Iterator& it, unsigned level, Flush& flush) {
     Reached r;
     for (settle(it); it.level() > level; settle(it)) {
       const unsigned at = it.level();
       const bool leaf = f_.present(it.entry(), at);
-      Result<Entry, HostError> table = leaf ? split_block(it.entry(), at) : empty_table(at);
+      Result<Entry, TableError> table = leaf ? split_block(it.entry(), at) : empty_table(at);
       if (!table) return Unexpected{table.error()};
       if (install(it, *table, flush) == Installed::Lost) {
         discard(*table, at);
@@ -137,28 +137,28 @@ class EntryOps {
   // A table entry for `level` whose child maps exactly what the block `block` mapped, with
   // the same attributes; the child is complete before anyone can see it.
   // Errors: OutOfMemory; Unsupported when level - 1 may not hold blocks.
-  Result<Entry, HostError> split_block(Entry block, unsigned level) {
+  Result<Entry, TableError> split_block(Entry block, unsigned level) {
     const Geometry& g = f_.geometry();
     const unsigned child_level = level - 1;
-    if (child_level > 1 && !f_.block_allowed(child_level)) return Unexpected{HostError::Unsupported};
-    Result<Hpa, HostError> child = memory_.allocate(child_level);
+    if (child_level > 1 && !f_.block_allowed(child_level)) return Unexpected{TableError::Unsupported};
+    Result<Hpa, TableError> child = memory_.allocate(child_level);
     if (!child) return Unexpected{child.error()};
     const LeafAttrs attrs = f_.leaf_attrs(block, level);
     const Hpa base = f_.leaf_address(block, level);
-    // HostFormat: a leaf is its address OR attribute bits fixed by (level, attrs), so the
+    // OwnedFormat: a leaf is its address OR attribute bits fixed by (level, attrs), so the
     // i-th child is the first one plus i spans. Unpublished: plain stores; the publishing
     // compare-exchange (acq_rel) orders them.
     const Entry first = f_.make_leaf(base, child_level, attrs);
     const Entry step = static_cast<Entry>(g.span(child_level));
-    Entry* e = HostTableMemory::pointer<Entry>(*child);
+    Entry* e = OwnedTableMemory::pointer<Entry>(*child);
     for (unsigned i = 0; i < g.entries(child_level); ++i) e[i] = static_cast<Entry>(first + i * step);
     return f_.make_table(*child, level);
   }
 
   // A table entry for `level` pointing to a fresh, empty child.
   // Errors: OutOfMemory.
-  Result<Entry, HostError> empty_table(unsigned level) {
-    Result<Hpa, HostError> child = memory_.allocate(level - 1);
+  Result<Entry, TableError> empty_table(unsigned level) {
+    Result<Hpa, TableError> child = memory_.allocate(level - 1);
     if (!child) return Unexpected{child.error()};
     return f_.make_table(*child, level);
   }
@@ -166,11 +166,11 @@ class EntryOps {
   // A table entry for `level` whose child (at level 1) maps `out`, `out + page`, ... with
   // `attrs`: a whole page table built before anyone can see it, published by one install.
   // Errors: OutOfMemory.
-  Result<Entry, HostError> page_table(Hpa out, LeafAttrs attrs) {
+  Result<Entry, TableError> page_table(Hpa out, LeafAttrs attrs) {
     const Geometry& g = f_.geometry();
-    Result<Hpa, HostError> child = memory_.allocate(1);
+    Result<Hpa, TableError> child = memory_.allocate(1);
     if (!child) return Unexpected{child.error()};
-    Entry* e = HostTableMemory::pointer<Entry>(*child);
+    Entry* e = OwnedTableMemory::pointer<Entry>(*child);
     // Unpublished: plain stores; the publishing compare-exchange (acq_rel) orders them.
     const Entry first = f_.make_leaf(out, 1, attrs);
     const Entry step = static_cast<Entry>(g.span(1));
@@ -215,10 +215,10 @@ class EntryOps {
   template <Mode M, class Change>
   std::uint64_t update_page_table(Hpa table, Change&& change, M) {
     const Geometry& g = f_.geometry();
-    Entry* e = HostTableMemory::pointer<Entry>(table);
+    Entry* e = OwnedTableMemory::pointer<Entry>(table);
     std::uint64_t changed = 0;
     // The entries of one page table nearly always share their attribute bits: remember the
-    // last old -> new attribute bits and reuse them (HostFormat: a leaf is its address bits
+    // last old -> new attribute bits and reuse them (OwnedFormat: a leaf is its address bits
     // OR attribute bits that do not depend on the address).
     Memo memo;
     for (unsigned i = 0; i < g.entries(1); ++i) {
@@ -266,7 +266,7 @@ class EntryOps {
     const Geometry& g = f_.geometry();
     const unsigned cl = level - 1;
     if (!f_.block_allowed(level)) return std::nullopt;
-    const Entry* e = HostTableMemory::pointer<const Entry>(child);
+    const Entry* e = OwnedTableMemory::pointer<const Entry>(child);
     const Entry first = std::atomic_ref<const Entry>(e[0]).load(std::memory_order_acquire);
     if (!f_.present(first, cl) || (cl > 1 && !f_.leaf(first, cl))) return std::nullopt;
     const Hpa base = f_.leaf_address(first, cl);
@@ -315,7 +315,7 @@ class EntryOps {
 
  private:
   const F& f_;
-  HostTableMemory& memory_;
+  OwnedTableMemory& memory_;
   TlbLog<Input>& tlb_;
   Hpa root_;
 };

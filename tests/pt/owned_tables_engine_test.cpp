@@ -6,16 +6,16 @@
 #include <algorithm>
 #include <vector>
 
-#include "pt/host_toy_format.hpp"
+#include "pt/owned_toy_format.hpp"
 #include "vmmu/core/rcu.hpp"
-#include "vmmu/pt/host_tables.hpp"
+#include "vmmu/pt/owned_tables.hpp"
 
 namespace vmmu::pt {
 namespace {
 
 using toy::HostToyFormat;
 using toy::kBlock;
-using Tables = HostTables<HostToyFormat>;
+using Tables = OwnedTables<HostToyFormat>;
 
 constexpr LeafAttrs kRw{true, true, false, true, false};
 constexpr LeafAttrs kRo{true, false, false, true, false};
@@ -34,7 +34,7 @@ class HostTablesEngine : public ::testing::Test {
   bool writable(const Tables& t, std::uint64_t addr) { return t.lookup(Gpa(addr))->attrs.write; }
 
   HostToyFormat f;
-  HostTableMemory memory{f.g, ~std::uint64_t{0}, toy::kToyTableAlign};
+  OwnedTableMemory memory{f.g, ~std::uint64_t{0}, toy::kToyTableAlign};
   TlbLog<Gpa> tlb;
 };
 

@@ -1,5 +1,5 @@
 #pragma once
-// TLB invalidation for host tables: the log every invalidation goes through, and the
+// TLB invalidation for owned tables: the log every invalidation goes through, and the
 // [[nodiscard]] flush token a mutation hands back so the caller cannot forget it.
 //
 //   op (map/unmap/protect/...) ──► TlbFlush{range | all, unlinked tables}
@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "vmmu/core/address.hpp"
-#include "vmmu/pt/host_memory.hpp"
+#include "vmmu/pt/owned_table_memory.hpp"
 
 namespace vmmu::pt {
 
@@ -80,7 +80,7 @@ class [[nodiscard]] TlbFlush {
   enum class Kind : std::uint8_t { None, Range, All };
 
   TlbFlush() = default;
-  explicit TlbFlush(HostTableMemory* memory) : memory_(memory) {}
+  explicit TlbFlush(OwnedTableMemory* memory) : memory_(memory) {}
   TlbFlush(TlbFlush&& o) noexcept { *this = std::move(o); }
   TlbFlush& operator=(TlbFlush&& o) noexcept {
     assert(done());
@@ -139,7 +139,7 @@ class [[nodiscard]] TlbFlush {
 
   Kind kind_ = Kind::None;
   Range<A> range_{};
-  HostTableMemory* memory_ = nullptr;
+  OwnedTableMemory* memory_ = nullptr;
   std::vector<RetiredTable> retired_;
 };
 

@@ -1,5 +1,5 @@
 #pragma once
-// HostTables<F>: tables vmmu owns and the (modelled) hardware walks -- for any HostFormat
+// OwnedTables<F>: tables vmmu owns and the (modelled) hardware walks -- for any OwnedFormat
 // (arm64 stage 2 now, EPT / NPT next). Every range operation is a loop over pt::TableIterator
 // and every change goes through ops::EntryOps::install (compare-exchange, break-before-make
 // when the format needs it). Mutations return a [[nodiscard]] TlbFlush: apply it to the TLB
@@ -33,10 +33,10 @@
 #include "vmmu/core/address.hpp"
 #include "vmmu/core/rcu.hpp"
 #include "vmmu/core/result.hpp"
-#include "vmmu/pt/host_error.hpp"
-#include "vmmu/pt/host_format.hpp"
-#include "vmmu/pt/host_memory.hpp"
-#include "vmmu/pt/host_tlb.hpp"
+#include "vmmu/pt/table_error.hpp"
+#include "vmmu/pt/owned_format.hpp"
+#include "vmmu/pt/owned_table_memory.hpp"
+#include "vmmu/pt/tlb_log.hpp"
 #include "vmmu/pt/ops/install.hpp"
 #include "vmmu/pt/ops/mode.hpp"
 #include "vmmu/pt/table_iterator.hpp"
@@ -48,13 +48,13 @@ struct MapOptions {
   unsigned max_level = kMaxLevels;  // largest block level to use (1: pages only)
 };
 
-template <HostFormat F>
-class HostTables {
+template <OwnedFormat F>
+class OwnedTables {
  public:
   using Entry = typename F::Entry;
   using Input = typename F::Input;
   using Flush = TlbFlush<Input>;
-  using Iterator = TableIterator<F, HostTableMemory>;
+  using Iterator = TableIterator<F, OwnedTableMemory>;
 
   struct Mapping {
     Hpa output;   // translation of the looked-up address
@@ -69,18 +69,18 @@ class HostTables {
 
   // Empty tables with a freshly allocated root.
   // Errors: OutOfMemory.
-  static Result<HostTables, HostError> create(const F& format, HostTableMemory& memory, TlbLog<Input>& tlb) {
-    Result<Hpa, HostError> root = memory.allocate(format.geometry().root_level());
+  static Result<OwnedTables, TableError> create(const F& format, OwnedTableMemory& memory, TlbLog<Input>& tlb) {
+    Result<Hpa, TableError> root = memory.allocate(format.geometry().root_level());
     if (!root) return Unexpected{root.error()};
-    return HostTables(format, memory, tlb, *root);
+    return OwnedTables(format, memory, tlb, *root);
   }
-  HostTables(HostTables&& o) noexcept
+  OwnedTables(OwnedTables&& o) noexcept
       : f_(o.f_), memory_(o.memory_), tlb_(o.tlb_), root_(std::exchange(o.root_, Hpa{})) {}
-  HostTables& operator=(HostTables&&) = delete;
-  HostTables(const HostTables&) = delete;
-  HostTables& operator=(const HostTables&) = delete;
+  OwnedTables& operator=(OwnedTables&&) = delete;
+  OwnedTables(const OwnedTables&) = delete;
+  OwnedTables& operator=(const OwnedTables&) = delete;
   // Frees every table (after concurrent readers are done).
-  ~HostTables() {
+  ~OwnedTables() {
     if (root_ == Hpa{}) return;
     const Geometry& g = f_.geometry();
     // A table is retired when its parent entry is visited and read right after, as the
@@ -95,7 +95,7 @@ class HostTables {
 
   [[nodiscard]] Hpa root() const { return root_; }
   [[nodiscard]] const F& format() const { return f_; }
-  [[nodiscard]] HostTableMemory& memory() const { return *memory_; }
+  [[nodiscard]] OwnedTableMemory& memory() const { return *memory_; }
   // The entry-sized steps (install, reach, split_block, ...) for an MMU's own one-address
   // operations, such as a fault: look up, decide, install.
   [[nodiscard]] ops::EntryOps<F> entry_ops() const { return ops(); }
@@ -109,13 +109,13 @@ class HostTables {
   // (what was installed before the failure stays, and is flushed before returning).
   // Shared: concurrent with other shared callers; never replaces a table by a block.
   template <Mode M = Exclusive>
-  Result<Flush, HostError> map(Range<Input> in, Hpa out, LeafAttrs attrs, MapOptions opt = {}, M = {}) {
+  Result<Flush, TableError> map(Range<Input> in, Hpa out, LeafAttrs attrs, MapOptions opt = {}, M = {}) {
     if (auto bad = check(in)) return Unexpected{*bad};
-    if (!out.aligned_to(f_.geometry().span(1))) return Unexpected{HostError::Misaligned};
+    if (!out.aligned_to(f_.geometry().span(1))) return Unexpected{TableError::Misaligned};
     auto entry_ops = ops();
     Flush flush(memory_);
     const std::uint64_t begin = in.begin.raw(), end = in.end.raw();
-    std::optional<HostError> error = for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<HostError> {
+    std::optional<TableError> error = for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<TableError> {
       const Entry old = it.entry();
       const unsigned level = it.level();
       const std::uint64_t addr = it.address(), span = it.span();
@@ -136,7 +136,7 @@ class HostTables {
       // An empty level-2 entry whose whole span is mapped with pages: build the page table
       // off-tree and publish it at once (the common "map a range with pages" case).
       const bool whole_page_table = level == 2 && inside && !f_.present(old, level);
-      Result<Entry, HostError> table = whole_page_table   ? entry_ops.page_table(target, attrs)
+      Result<Entry, TableError> table = whole_page_table   ? entry_ops.page_table(target, attrs)
                                        : f_.present(old, level) ? entry_ops.split_block(old, level)
                                                                 : entry_ops.empty_table(level);
       if (!table) return table.error();
@@ -158,12 +158,12 @@ class HostTables {
   // Removes every mapping of `in`, freeing tables that no longer map anything.
   // Errors: OutOfRange, Misaligned, OutOfMemory / Unsupported (splitting a block that straddles
   // an edge; the part unmapped before stays unmapped and is flushed).
-  Result<Flush, HostError> unmap(Range<Input> in) {
+  Result<Flush, TableError> unmap(Range<Input> in) {
     if (auto bad = check(in)) return Unexpected{*bad};
     auto entry_ops = ops();
     Flush flush(memory_);
     const std::uint64_t begin = in.begin.raw(), end = in.end.raw();
-    std::optional<HostError> error = for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<HostError> {
+    std::optional<TableError> error = for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<TableError> {
       const Entry old = it.entry();
       const unsigned level = it.level();
       if (!f_.present(old, level)) {
@@ -178,7 +178,7 @@ class HostTables {
         it.next();
         return std::nullopt;
       }
-      Result<Entry, HostError> table = entry_ops.split_block(old, level);
+      Result<Entry, TableError> table = entry_ops.split_block(old, level);
       if (!table) return table.error();
       if (entry_ops.install(it, *table, flush) == ops::Installed::Lost) {
         entry_ops.discard(*table, level);
@@ -195,8 +195,8 @@ class HostTables {
   // Clears write permission on every leaf that touches `in` (dirty logging).
   // Errors: OutOfRange, Misaligned.
   template <Mode M = Exclusive>
-  Result<Flush, HostError> write_protect(Range<Input> in, M mode = {}) {
-    Result<Counted, HostError> r = update(in, [](LeafAttrs a) { return a.without_write(); }, mode);
+  Result<Flush, TableError> write_protect(Range<Input> in, M mode = {}) {
+    Result<Counted, TableError> r = update(in, [](LeafAttrs a) { return a.without_write(); }, mode);
     if (!r) return Unexpected{r.error()};
     return std::move(r->flush);
   }
@@ -204,7 +204,7 @@ class HostTables {
   // Clears the accessed flag on every leaf touching `in`; count = leaves that had it.
   // Errors: OutOfRange, Misaligned.
   template <Mode M = Exclusive>
-  Result<Counted, HostError> age(Range<Input> in, M mode = {}) {
+  Result<Counted, TableError> age(Range<Input> in, M mode = {}) {
     return update(in, [](LeafAttrs a) { return a.old(); }, mode);
   }
 
@@ -213,7 +213,7 @@ class HostTables {
   // entry is compare-exchanged (Shared, concurrent with faults and A/D updates).
   // Errors: OutOfRange, Misaligned.
   template <class Change, Mode M = Exclusive>
-  Result<Counted, HostError> update(Range<Input> in, Change&& change, M mode = {}) {
+  Result<Counted, TableError> update(Range<Input> in, Change&& change, M mode = {}) {
     if (auto bad = check(in)) return Unexpected{*bad};
     Flush flush(memory_);
     const std::uint64_t n = update_leaves(in, flush, std::forward<Change>(change), mode);
@@ -226,9 +226,9 @@ class HostTables {
   // a block) are skipped; so are pages beyond the input limit.
   // Errors: Misaligned (first not page aligned).
   template <class Change>
-  Result<Counted, HostError> update_pages(Input first, std::span<const std::uint64_t> words, Change&& change) {
+  Result<Counted, TableError> update_pages(Input first, std::span<const std::uint64_t> words, Change&& change) {
     const Geometry& g = f_.geometry();
-    if (!first.aligned_to(g.span(1))) return Unexpected{HostError::Misaligned};
+    if (!first.aligned_to(g.span(1))) return Unexpected{TableError::Misaligned};
     auto entry_ops = ops();
     typename ops::EntryOps<F>::Memo memo;
     Flush flush(memory_);
@@ -283,14 +283,14 @@ class HostTables {
 
   // Adds `add`'s permissions (never removes any) to the leaf mapping `addr`.
   // Errors: NotMapped when no present leaf maps addr; OutOfRange.
-  Result<Flush, HostError> relax(Input addr, LeafAttrs add) {
-    if (addr.raw() >= f_.geometry().input_limit()) return Unexpected{HostError::OutOfRange};
+  Result<Flush, TableError> relax(Input addr, LeafAttrs add) {
+    if (addr.raw() >= f_.geometry().input_limit()) return Unexpected{TableError::OutOfRange};
     auto entry_ops = ops();
     Flush flush(memory_);
     Iterator it = path(addr);
     for (;;) {
       entry_ops.settle(it);
-      if (!it.is_leaf()) return fail(std::move(flush), HostError::NotMapped);
+      if (!it.is_leaf()) return fail(std::move(flush), TableError::NotMapped);
       const LeafAttrs now = f_.leaf_attrs(it.entry(), it.level());
       const LeafAttrs want = now.plus(add);
       if (want == now) return flush;
@@ -302,13 +302,13 @@ class HostTables {
   // Splits every block touching `in` down to level-`level` leaves, eagerly, keeping each
   // block's attributes; the range never reads as unmapped (break-before-make aside).
   // Errors: OutOfRange, Misaligned, OutOfMemory / Unsupported (blocks split so far stay split).
-  Result<Flush, HostError> split(Range<Input> in, unsigned level = 1) {
+  Result<Flush, TableError> split(Range<Input> in, unsigned level = 1) {
     if (auto bad = check(in)) return Unexpected{*bad};
     auto entry_ops = ops();
     Flush flush(memory_);
-    std::optional<HostError> error = for_each_settled_entry(in, level, [&](Iterator& it) -> std::optional<HostError> {
+    std::optional<TableError> error = for_each_settled_entry(in, level, [&](Iterator& it) -> std::optional<TableError> {
       if (it.is_leaf() && it.level() > level) {
-        Result<Entry, HostError> table = entry_ops.split_block(it.entry(), it.level());
+        Result<Entry, TableError> table = entry_ops.split_block(it.entry(), it.level());
         if (!table) return table.error();
         if (entry_ops.install(it, *table, flush) == ops::Installed::Lost) {
           entry_ops.discard(*table, it.level());
@@ -329,8 +329,8 @@ class HostTables {
   // Replaces every table inside `in` whose entries are present, contiguous, equally
   // permitted leaves by one block, bottom-up, up to level `max_level`; count = blocks made.
   // Errors: OutOfRange, Misaligned.
-  Result<Counted, HostError> collapse(Range<Input> in, unsigned max_level = kMaxLevels) {
-    Result<Collapsed, HostError> r =
+  Result<Counted, TableError> collapse(Range<Input> in, unsigned max_level = kMaxLevels) {
+    Result<Collapsed, TableError> r =
         collapse(in, {.max_level = max_level}, Exclusive{}, [](Range<Input>, unsigned) { return true; });
     if (!r) return Unexpected{r.error()};
     return Counted{r->count, std::move(r->flush)};
@@ -353,7 +353,7 @@ class HostTables {
     Flush flush;
   };
   template <Mode M, class MayBeHuge>
-  Result<Collapsed, HostError> collapse(Range<Input> in, CollapseOptions opt, M, MayBeHuge&& may_be_huge) {
+  Result<Collapsed, TableError> collapse(Range<Input> in, CollapseOptions opt, M, MayBeHuge&& may_be_huge) {
     if (auto bad = check(in)) return Unexpected{*bad};
     auto entry_ops = ops();
     Flush flush(memory_);
@@ -421,15 +421,15 @@ class HostTables {
   }
 
  private:
-  HostTables(const F& format, HostTableMemory& memory, TlbLog<Input>& tlb, Hpa root)
+  OwnedTables(const F& format, OwnedTableMemory& memory, TlbLog<Input>& tlb, Hpa root)
       : f_(format), memory_(&memory), tlb_(&tlb), root_(root) {}
 
   ops::EntryOps<F> ops() const { return ops::EntryOps<F>(f_, *memory_, *tlb_, root_); }
 
-  std::optional<HostError> check(Range<Input> in) const {
+  std::optional<TableError> check(Range<Input> in) const {
     const Geometry& g = f_.geometry();
-    if (!(in.begin < in.end) || in.end.raw() > g.input_limit()) return HostError::OutOfRange;
-    if (!in.begin.aligned_to(g.span(1)) || !in.end.aligned_to(g.span(1))) return HostError::Misaligned;
+    if (!(in.begin < in.end) || in.end.raw() > g.input_limit()) return TableError::OutOfRange;
+    if (!in.begin.aligned_to(g.span(1)) || !in.end.aligned_to(g.span(1))) return TableError::Misaligned;
     return std::nullopt;
   }
 
@@ -440,16 +440,16 @@ class HostTables {
       return s.level == 2 ? Visit::Stop : Visit::Continue;
     });
     if (r.end != WalkEnd::Stopped || !f_.present(r.entry, 2) || f_.leaf(r.entry, 2)) return nullptr;
-    return HostTableMemory::pointer<Entry>(f_.table_address(r.entry, 2));
+    return OwnedTableMemory::pointer<Entry>(f_.table_address(r.entry, 2));
   }
 
   void snapshot(Hpa table, unsigned level, std::vector<Entry>& out) const {
-    const Entry* e = HostTableMemory::pointer<const Entry>(table);
+    const Entry* e = OwnedTableMemory::pointer<const Entry>(table);
     out.resize(f_.geometry().entries(level));
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = std::atomic_ref<const Entry>(e[i]).load(std::memory_order_acquire);
   }
   bool changed_since(Hpa table, const std::vector<Entry>& seen) const {
-    const Entry* e = HostTableMemory::pointer<const Entry>(table);
+    const Entry* e = OwnedTableMemory::pointer<const Entry>(table);
     for (std::size_t i = 0; i < seen.size(); ++i) {
       if (std::atomic_ref<const Entry>(e[i]).load(std::memory_order_acquire) != seen[i]) return true;
     }
@@ -457,7 +457,7 @@ class HostTables {
   }
 
   // Partial work is flushed before the error goes back: the caller gets no token to apply.
-  Unexpected<HostError> fail(Flush flush, HostError e) {
+  Unexpected<TableError> fail(Flush flush, TableError e) {
     std::move(flush).apply(*tlb_);
     return Unexpected{e};
   }
@@ -466,7 +466,7 @@ class HostTables {
   std::uint64_t update_leaves(Range<Input> in, Flush& flush, Change&& change, M mode) {
     auto entry_ops = ops();
     std::uint64_t changed = 0;
-    for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<HostError> {
+    for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<TableError> {
       if (it.level() == 2 && it.is_table() && it.address() >= in.begin.raw() &&
           in.end.raw() - it.address() >= it.span()) {
         // A page table wholly inside the range: one pass over its entries.
@@ -495,7 +495,7 @@ class HostTables {
   // `min_level`, frozen entries waited out. step(it) decides on it.entry() and moves `it`
   // itself (or leaves it in place to decide again after a lost race); an error stops the loop.
   template <class Step>
-  std::optional<HostError> for_each_settled_entry(Range<Input> in, unsigned min_level, Step&& step) {
+  std::optional<TableError> for_each_settled_entry(Range<Input> in, unsigned min_level, Step&& step) {
     auto entry_ops = ops();
     Iterator it(f_, *memory_, root_, in.begin.raw(), in.end.raw(), min_level);
     while (it.valid()) {
@@ -503,7 +503,7 @@ class HostTables {
         entry_ops.wait(it);
         continue;
       }
-      if (std::optional<HostError> e = step(it)) return e;
+      if (std::optional<TableError> e = step(it)) return e;
     }
     return std::nullopt;
   }
@@ -523,7 +523,7 @@ class HostTables {
   }
 
   F f_;
-  HostTableMemory* memory_;
+  OwnedTableMemory* memory_;
   TlbLog<Input>* tlb_;
   Hpa root_;
 };

@@ -1,18 +1,18 @@
-// The format-generic host-table layer on a toy format: each operation's contract, table-page
+// The format-generic owned-table layer on a toy format: each operation's contract, table-page
 // accounting, break-before-make sequencing and flush tokens.
 
 #include <gtest/gtest.h>
 
-#include "pt/host_toy_format.hpp"
+#include "pt/owned_toy_format.hpp"
 #include "vmmu/core/rcu.hpp"
-#include "vmmu/pt/host_tables.hpp"
+#include "vmmu/pt/owned_tables.hpp"
 
 namespace vmmu::pt {
 namespace {
 
 using toy::HostToyFormat;
 using toy::kBlock;
-using Tables = HostTables<HostToyFormat>;
+using Tables = OwnedTables<HostToyFormat>;
 
 constexpr LeafAttrs kRw{true, true, false, true, false};
 constexpr LeafAttrs kRo{true, false, false, true, false};
@@ -28,13 +28,13 @@ class HostTablesTest : public ::testing::TestWithParam<bool> {
     const auto reach = t.reachable_tables();
     for (unsigned l = 1; l <= 3; ++l) EXPECT_EQ(memory.tables_in_use(l), reach[l]) << "level " << l;
   }
-  static void apply(Result<TlbFlush<Gpa>, HostError> r, TlbLog<Gpa>& log) {
+  static void apply(Result<TlbFlush<Gpa>, TableError> r, TlbLog<Gpa>& log) {
     ASSERT_TRUE(r.has_value()) << to_string(r.error());
     std::move(*r).apply(log);
   }
 
   HostToyFormat f;
-  HostTableMemory memory{f.g, ~std::uint64_t{0}, toy::kToyTableAlign};
+  OwnedTableMemory memory{f.g, ~std::uint64_t{0}, toy::kToyTableAlign};
   TlbLog<Gpa> tlb;
 };
 
@@ -66,10 +66,10 @@ TEST_P(HostTablesTest, MapRejectsBadRanges) {
   Tables t = make();
   auto misaligned = t.map(range(0x800, 0x2000), kOut, kRw);
   ASSERT_FALSE(misaligned);
-  EXPECT_EQ(misaligned.error(), HostError::Misaligned);
+  EXPECT_EQ(misaligned.error(), TableError::Misaligned);
   auto beyond = t.map(range(0, toy::kSpace + 0x1000), kOut, kRw);
   ASSERT_FALSE(beyond);
-  EXPECT_EQ(beyond.error(), HostError::OutOfRange);
+  EXPECT_EQ(beyond.error(), TableError::OutOfRange);
 }
 
 TEST_P(HostTablesTest, MapOverTablesCoalescesIntoBlockAndFreesThem) {
@@ -154,7 +154,7 @@ TEST_P(HostTablesTest, RelaxOnUnmappedAddressIsNotMapped) {
   Tables t = make();
   auto r = t.relax(Gpa(0x3000), kRw);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error(), HostError::NotMapped);
+  EXPECT_EQ(r.error(), TableError::NotMapped);
 }
 
 TEST_P(HostTablesTest, SplitKeepsEveryTranslationAndAttribute) {
@@ -248,7 +248,7 @@ TEST_P(HostTablesTest, OutOfMemoryMidMapLeavesConsistentPartialState) {
   memory.set_budget(2);  // root + one level-2 table: no level-1 table possible
   auto r = t.map(range(0, 2 * kBlock), kOut + 0x1000, kRw);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error(), HostError::OutOfMemory);
+  EXPECT_EQ(r.error(), TableError::OutOfMemory);
   EXPECT_EQ(memory.tables_in_use(), 2u);
   expect_accounting(t);
   memory.set_budget(~std::uint64_t{0});

@@ -1,4 +1,4 @@
-// Concurrency of the host-table layer: faulting threads map (shared) in overlapping ranges
+// Concurrency of the owned-table layer: faulting threads map (shared) in overlapping ranges
 // while one thread splits / collapses / write-protects / unmaps (exclusive) and lock-free
 // readers walk inside RCU read-side sections. Readers must never find a hole in a range that
 // stays mapped; ASan / TSan catch a freed table being touched.
@@ -11,16 +11,16 @@
 #include <thread>
 #include <vector>
 
-#include "pt/host_toy_format.hpp"
+#include "pt/owned_toy_format.hpp"
 #include "vmmu/core/rcu.hpp"
-#include "vmmu/pt/host_tables.hpp"
+#include "vmmu/pt/owned_tables.hpp"
 
 namespace vmmu::pt {
 namespace {
 
 using toy::HostToyFormat;
 using toy::kBlock;
-using Tables = HostTables<HostToyFormat>;
+using Tables = OwnedTables<HostToyFormat>;
 
 constexpr std::uint64_t kStable = 2 * 1024 * 1024;  // [0, kStable) stays mapped throughout
 constexpr std::uint64_t kChurn = 4 * 1024 * 1024;   // [kStable, kChurn) is mapped and unmapped
@@ -31,7 +31,7 @@ TEST(HostTablesStress, ReadersNeverSeeHolesWhileFaultsRaceSplitsAndCollapses) {
   const unsigned seed = 7u;
   SCOPED_TRACE("seed " + std::to_string(seed));
   HostToyFormat f;
-  HostTableMemory memory(f.g, ~std::uint64_t{0}, toy::kToyTableAlign);
+  OwnedTableMemory memory(f.g, ~std::uint64_t{0}, toy::kToyTableAlign);
   TlbLog<Gpa> tlb;
   std::shared_mutex lock;
   {

@@ -1,4 +1,4 @@
-// Randomized differential test of the host-table layer against a std::map model of
+// Randomized differential test of the owned-table layer against a std::map model of
 // page -> (output, attributes), with the tables checked through pt::walk (lookup) and the
 // table-page accounting after every operation.
 
@@ -7,15 +7,15 @@
 #include <map>
 #include <random>
 
-#include "pt/host_toy_format.hpp"
-#include "vmmu/pt/host_tables.hpp"
+#include "pt/owned_toy_format.hpp"
+#include "vmmu/pt/owned_tables.hpp"
 
 namespace vmmu::pt {
 namespace {
 
 using toy::HostToyFormat;
 using toy::kBlock;
-using Tables = HostTables<HostToyFormat>;
+using Tables = OwnedTables<HostToyFormat>;
 
 struct Page {
   Hpa out;
@@ -56,7 +56,7 @@ class HostTablesRandom : public ::testing::TestWithParam<bool> {
   }
 
   HostToyFormat f;
-  HostTableMemory memory{f.g, ~std::uint64_t{0}, toy::kToyTableAlign};
+  OwnedTableMemory memory{f.g, ~std::uint64_t{0}, toy::kToyTableAlign};
   TlbLog<Gpa> tlb;
   std::map<std::uint64_t, Page> model;
 };

@@ -1,8 +1,8 @@
 #pragma once
-// What the host-table layer needs from a format on top of pt::Format: how to build entries
+// What the owned-table layer needs from a format on top of pt::Format: how to build entries
 // from neutral attributes, where blocks may live, and when a change must break before make.
 //
-// Host tables are tables vmmu owns and the (modelled) hardware walks: TDP (EPT/NPT) and arm64
+// Owned tables are tables vmmu owns and the (modelled) hardware walks: TDP (EPT/NPT) and arm64
 // stage 2. Their Output is always vmmu::Hpa -- in user space the host virtual address of
 // vmmu's own table pages and of the guest RAM the caller lent through memslots.
 //
@@ -65,11 +65,11 @@ struct LeafAttrs {
   }
 };
 
-// Beyond the concept, a HostFormat promises that a leaf is the bits of its output address OR
+// Beyond the concept, a OwnedFormat promises that a leaf is the bits of its output address OR
 // attribute bits that depend only on (level, attrs): page-table-wide updates reuse the
 // attribute bits computed for one entry.
 template <class F>
-concept HostFormat = Format<F> && std::same_as<typename F::Output, Hpa> &&
+concept OwnedFormat = Format<F> && std::same_as<typename F::Output, Hpa> &&
     requires(const F& f, typename F::Entry e, unsigned level, Hpa a, LeafAttrs attrs) {
   // A leaf at `level` (a page at level 1, a block above) mapping `a` with `attrs`.
   { f.make_leaf(a, level, attrs) } -> std::same_as<typename F::Entry>;

@@ -1,4 +1,4 @@
-#include "vmmu/pt/host_memory.hpp"
+#include "vmmu/pt/owned_table_memory.hpp"
 
 #include <sys/mman.h>
 
@@ -86,31 +86,31 @@ class TablePool {
   std::vector<std::byte*> free_;
 };
 
-HostTableMemory::HostTableMemory(const Geometry& geometry, std::uint64_t page_budget, std::size_t min_align)
+OwnedTableMemory::OwnedTableMemory(const Geometry& geometry, std::uint64_t page_budget, std::size_t min_align)
     : geometry_(geometry), min_align_(min_align), budget_(page_budget), pool_(std::make_shared<TablePool>()) {}
 
-HostTableMemory::~HostTableMemory() = default;
+OwnedTableMemory::~OwnedTableMemory() = default;
 
-std::size_t HostTableMemory::bytes(unsigned level) const {
+std::size_t OwnedTableMemory::bytes(unsigned level) const {
   return static_cast<std::size_t>(geometry_.table_bytes(level));
 }
 
-std::size_t HostTableMemory::alignment(unsigned level) const {
+std::size_t OwnedTableMemory::alignment(unsigned level) const {
   const std::size_t b = std::bit_ceil(bytes(level));
   return b > min_align_ ? b : min_align_;
 }
 
-bool HostTableMemory::pooled(unsigned level) const {
+bool OwnedTableMemory::pooled(unsigned level) const {
   return bytes(level) == TablePool::kPageBytes && alignment(level) == TablePool::kPageBytes;
 }
 
-std::uint64_t HostTableMemory::tables_in_use() const { return total_.load(std::memory_order_relaxed); }
+std::uint64_t OwnedTableMemory::tables_in_use() const { return total_.load(std::memory_order_relaxed); }
 
-Result<Hpa, HostError> HostTableMemory::allocate(unsigned level) {
+Result<Hpa, TableError> OwnedTableMemory::allocate(unsigned level) {
   // Reserve a slot of the budget first so concurrent allocators never overshoot it.
   std::uint64_t used = total_.load(std::memory_order_relaxed);
   do {
-    if (used >= budget_.load(std::memory_order_relaxed)) return Unexpected{HostError::OutOfMemory};
+    if (used >= budget_.load(std::memory_order_relaxed)) return Unexpected{TableError::OutOfMemory};
   } while (!total_.compare_exchange_weak(used, used + 1, std::memory_order_relaxed));
   void* p = nullptr;
   if (pooled(level)) {
@@ -123,13 +123,13 @@ Result<Hpa, HostError> HostTableMemory::allocate(unsigned level) {
   }
   if (p == nullptr) {
     total_.fetch_sub(1, std::memory_order_relaxed);
-    return Unexpected{HostError::OutOfMemory};
+    return Unexpected{TableError::OutOfMemory};
   }
   in_use_[level].fetch_add(1, std::memory_order_relaxed);
   return Hpa(reinterpret_cast<std::uintptr_t>(p));  // NOLINT: an Hpa is a host VA
 }
 
-void HostTableMemory::free_unpublished(Hpa table, unsigned level) {
+void OwnedTableMemory::free_unpublished(Hpa table, unsigned level) {
   in_use_[level].fetch_sub(1, std::memory_order_relaxed);
   total_.fetch_sub(1, std::memory_order_relaxed);
   if (pooled(level)) {
@@ -139,7 +139,7 @@ void HostTableMemory::free_unpublished(Hpa table, unsigned level) {
   }
 }
 
-void HostTableMemory::retire(RetiredTable t) {
+void OwnedTableMemory::retire(RetiredTable t) {
   in_use_[t.level].fetch_sub(1, std::memory_order_relaxed);
   total_.fetch_sub(1, std::memory_order_relaxed);
   // The callback must not touch *this: it may run after this object is gone (it holds the pool).

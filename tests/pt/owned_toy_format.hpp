@@ -1,12 +1,12 @@
 #pragma once
-// A small host-table format for the generic layer's tests: 3 levels over 4 KiB pages,
+// A small owned-table format for the generic layer's tests: 3 levels over 4 KiB pages,
 // 16 / 16 / 32 entries (input space 32 MiB), blocks of 64 KiB at level 2 only (the root holds
 // no blocks), break-before-make switchable so both policies are exercised.
 
 #include <cstdint>
 
 #include "vmmu/core/bits.hpp"
-#include "vmmu/pt/host_format.hpp"
+#include "vmmu/pt/owned_format.hpp"
 
 namespace vmmu::pt::toy {
 
@@ -58,7 +58,7 @@ struct HostToyFormat {
   Entry frozen_entry() const { return Frozen::mask; }
 };
 
-static_assert(HostFormat<HostToyFormat>);
+static_assert(OwnedFormat<HostToyFormat>);
 
 inline constexpr std::uint64_t kBlock = 64 * 1024;  // a level-2 block
 inline constexpr std::uint64_t kSpace = 32 * 1024 * 1024;

@@ -1,5 +1,5 @@
 #pragma once
-// HostTableMemory: where host tables live -- the table-memory policy of the host-table layer.
+// OwnedTableMemory: where owned tables live -- the table-memory policy of the owned-table layer.
 //
 //   allocate(level) ──► zeroed table of geometry.table_bytes(level) bytes, aligned to its own
 //                       size (so a concatenated arm64 root of 2..16 granules is size-aligned,
@@ -28,7 +28,7 @@
 #include "vmmu/core/address.hpp"
 #include "vmmu/core/result.hpp"
 #include "vmmu/pt/geometry.hpp"
-#include "vmmu/pt/host_error.hpp"
+#include "vmmu/pt/table_error.hpp"
 
 namespace vmmu::pt {
 
@@ -39,22 +39,22 @@ struct RetiredTable {
   unsigned level;
 };
 
-class HostTableMemory {
+class OwnedTableMemory {
  public:
   // `page_budget` limits how many tables may be in use at once (tests use it to fail an
   // allocation in the middle of an operation); `min_align` raises the alignment of small
   // tables (formats whose address field starts above bit log2(table bytes)).
-  explicit HostTableMemory(const Geometry& geometry, std::uint64_t page_budget = ~std::uint64_t{0},
+  explicit OwnedTableMemory(const Geometry& geometry, std::uint64_t page_budget = ~std::uint64_t{0},
                            std::size_t min_align = 64);
-  ~HostTableMemory();
-  HostTableMemory(const HostTableMemory&) = delete;
-  HostTableMemory& operator=(const HostTableMemory&) = delete;
+  ~OwnedTableMemory();
+  OwnedTableMemory(const OwnedTableMemory&) = delete;
+  OwnedTableMemory& operator=(const OwnedTableMemory&) = delete;
 
   [[nodiscard]] const Geometry& geometry() const { return geometry_; }
 
   // A zeroed table for `level`.
   // Errors: OutOfMemory when the budget is used up or the host allocation fails.
-  Result<Hpa, HostError> allocate(unsigned level);
+  Result<Hpa, TableError> allocate(unsigned level);
   // Frees a table no walker can have seen (it was never linked into a tree).
   void free_unpublished(Hpa table, unsigned level);
   // Frees an unlinked table once every RCU read-side section that may see it has ended.
@@ -66,7 +66,7 @@ class HostTableMemory {
   [[nodiscard]] std::uint64_t tables_in_use() const;
   void set_budget(std::uint64_t pages) { budget_.store(pages, std::memory_order_relaxed); }
 
-  // pt::TableMemory<HostTableMemory, Hpa>. Entries are naturally aligned inside a live table.
+  // pt::TableMemory<OwnedTableMemory, Hpa>. Entries are naturally aligned inside a live table.
   template <class T>
   std::optional<T> read(Hpa addr) const {
     if (addr.raw() == 0) return std::nullopt;
