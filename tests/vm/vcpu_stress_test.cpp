@@ -54,9 +54,12 @@ struct HarvestClock {
 
 // One vCPU thread: writes a tagged word at offset 0 of random own pages (and a second word at
 // a random offset), reads it back, flips SMEP / WP now and then, reloads CR3. `on_ring_full`
-// is called on a RingFull exit, then the access is repeated. Returns the last write per page.
+// is called on a RingFull exit, then the access is repeated. Half-way, waits until
+// `harvests_midway` more harvests have finished, so that on a loaded machine harvests still run
+// while the vCPUs write. Returns the last write per page.
 template <class OnRingFull>
-std::vector<LastWrite> run_vcpu(Vcpu& v, unsigned t, const HarvestClock& clock, OnRingFull&& on_ring_full) {
+std::vector<LastWrite> run_vcpu(Vcpu& v, unsigned t, const HarvestClock& clock, OnRingFull&& on_ring_full,
+                                std::uint64_t harvests_midway = 0) {
   std::vector<LastWrite> last(kPagesPerThread);
   std::mt19937_64 rng(t + 1);
   auto retry = [&](auto&& op) {
@@ -70,7 +73,10 @@ std::vector<LastWrite> run_vcpu(Vcpu& v, unsigned t, const HarvestClock& clock, 
       on_ring_full();
     }
   };
+  const std::uint64_t harvests_at_start = clock.finished.load();
   for (unsigned round = 0; round < kRounds; ++round) {
+    if (round == kRounds / 2)
+      while (clock.finished.load() < harvests_at_start + harvests_midway) std::this_thread::yield();
     const unsigned page = static_cast<unsigned>(rng() % kPagesPerThread);
     const std::uint64_t value = (std::uint64_t{t} << 56) | (std::uint64_t{round} << 16) | page;
     const Gva at = page_gva(t, page);
@@ -143,7 +149,7 @@ TEST(VcpuStress, WritesThroughSharedGuestTablesAreAllLoggedInTheBitmap) {
   std::vector<std::thread> threads;
   for (unsigned t = 0; t < kThreads; ++t) {
     threads.emplace_back(
-        [&, t] { last[t] = run_vcpu(*vcpus[t], t, clock, [] { FAIL() << "no ring in bitmap mode"; }); });
+        [&, t] { last[t] = run_vcpu(*vcpus[t], t, clock, [] { FAIL() << "no ring in bitmap mode"; }, 2); });
   }
   for (std::thread& th : threads) th.join();
   done.store(true, std::memory_order_release);
