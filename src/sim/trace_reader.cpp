@@ -115,11 +115,23 @@ Result<TraceRecord, std::string> parse_trace_line(std::string_view line) {
   if (space == std::string_view::npos) return Unexpected{std::string("expected '<kind> <vpn> <count>'")};
   const std::string_view vpn = rest.substr(0, space);
   const std::string_view count = rest.substr(space + 1);
-  auto lower_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
-  if (vpn.empty() || vpn.size() > 16 || !std::all_of(vpn.begin(), vpn.end(), lower_hex))
+  // By hand: this runs once per record, and std::from_chars accepts upper case.
+  bool hex_ok = !vpn.empty() && vpn.size() <= 16;
+  for (char ch : vpn) {
+    unsigned digit;
+    if (ch >= '0' && ch <= '9') {
+      digit = static_cast<unsigned>(ch - '0');
+    } else if (ch >= 'a' && ch <= 'f') {
+      digit = static_cast<unsigned>(ch - 'a' + 10);
+    } else {
+      hex_ok = false;
+      break;
+    }
+    r.vpn = (r.vpn << 4) | digit;
+  }
+  if (!hex_ok)
     return Unexpected{"bad vpn '" + std::string(vpn) + "' (expected lower-case hex, no 0x, at most 16 digits)"};
   if (vpn.size() > 1 && vpn[0] == '0') return Unexpected{"bad vpn '" + std::string(vpn) + "' (leading zero)"};
-  std::from_chars(vpn.data(), vpn.data() + vpn.size(), r.vpn, 16);
   if (count.find(' ') != std::string_view::npos) return Unexpected{std::string("extra field after the count")};
   const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), r.count, 10);
   if (count.empty() || ec != std::errc() || end != count.data() + count.size() || count[0] == '0')

@@ -35,6 +35,7 @@ void LruTlb::insert(std::uint64_t page, PageSize size, bool writable) {
     ++held_[static_cast<unsigned>(size)];
   }
   *victim = Way{key, ++clock_, writable};
+  hint_[hint_index(key)] = static_cast<std::uint32_t>(victim - ways_storage_.data());
 }
 
 void LruTlb::flush() {

@@ -6,12 +6,14 @@
 //   key = (page number at the entry's size, size class)   set = page number % sets
 //   set:  [ key | stamp | writable ] x ways                 victim: an empty way, else the
 //                                                           smallest stamp (least recently used)
+//   hint[hash(key)] -> the way last seen holding key (checked; a miss scans the set)
 //
 // One entry per mapped page of its size (4 KiB, 2 MiB or 1 GiB): a lookup of a 4 KiB page
 // number probes each size class that holds an entry. An entry filled by a read is not
 // writable: a write through it misses (hardware walks again to set the dirty bit).
 // Owned by one thread: no synchronisation.
 
+#include <bit>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -57,12 +59,21 @@ class LruTlb {
     for (unsigned s = 0; s < kPageSizes; ++s) {
       if (held_[s] == 0) continue;
       const std::uint64_t key = key_of(page, static_cast<PageSize>(s));
-      Way* set = set_of(key);
-      for (std::uint32_t w = 0; w < ways_; ++w) {
-        if (set[w].key != key) continue;
-        set[w].stamp = ++clock_;
-        return write && !set[w].writable ? Lookup::NotDirty : Lookup::Hit;
+      std::uint32_t& hint = hint_[hint_index(key)];
+      Way* way = &ways_storage_[hint];
+      if (way->key != key) {
+        way = nullptr;
+        Way* set = set_of(key);
+        for (std::uint32_t w = 0; w < ways_; ++w) {
+          if (set[w].key != key) continue;
+          way = &set[w];
+          hint = static_cast<std::uint32_t>(way - ways_storage_.data());
+          break;
+        }
+        if (way == nullptr) continue;
       }
+      way->stamp = ++clock_;
+      return write && !way->writable ? Lookup::NotDirty : Lookup::Hit;
     }
     return Lookup::Miss;
   }
@@ -78,7 +89,14 @@ class LruTlb {
     bool writable = false;
   };
   static constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
-  LruTlb(std::uint32_t sets, std::uint32_t ways) : sets_(sets), ways_(ways), ways_storage_(std::size_t{sets} * ways) {}
+  LruTlb(std::uint32_t sets, std::uint32_t ways)
+      : sets_(sets), ways_(ways), ways_storage_(std::size_t{sets} * ways),
+        hint_(std::bit_ceil(std::size_t{2} * sets * ways), 0), hint_shift_(static_cast<unsigned>(64 - std::countr_zero(hint_.size()))) {}
+  // Where the way holding `key` was last seen: a guess, checked against the way's key, so a
+  // lookup that hits usually reads one way instead of scanning the set.
+  [[nodiscard]] std::size_t hint_index(std::uint64_t key) const {
+    return static_cast<std::size_t>((key * 0x9e3779b97f4a7c15ULL) >> hint_shift_);  // at least 2 hints
+  }
   static std::uint64_t key_of(std::uint64_t page, PageSize s) {
     return ((page >> shift_of(s)) << 2) | static_cast<std::uint64_t>(s);
   }
@@ -87,6 +105,8 @@ class LruTlb {
   std::uint32_t sets_;
   std::uint32_t ways_;
   std::vector<Way> ways_storage_;
+  std::vector<std::uint32_t> hint_;  // by hash of the key: index of a way in ways_storage_
+  unsigned hint_shift_;
   std::uint64_t clock_ = 0;
   std::uint64_t held_[kPageSizes] = {0, 0, 0};  // entries held per size class
 };
