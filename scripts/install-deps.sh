@@ -7,6 +7,7 @@ packages=(
   cmake ninja-build g++ clang libclang-rt-14-dev pkg-config   # build; clang: asan preset, libFuzzer
   googletest libgtest-dev libgmock-dev libbenchmark-dev        # tests, benchmarks
   libcli11-dev nlohmann-json3-dev libfmt-dev liburcu-dev       # CLI, case files, formatting, RCU
+  liblzma-dev                                                  # .xz page traces (vmmu run --trace)
   qemu-system-x86 linux-image-amd64                            # real-guest image test (vmmu maps)
 )
 

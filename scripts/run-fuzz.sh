@@ -12,7 +12,7 @@
 set -eu
 total=${1:-72}
 [ $# -gt 0 ] && shift
-all="walk_case_fuzz ept_case_fuzz s2walk_case_fuzz scenario_fuzz elf_core_fuzz image_maps_fuzz"
+all="walk_case_fuzz ept_case_fuzz s2walk_case_fuzz scenario_fuzz elf_core_fuzz image_maps_fuzz trace_fuzz"
 targets=${*:-$all}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build/asan"
@@ -26,6 +26,7 @@ seeds_of() {
     ept_case_fuzz) echo "$root/samples $seeds/ept_case_fuzz" ;;
     s2walk_case_fuzz) echo "$seeds/s2walk_case_fuzz" ;;
     scenario_fuzz) echo "$root/samples/scenarios $seeds/scenario_fuzz" ;;
+    trace_fuzz) echo "$seeds/trace_fuzz" ;;
     elf_core_fuzz | image_maps_fuzz) echo "$out/seeds/$1" ;;
     *) echo "run-fuzz.sh: unknown target $1" >&2; exit 2 ;;
   esac

@@ -10,6 +10,7 @@ void register_s2walk_command(CLI::App& app);
 void register_maps_command(CLI::App& app);
 void register_translate_command(CLI::App& app);
 void register_run_command(CLI::App& app);
+void register_trace_command(CLI::App& app);
 
 namespace {
 
@@ -18,11 +19,12 @@ struct Command {
   void (*add)(CLI::App&);
 };
 
-constexpr std::array<Command, 5> kCommands{{{"walk", register_walk_command},
+constexpr std::array<Command, 6> kCommands{{{"walk", register_walk_command},
                                             {"s2walk", register_s2walk_command},
                                             {"maps", register_maps_command},
                                             {"translate", register_translate_command},
-                                            {"run", register_run_command}}};
+                                            {"run", register_run_command},
+                                            {"trace-from-lackey", register_trace_command}}};
 
 }  // namespace
 

@@ -28,6 +28,17 @@ int report_failures(const std::vector<std::string>& failures, std::ostream& err)
 }  // namespace
 
 int run_run(const RunCommandOptions& options, std::ostream& out, std::ostream& err) {
+  if (!options.trace.traces.empty()) {
+    if (!options.file.empty() || !options.compare.empty() || !options.sets.empty()) {
+      err << "vmmu run: --trace replays traces; SCENARIO, --compare and --set are for scenarios\n";
+      return kBadInput;
+    }
+    return run_trace(options.trace, options.json, out, err);
+  }
+  if (options.trace.any_replay_option()) {
+    err << "vmmu run: --mmu, --guest-pages, --guest-levels, --tlb and --dirty-log-at need --trace\n";
+    return kBadInput;
+  }
   std::string text;
   std::string origin = "built-in default scenario";
   if (options.file.empty()) {
@@ -109,6 +120,20 @@ void register_run_command(CLI::App& app) {
                   "phases[2].flips), a policy name, a vm key, or KIND.PARAM (migration.iterations)")
       ->allow_extra_args(false)
       ->type_name("NAME=VALUE");
+  TraceOptions& t = options->trace;
+  cmd->add_option("--trace", t.traces,
+                  "replay page traces (../shared/formats/page-trace.md; plain or .xz), one guest process each")
+      ->type_name("FILE");
+  cmd->add_option("--mmu", t.mmu, "with --trace: the MMU, tdp (default) or shadow")->type_name("KIND");
+  cmd->add_option("--guest-pages", t.guest_pages, "with --trace: the guest kernel's pages, 4k (default) or 2m")
+      ->type_name("SIZE");
+  cmd->add_option("--guest-levels", t.guest_levels, "with --trace: guest paging levels, 4 (default) or 5")
+      ->type_name("N");
+  cmd->add_option("--tlb", t.tlb, "with --trace: TLB entries and ways (default 64, fully associative)")
+      ->type_name("ENTRIES[:WAYS]");
+  cmd->add_option("--dirty-log-at", t.dirty_log_at,
+                  "with --trace: start dirty logging before this fraction of the accesses (0 to 1)")
+      ->type_name("FRACTION");
   cmd->callback([options] {
     RunCommandOptions o = *options;
     o.progress = stderr_is_terminal();

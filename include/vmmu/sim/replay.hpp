@@ -1,0 +1,68 @@
+#pragma once
+// Trace replay (`vmmu run --trace`, ../shared/formats/page-trace.md): page traces run as
+// guest processes of one VM, every access through the translation-hardware model and the
+// MMU, with exact counts.
+//
+//   traces ──► one guest process each (own page tables, own CR3), time-sliced on one vCPU
+//   access ──► TranslationHardware TLB ── hit ──► counted
+//                 │ miss
+//                 ▼
+//   Vcpu::translate (guest walk through the TDP tables) ── #PF ──► guest kernel model maps
+//                 │                                              the page (first touch), retry
+//                 ▼
+//   TdpMmu::access(gpa) (faults the nested tables in, logs dirty) ──► walk counted, TLB filled
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vmmu/core/result.hpp"
+#include "vmmu/sim/report.hpp"
+#include "vmmu/tlb/translation_hardware.hpp"
+
+namespace vmmu::sim {
+
+enum class MmuKind : std::uint8_t { Tdp, Shadow };
+
+struct ReplayConfig {
+  MmuKind mmu = MmuKind::Tdp;
+  std::uint64_t guest_page_size = std::uint64_t{1} << 12;  // 4 KiB or 2 MiB
+  unsigned guest_levels = 4;                                // 4 or 5
+  tlb::TlbShape tlb{64, 0};
+  std::uint32_t psc_entries = 32;         // per guest level; 0: no paging-structure caches
+  std::uint32_t nested_tlb_entries = 64;  // 0: none
+  std::optional<double> dirty_log_at;     // fraction of the accesses in [0, 1]
+  // Guest-physical memory (one memslot, reserved, touched only where tables go) and the page
+  // size declared for its host backing (the largest nested page the TDP MMU may map).
+  std::uint64_t guest_memory = std::uint64_t{16} << 30;
+  std::uint64_t host_page_size = std::uint64_t{2} << 20;
+  std::uint64_t slice_accesses = 100'000;  // accesses a process runs before the next one's turn
+};
+
+struct ReplayReport {
+  std::uint64_t records = 0;
+  std::uint64_t accesses = 0;
+  std::uint64_t pages_touched = 0;  // distinct 4 KiB pages, summed over processes
+  std::uint64_t pages_written = 0;
+  std::uint64_t guest_page_faults = 0;
+  std::uint64_t guest_table_pages = 0;
+  tlb::HardwareConfig hardware;
+  tlb::HardwareStats tlb;
+  std::optional<std::uint64_t> dirty_log_start;  // with dirty logging: its first access
+  std::uint64_t data_pages_logged = 0;
+  std::uint64_t table_pages_logged = 0;
+  std::uint64_t time_ns = 0;
+  std::vector<Metric> stats;  // the TDP MMU's statistics over the replay (stats_metrics keys)
+};
+
+struct ReplayError {
+  bool bad_input = false;  // a malformed or unreadable trace, a bad option: not the run's fault
+  std::string message;     // "FILE:LINE: ..." for trace lines
+};
+
+// Replays `traces` (one process each). Errors: bad input (named file and line; nothing is
+// replayed past a malformed line), or what stopped the run (memory, the MMU).
+Result<ReplayReport, ReplayError> replay(const std::vector<std::string>& traces, const ReplayConfig& config);
+
+}  // namespace vmmu::sim

@@ -1,0 +1,316 @@
+// Trace replay: processes time-sliced on one vCPU, accesses through the hardware model,
+// misses through the real guest walk and TDP MMU (see replay.hpp).
+
+#include "vmmu/sim/replay.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <bitset>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <unordered_map>
+
+#include "guest_kernel.hpp"
+#include "vmmu/core/format.hpp"
+#include "vmmu/sim/host_buffer.hpp"
+#include "vmmu/sim/trace.hpp"
+#include "vmmu/vm/vcpu.hpp"
+#include "vmmu/vm/vm.hpp"
+
+namespace vmmu::sim {
+namespace {
+
+constexpr std::uint64_t k2M = std::uint64_t{2} << 20;
+
+ReplayError bad_input(std::string m) { return {true, std::move(m)}; }
+ReplayError failed(std::string m) { return {false, std::move(m)}; }
+
+// Distinct pages touched and written by one process: a bitmap per 2 MiB region, the last
+// region remembered (traces are local).
+class PageSet {
+ public:
+  void note(std::uint64_t vpn, bool write) {
+    const std::uint64_t region = vpn >> 9;
+    if (region != last_region_ || last_ == nullptr) {
+      last_ = &regions_[region];
+      last_region_ = region;
+    }
+    const unsigned i = vpn & 511;
+    if (!last_->touched[i]) {
+      last_->touched[i] = true;
+      ++touched_;
+    }
+    if (write && !last_->written[i]) {
+      last_->written[i] = true;
+      ++written_;
+    }
+  }
+  [[nodiscard]] std::uint64_t touched() const { return touched_; }
+  [[nodiscard]] std::uint64_t written() const { return written_; }
+
+ private:
+  struct Bits {
+    std::bitset<512> touched, written;
+  };
+  std::unordered_map<std::uint64_t, Bits> regions_;
+  Bits* last_ = nullptr;  // stable: unordered_map never moves its values
+  std::uint64_t last_region_ = 0;
+  std::uint64_t touched_ = 0, written_ = 0;
+};
+
+struct Process {
+  std::unique_ptr<TraceReader> reader;
+  TraceRecord record;
+  std::uint64_t left = 0;  // accesses of `record` still to replay
+  bool done = false;
+  PageSet pages;
+};
+
+Access access_of(TraceKind k) {
+  switch (k) {
+    case TraceKind::Fetch: return Access::fetch(true);
+    case TraceKind::Read: return Access::read(true);
+    case TraceKind::Write:
+    case TraceKind::Modify: return Access::write(true);
+  }
+  return Access::read(true);
+}
+
+// Accesses in every trace (the first pass of --dirty-log-at; it also checks every line).
+Result<std::uint64_t, ReplayError> count_accesses(const std::vector<std::string>& traces) {
+  std::uint64_t total = 0;
+  for (const std::string& t : traces) {
+    auto r = TraceReader::open(t);
+    if (!r) return Unexpected{bad_input(r.error())};
+    TraceRecord rec;
+    for (;;) {
+      auto more = (*r)->next(rec);
+      if (!more) return Unexpected{bad_input(more.error())};
+      if (!*more) break;
+      total += rec.count;
+    }
+  }
+  return total;
+}
+
+// The whole replay's state: the VM and its one vCPU, the kernel, the hardware model.
+class Replayer {
+ public:
+  Replayer(const ReplayConfig& c, std::unique_ptr<vm::Vm> vm, HostBuffer memory, GuestKernel kernel,
+           tlb::TranslationHardware hw, Range<Gpa> tables)
+      : c_(c), memory_(std::move(memory)), vm_(std::move(vm)), kernel_(std::move(kernel)), hw_(std::move(hw)),
+        tables_(tables), vcpu_(vm_->add_vcpu()) {}
+
+  Status<ReplayError> run(std::vector<Process>& procs, std::optional<std::uint64_t> dirty_start, ReplayReport& rep);
+  [[nodiscard]] vm::Vm& vm() { return *vm_; }
+
+ private:
+  Status<ReplayError> access(unsigned proc, Process& p, std::uint64_t n);
+  Status<ReplayError> miss(unsigned proc, Gva gva, Access a, bool write);
+  Status<ReplayError> start_dirty_logging();
+  Status<ReplayError> next_record(Process& p, ReplayReport& rep);
+
+  const ReplayConfig& c_;
+  HostBuffer memory_;  // before vm_: the memory outlives the slot that lends it
+  std::unique_ptr<vm::Vm> vm_;
+  GuestKernel kernel_;
+  tlb::TranslationHardware hw_;
+  Range<Gpa> tables_;
+  vm::Vcpu& vcpu_;
+};
+
+Status<ReplayError> Replayer::next_record(Process& p, ReplayReport& rep) {
+  auto more = p.reader->next(p.record);
+  if (!more) return Unexpected{bad_input(more.error())};
+  if (!*more) {
+    p.done = true;
+    return {};
+  }
+  const unsigned va_bits = c_.guest_levels == 5 ? 56 : 47;  // the lower (user) half
+  if ((p.record.vpn >> (va_bits - kPageShift)) != 0)
+    return Unexpected{bad_input(fmt::format("{}:{}: vpn {:x} is outside the {}-bit user address space of a {}-level guest",
+                                            p.reader->path(), p.reader->line(), p.record.vpn, va_bits, c_.guest_levels))};
+  p.left = p.record.count;
+  ++rep.records;
+  return {};
+}
+
+Status<ReplayError> Replayer::miss(unsigned proc, Gva gva, Access a, bool write) {
+  for (bool faulted = false;; faulted = true) {
+    Result<vm::GvaTranslation, vm::GuestExit> t = vcpu_.translate(gva, a);
+    if (!t) {
+      if (t.error().kind != vm::GuestExitKind::PageFault || faulted)
+        return Unexpected{failed(fmt::format("process {}: {}", proc, vm::to_string(t.error())))};
+      if (auto s = kernel_.fault(proc, gva); !s) return Unexpected{failed(s.error())};
+      continue;
+    }
+    auto s = vm_->mmu().access(vcpu_.mmu(), t->gpa, a, [](std::byte*) {});
+    if (!s) return Unexpected{failed(fmt::format("process {}: {} at {}", proc, tdp::to_string(s.error()), t->gpa))};
+    tlb::GuestPath path = kernel_.path(proc, gva);
+    path.gpa = t->gpa;
+    path.write = write;
+    hw_.walk(path, [this](Gpa g) {
+      const std::optional<tdp::TdpMmu::Leaf> leaf = vm_->mmu().lookup(g);
+      return leaf ? leaf->level : 1u;
+    });
+    return {};
+  }
+}
+
+Status<ReplayError> Replayer::access(unsigned proc, Process& p, std::uint64_t n) {
+  const bool write = p.record.kind == TraceKind::Write || p.record.kind == TraceKind::Modify;
+  p.pages.note(p.record.vpn, write);
+  const Gva gva(p.record.vpn << kPageShift);
+  if (!hw_.lookup(gva, write)) {
+    if (auto s = miss(proc, gva, access_of(p.record.kind), write); !s) return s;
+  }
+  // The same page again with nothing between: the entry just hit or filled serves them all.
+  hw_.repeat_hits(n - 1);
+  return {};
+}
+
+Status<ReplayError> Replayer::start_dirty_logging() {
+  if (auto s = vm_->memslots().set_flags(SlotId{0}, MemslotFlags::log_dirty()); !s)
+    return Unexpected{failed(fmt::format("cannot start dirty logging: {}", to_string(s.error())))};
+  hw_.flush_all();  // the MMU's flush after write-protecting reaches the modelled TLBs too
+  return {};
+}
+
+Status<ReplayError> Replayer::run(std::vector<Process>& procs, std::optional<std::uint64_t> dirty_start,
+                                  ReplayReport& rep) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::uint64_t index = 0;  // accesses replayed, all processes
+  bool logging = false;
+  auto maybe_start_logging = [&]() -> Status<ReplayError> {
+    if (logging || !dirty_start || index != *dirty_start) return {};
+    logging = true;
+    return start_dirty_logging();
+  };
+  std::size_t active = procs.size();
+  unsigned loaded = 0;
+  for (unsigned cur = 0; active > 0; cur = (cur + 1) % static_cast<unsigned>(procs.size())) {
+    Process& p = procs[cur];
+    if (p.done) continue;
+    if (cur != loaded) {  // a context switch: MOV to CR3 (no PCIDs: flushes the TLB)
+      vcpu_.set_cr3(kernel_.root(cur).raw());
+      hw_.switch_address_space();
+      loaded = cur;
+    }
+    for (std::uint64_t slice = c_.slice_accesses; slice > 0;) {
+      if (p.left == 0) {
+        if (auto s = next_record(p, rep); !s) return s;
+        if (p.done) {
+          --active;
+          break;
+        }
+      }
+      if (auto s = maybe_start_logging(); !s) return s;
+      std::uint64_t n = std::min(p.left, slice);
+      if (dirty_start && !logging) n = std::min(n, *dirty_start - index);
+      if (auto s = access(cur, p, n); !s) return s;
+      index += n;
+      p.left -= n;
+      slice -= n;
+    }
+  }
+  if (auto s = maybe_start_logging(); !s) return s;  // FRACTION 1: after the last access
+  rep.time_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  rep.accesses = index;
+  for (const Process& q : procs) {
+    rep.pages_touched += q.pages.touched();
+    rep.pages_written += q.pages.written();
+  }
+  rep.guest_page_faults = kernel_.faults();
+  rep.guest_table_pages = kernel_.table_pages();
+  rep.tlb = hw_.stats();
+  if (logging) {
+    rep.dirty_log_start = dirty_start;
+    auto bits = vm_->mmu().peek_dirty_log(SlotId{0});
+    if (!bits) return Unexpected{failed(fmt::format("cannot read the dirty log: {}", to_string(bits.error())))};
+    const std::uint64_t table_pages = (tables_.end - tables_.begin) >> kPageShift;
+    for (std::size_t w = 0; w < bits->size(); ++w) {
+      for (std::uint64_t word = (*bits)[w]; word != 0; word &= word - 1) {
+        const std::uint64_t page = w * 64 + static_cast<unsigned>(std::countr_zero(word));
+        ++(page < table_pages ? rep.table_pages_logged : rep.data_pages_logged);
+      }
+    }
+  }
+  return {};
+}
+
+StatsSnapshot snapshot(vm::Vm& vm) {
+  StatsSnapshot s;
+  s.tdp = vm.mmu().stats();
+  for (std::size_t i = 0; i < vm.vcpu_count(); ++i) s.root_loads += vm.vcpu(i).mmu().root_loads();
+  s.host_page_faults = host_page_faults();
+  return s;
+}
+
+}  // namespace
+
+Result<ReplayReport, ReplayError> replay(const std::vector<std::string>& traces, const ReplayConfig& c) {
+  if (traces.empty()) return Unexpected{bad_input("no trace given")};
+  if (c.mmu == MmuKind::Shadow)
+    return Unexpected{bad_input("--mmu shadow: the shadow MMU is not in this build yet (use --mmu tdp)")};
+  if (c.guest_page_size != kPageSize && c.guest_page_size != k2M)
+    return Unexpected{bad_input("guest pages: expected 4k or 2m")};
+  if (c.dirty_log_at && !(*c.dirty_log_at >= 0.0 && *c.dirty_log_at <= 1.0))
+    return Unexpected{bad_input(fmt::format("dirty-log-at: {} is not a fraction between 0 and 1", *c.dirty_log_at))};
+  ReplayReport rep;
+  rep.hardware = {c.tlb, c.guest_levels, c.mmu == MmuKind::Tdp ? 4u : 0u, c.psc_entries, c.nested_tlb_entries};
+  auto hw = tlb::TranslationHardware::create(rep.hardware);
+  if (!hw) return Unexpected{bad_input(fmt::format("tlb: {}", tlb::to_string(hw.error())))};
+  if (c.slice_accesses == 0) return Unexpected{bad_input("slice: at least one access")};
+
+  std::optional<std::uint64_t> dirty_start;
+  if (c.dirty_log_at) {
+    auto total = count_accesses(traces);
+    if (!total) return Unexpected{total.error()};
+    dirty_start = static_cast<std::uint64_t>(std::floor(static_cast<double>(*total) * *c.dirty_log_at));
+  }
+  std::vector<Process> procs(traces.size());
+  for (std::size_t i = 0; i < traces.size(); ++i) {
+    auto r = TraceReader::open(traces[i]);
+    if (!r) return Unexpected{bad_input(r.error())};
+    procs[i].reader = std::move(*r);
+  }
+
+  vm::VmConfig vc;
+  vc.tdp.format.levels = 4;
+  auto vm = vm::Vm::create(vc);
+  if (!vm) return Unexpected{failed(fmt::format("cannot create the VM: {}", vm::to_string(vm.error())))};
+  // Table pool: enough for a process whose pages fill the data area, per process.
+  const std::uint64_t per_process = (c.guest_memory / 256 + k2M) / k2M * k2M;
+  const std::uint64_t table_bytes = per_process * traces.size();
+  const std::uint64_t bytes = (table_bytes + c.guest_memory + c.host_page_size - 1) / c.host_page_size * c.host_page_size;
+  auto memory = HostBuffer::allocate(bytes, c.host_page_size, {.huge_pages = false, .populate = false});
+  if (!memory) return Unexpected{failed("guest memory: " + memory.error())};
+  MemslotSpec spec;
+  spec.id = SlotId{0};
+  spec.base = Gfn(0);
+  spec.pages = bytes >> kPageShift;
+  spec.host = memory->data();
+  spec.backing_page_size = c.host_page_size;
+  if (auto s = (*vm)->memslots().add(spec); !s)
+    return Unexpected{failed(fmt::format("cannot add the guest memory slot: {}", to_string(s.error())))};
+  const Range<Gpa> tables{Gpa(0), Gpa(table_bytes)};
+  auto kernel = GuestKernel::create(**vm, tables, {Gpa(table_bytes), Gpa(bytes)}, static_cast<unsigned>(traces.size()),
+                                    c.guest_levels, c.guest_page_size);
+  if (!kernel) return Unexpected{failed(kernel.error())};
+  const Gpa root = kernel->root(0);
+  Replayer r(c, std::move(*vm), std::move(*memory), std::move(*kernel), std::move(*hw), tables);
+  vm::Vm& v = r.vm();
+  v.vcpu(0).set_registers(vm::long_mode_registers(root, c.guest_levels));
+  const StatsSnapshot before = snapshot(v);
+  if (auto s = r.run(procs, dirty_start, rep); !s) return Unexpected{s.error()};
+  auto stats = stats_metrics(before, snapshot(v));
+  if (!stats) return Unexpected{failed(stats.error())};
+  rep.stats = std::move(*stats);
+  return rep;
+}
+
+}  // namespace vmmu::sim

@@ -1,0 +1,211 @@
+// Trace replay's done-means checks on traces generated here: cold replays fault exactly once
+// per page (4K) or 2 MiB region (2M), build the minimum page tables, log exactly the pages
+// written after dirty logging starts, walk with the closed-form references, and miss the TLB
+// exactly as a reference LRU model does.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tlb/support/reference_lru.hpp"
+#include "vmmu/sim/replay.hpp"
+#include "vmmu/sim/trace.hpp"
+#include "vmmu/tlb/walk_refs.hpp"
+
+namespace vmmu::sim {
+namespace {
+
+constexpr std::uint64_t k2M = std::uint64_t{2} << 20;
+
+struct Access {
+  TraceKind kind;
+  std::uint64_t vpn;
+};
+
+// Clusters of pages across a sparse address space (code low, heap, a stack near the top of
+// the user half), each access a few times: several tables at every level.
+std::vector<Access> generated(std::uint32_t seed, std::size_t n) {
+  std::mt19937_64 rng(seed);
+  const std::uint64_t bases[] = {0x400, 0x10000, 0x5555'5000, 0x7fff'f000'0 + 0x1234, 0x2'0000'0000};
+  std::vector<Access> out;
+  while (out.size() < n) {
+    const std::uint64_t base = bases[rng() % 5];
+    const std::uint64_t vpn = base + rng() % 3000;
+    const TraceKind kind = static_cast<TraceKind>(rng() % 4);
+    for (std::uint64_t i = rng() % 3 + 1; i > 0 && out.size() < n; --i) out.push_back({kind, vpn});
+  }
+  return out;
+}
+
+// Writes accesses as records (adjacent equal ones merged, as the format requires).
+std::string write_trace(const std::string& name, const std::vector<Access>& accesses) {
+  const std::string p =
+      (std::filesystem::temp_directory_path() / ("vmmu-replay-test-" + std::to_string(::getpid()) + "-" + name)).string();
+  std::FILE* f = std::fopen(p.c_str(), "w");
+  {
+    TraceWriter w(f);
+    for (const Access& a : accesses) w.add(a.kind, a.vpn);
+  }
+  std::fclose(f);
+  return p;
+}
+
+bool is_write(TraceKind k) { return k == TraceKind::Write || k == TraceKind::Modify; }
+
+// The fewest table pages mapping `vpns` with leaves at `leaf_level` under `levels` levels.
+std::uint64_t minimum_tables(const std::set<std::uint64_t>& vpns, unsigned levels, unsigned leaf_level) {
+  std::uint64_t n = 1;  // the root
+  for (unsigned l = leaf_level; l < levels; ++l) {
+    std::set<std::uint64_t> tables;
+    for (std::uint64_t v : vpns) tables.insert(v >> (9 * l));
+    n += tables.size();
+  }
+  return n;
+}
+
+ReplayConfig small_config() {
+  ReplayConfig c;
+  c.guest_memory = std::uint64_t{1} << 30;
+  return c;
+}
+
+class ColdReplay : public ::testing::TestWithParam<std::tuple<std::uint64_t, unsigned>> {};
+
+TEST_P(ColdReplay, FaultsOncePerPageAndBuildsTheMinimumTables) {
+  const auto [page_size, levels] = GetParam();
+  const auto accesses = generated(7, 40000);
+  const std::string p = write_trace("cold", accesses);
+  ReplayConfig c = small_config();
+  c.guest_page_size = page_size;
+  c.guest_levels = levels;
+  auto r = replay({p}, c);
+  ASSERT_TRUE(r) << r.error().message;
+  std::set<std::uint64_t> vpns, written, regions;
+  for (const Access& a : accesses) {
+    vpns.insert(a.vpn);
+    regions.insert(a.vpn >> 9);
+    if (is_write(a.kind)) written.insert(a.vpn);
+  }
+  EXPECT_EQ(r->accesses, accesses.size());
+  EXPECT_EQ(r->pages_touched, vpns.size());
+  EXPECT_EQ(r->pages_written, written.size());
+  EXPECT_EQ(r->guest_page_faults, page_size == k2M ? regions.size() : vpns.size());
+  EXPECT_EQ(r->guest_table_pages, minimum_tables(vpns, levels, page_size == k2M ? 2 : 1));
+  EXPECT_EQ(r->tlb.lookups, accesses.size());
+  std::filesystem::remove(p);
+}
+
+INSTANTIATE_TEST_SUITE_P(PagesAndLevels, ColdReplay,
+                         ::testing::Combine(::testing::Values(std::uint64_t{4096}, k2M), ::testing::Values(4u, 5u)));
+
+class DirtyLogReplay : public ::testing::TestWithParam<std::uint64_t> {};
+
+TEST_P(DirtyLogReplay, LogsExactlyThePagesWrittenFromTheStart) {
+  const auto accesses = generated(11, 30000);
+  const std::string p = write_trace("dirty", accesses);
+  ReplayConfig c = small_config();
+  c.guest_page_size = GetParam();
+  c.dirty_log_at = 0.5;
+  c.tlb = {16384, 16};  // holds the pages: writes after the start hit unless the TLB was flushed
+  auto r = replay({p}, c);
+  ASSERT_TRUE(r) << r.error().message;
+  const std::uint64_t start = accesses.size() / 2;
+  std::set<std::uint64_t> written_after;
+  for (std::size_t i = start; i < accesses.size(); ++i) {
+    if (is_write(accesses[i].kind)) written_after.insert(accesses[i].vpn);
+  }
+  ASSERT_TRUE(r->dirty_log_start);
+  EXPECT_EQ(*r->dirty_log_start, start);
+  EXPECT_EQ(r->data_pages_logged, written_after.size());
+  EXPECT_LE(r->table_pages_logged, r->guest_table_pages);
+  std::filesystem::remove(p);
+}
+
+INSTANTIATE_TEST_SUITE_P(GuestPages, DirtyLogReplay, ::testing::Values(std::uint64_t{4096}, k2M));
+
+TEST(Replay, SeveralTracesAreSeveralProcesses) {
+  const auto a = generated(1, 5000), b = generated(2, 7000);
+  const std::string pa = write_trace("proc-a", a), pb = write_trace("proc-b", b);
+  ReplayConfig c = small_config();
+  c.slice_accesses = 1000;  // many switches
+  c.tlb = {16384, 16};       // holds the pages: the other process's entries would hit without a flush
+  auto r = replay({pa, pb}, c);
+  ASSERT_TRUE(r) << r.error().message;
+  std::set<std::uint64_t> va, vb;
+  for (const Access& x : a) va.insert(x.vpn);
+  for (const Access& x : b) vb.insert(x.vpn);
+  EXPECT_EQ(r->guest_page_faults, va.size() + vb.size());  // same addresses, separate address spaces
+  EXPECT_EQ(r->guest_table_pages, minimum_tables(va, 4, 1) + minimum_tables(vb, 4, 1));
+  EXPECT_EQ(r->accesses, a.size() + b.size());
+  for (const std::string& p : {pa, pb}) std::filesystem::remove(p);
+}
+
+// Without caches every walk costs the closed form of its mix; the nested page size follows
+// the host backing the memslot declares (4K: the TDP MMU maps 4 KiB pages; 2M: 2 MiB).
+TEST(Replay, WalksCostTheClosedFormWithoutCaches) {
+  const auto accesses = generated(5, 20000);
+  const std::string p = write_trace("refs", accesses);
+  struct Mix {
+    std::uint64_t guest_page, host_page;
+    unsigned levels, refs;
+  };
+  for (const Mix& m : {Mix{4096, 4096, 4, 24}, Mix{k2M, 4096, 4, 19}, Mix{4096, k2M, 4, 19}, Mix{k2M, k2M, 4, 15},
+                       Mix{4096, 4096, 5, 29}}) {
+    ReplayConfig c = small_config();
+    c.guest_page_size = m.guest_page;
+    c.host_page_size = m.host_page;
+    c.guest_levels = m.levels;
+    c.psc_entries = 0;
+    c.nested_tlb_entries = 0;
+    auto r = replay({p}, c);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->tlb.walk_refs(), r->tlb.misses * m.refs) << m.guest_page << " over " << m.host_page;
+    EXPECT_EQ(r->tlb.nested_walks, r->tlb.misses);
+    EXPECT_EQ(r->tlb.refs_saved, 0u);
+  }
+  std::filesystem::remove(p);
+}
+
+TEST(Replay, TlbMissesEqualAReferenceLru) {
+  const auto accesses = generated(9, 30000);
+  const std::string p = write_trace("lru", accesses);
+  for (std::uint32_t entries : {16u, 64u, 256u}) {
+    ReplayConfig c = small_config();
+    c.tlb = {entries, 0};
+    c.host_page_size = 4096;  // every entry maps one 4 KiB page, as the reference does
+    auto r = replay({p}, c);
+    ASSERT_TRUE(r) << r.error().message;
+    tlb::test_support::ReferenceLru ref(entries, entries);
+    std::uint64_t misses = 0;
+    for (const Access& a : accesses) misses += ref.access(a.vpn, is_write(a.kind)) ? 1u : 0u;
+    EXPECT_EQ(r->tlb.misses, misses) << entries << " entries";
+  }
+  std::filesystem::remove(p);
+}
+
+TEST(Replay, BadInputIsNamed) {
+  const std::string p = write_trace("good", generated(3, 100));
+  ReplayConfig c = small_config();
+  c.mmu = MmuKind::Shadow;
+  auto shadow = replay({p}, c);
+  ASSERT_FALSE(shadow);
+  EXPECT_TRUE(shadow.error().bad_input);
+  EXPECT_NE(shadow.error().message.find("shadow"), std::string::npos);
+
+  const std::string high = write_trace("high", {{TraceKind::Read, 1}, {TraceKind::Read, std::uint64_t{1} << 35}});
+  auto r = replay({high}, small_config());
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().bad_input);
+  EXPECT_NE(r.error().message.find(high + ":2: vpn 800000000 is outside"), std::string::npos) << r.error().message;
+  for (const std::string& f : {p, high}) std::filesystem::remove(f);
+}
+
+}  // namespace
+}  // namespace vmmu::sim
