@@ -64,9 +64,11 @@ Role child_role(Role parent, const ChildOf& c) {
   if (parent.passthrough()) {
     // Still above the guest's root: the child is the next passthrough level or the page
     // shadowing the guest's root table itself -- for a 32-bit guest, the quarter of its
-    // 1024-entry root that the parent entry's GiB covers.
+    // 1024-entry root that the parent entry's GiB covers; for a 64-bit one, the half of its
+    // root that canonical addresses reach through this entry (low: entry 0, high: entry 511),
+    // so that an address canonical for the host but not for the guest finds nothing.
     child.set_passthrough(level > c.guest_levels).set_access(x86::gpte::kAccAll).set_direct(false);
-    if (child.gpte4() && level == c.guest_levels) child.set_quadrant(c.index & 3u);
+    if (level == c.guest_levels) child.set_quadrant(child.gpte4() ? c.index & 3u : (c.index >> 8) & 1u);
     return child;
   }
   child.set_access(static_cast<std::uint8_t>(parent.access() & c.access)).set_direct(parent.direct() || c.direct);

@@ -83,7 +83,7 @@ TEST(ShadowRole, ChildRoleRulesHoldForEveryReachableParent) {
     const Role p = it.role;
     if (!seen.insert(p.word() ^ (it.guest_levels << 24)).second || p.level() <= 1) continue;
     ++parents;
-    for (unsigned index = 0; index < 4; ++index) {
+    for (unsigned index : {0u, 1u, 2u, 3u, 256u, 511u}) {
       for (std::uint8_t access = 0; access <= x86::gpte::kAccAll; ++access) {
         for (bool direct : {false, true}) {
           const Role c = child_role(p, {index, access, direct, it.guest_levels});
@@ -107,7 +107,8 @@ TEST(ShadowRole, ChildRoleRulesHoldForEveryReachableParent) {
             EXPECT_EQ(c.access(), x86::gpte::kAccAll);
             EXPECT_FALSE(c.direct());
             EXPECT_EQ(c.passthrough(), c.level() > it.guest_levels);
-            EXPECT_EQ(c.quadrant(), c.gpte4() && c.level() == it.guest_levels ? index & 3u : 0u);
+            const unsigned half = index >= 256 ? 1u : 0u;
+            EXPECT_EQ(c.quadrant(), c.level() != it.guest_levels ? 0u : c.gpte4() ? index & 3u : half);
           } else {
             // Rights only ever narrow; direct is sticky; no passthrough below a guest table.
             EXPECT_EQ(c.access(), p.access() & access);

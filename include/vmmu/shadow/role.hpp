@@ -6,7 +6,8 @@
 //   bits  field            meaning
 //   3:0   level            vmmu level of the shadow table (1 = maps 4 KiB pages)
 //   4     gpte4            the guest's entries are 4 bytes (32-bit paging)
-//   6:5   quadrant         which part of a 1024-entry guest table this 512-entry page shadows
+//   6:5   quadrant         which part of the guest table this page shadows (a 1024-entry
+//                          table's quarter or half; the half of a root below a passthrough page)
 //   7     direct           no guest table behind it (paging off, or below a guest huge page)
 //   10:8  access           x86::gpte::kAcc* rights the guest path above grants
 //   11    cr0_wp           CR0.WP
