@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <set>
 
-#include "guest_path.hpp"
 #include "vmmu/shadow/shadow_mmu.hpp"
 
 namespace vmmu::shadow {
@@ -65,21 +64,21 @@ std::optional<std::string> ShadowMmu::invariants_locked() const {
       Gfn guest_gfn(gva >> kPageShift);
       unsigned key = 0;
       if (paging_on) {
+        const unsigned bits = paging.linear_bits();
         const std::uint64_t linear =
-            paging.linear_bits() < 64 ? static_cast<std::uint64_t>(static_cast<std::int64_t>(gva << (64 - paging.linear_bits())) >> (64 - paging.linear_bits())) : gva;
-        const detail::GuestPath path = detail::guest_path(paging, tables, linear);
-        unsigned leaf_level = 0;
-        for (unsigned l = guest_levels(paging.mode()); l >= 1; --l) {
-          if (!gpte::P::get(path[l].entry)) return fmt::format("shadow leaf for gva {:#x}: no guest mapping", gva);
-          guest_rights &= path[l].rights;
-          if (l == 1 || gpte::PS::get(path[l].entry)) {
-            leaf_level = l;
-            break;
-          }
-        }
-        const std::uint64_t span = std::uint64_t{1} << (kPageShift + 9 * (leaf_level - 1));
-        guest_gfn = Gfn(((gpte::Addr::bits(path[leaf_level].entry) & ~(span - 1)) + (linear & (span - 1))) >> kPageShift);
-        key = paging.format_config().protection_keys ? static_cast<unsigned>(gpte::ProtKey::get(path[leaf_level].entry)) : 0;
+            bits == 32 ? gva : static_cast<std::uint64_t>(static_cast<std::int64_t>(gva << (64 - bits)) >> (64 - bits));
+        bool mapped = false;
+        paging.with_format([&](const auto& f, Gpa groot) {
+          const auto w = pt::walk(f, tables, groot, linear, [&](const auto& step) {
+            if (f.present(step.entry, step.level)) guest_rights &= f.access(step.entry, step.level);
+            return pt::Visit::Continue;
+          });
+          if (w.end != pt::WalkEnd::Leaf) return;
+          mapped = true;
+          guest_gfn = gfn_of(f.leaf_address(w.entry, w.level) + (linear & (f.page_size(w.level) - 1)));
+          key = f.protection_key(w.entry);
+        });
+        if (!mapped) return fmt::format("shadow leaf for gva {:#x}: no guest mapping", gva);
       }
       if (guest_gfn != leaf.gfn) {
         return fmt::format("shadow leaf for gva {:#x} maps gfn {:#x}, the guest maps {:#x}", gva, leaf.gfn.raw(), guest_gfn.raw());

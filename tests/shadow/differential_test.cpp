@@ -1,4 +1,4 @@
-// The shadow MMU against the x86 walker: random guests (paging off, 4-level, 5-level, every
+// The shadow MMU against the x86 walker: random guests (paging off, 32-bit, 4-level, 5-level, every
 // permission feature), random tables with random bits (reserved ones included) in a few pool
 // pages that point at each other -- so guest tables are also data pages, shared between paths
 // and write-tracked -- and many accesses per case, so later accesses hit, refault and
@@ -35,30 +35,44 @@ class Guest {
   bool chance(unsigned percent) { return pick(100) < percent; }
   std::uint64_t pick(std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng_); }
 
-  // Registers for paging off (1 in 8), 4-level or 5-level paging, random features.
+  // Registers for paging off (1 in 8), 32-bit (2 in 8), 4-level or 5-level paging, random
+  // features. `levels`: the guest's (0, 2, 4, 5).
   x86::Registers registers(unsigned& levels) {
     x86::Registers r;
     const unsigned mode = static_cast<unsigned>(pick(8));
-    levels = mode == 0 ? 0 : mode < 5 ? 4 : 5;
+    levels = mode == 0 ? 0 : mode < 3 ? 2 : mode < 6 ? 4 : 5;
+    levels_ = levels;
     r.cr0 = cr0::PE::mask | (levels != 0 ? cr0::PG::mask : 0) | (chance(60) ? cr0::WP::mask : 0);
-    r.cr4 = (levels != 0 ? cr4::PAE::mask : 0) | (levels == 5 ? cr4::LA57::mask : 0) |
+    r.cr4 = (levels > 2 ? cr4::PAE::mask : 0) | (levels == 5 ? cr4::LA57::mask : 0) |
+            (levels == 2 && chance(70) ? cr4::PSE::mask : 0) |
             (chance(50) ? cr4::SMEP::mask : 0) | (chance(50) ? cr4::SMAP::mask : 0) | (chance(40) ? cr4::PKE::mask : 0);
-    r.efer = (levels != 0 ? efer::LME::mask | efer::LMA::mask : 0) | (chance(70) ? efer::NXE::mask : 0);
+    r.efer = (levels > 2 ? efer::LME::mask | efer::LMA::mask : 0) | (chance(70) ? efer::NXE::mask : 0);
     r.rflags = 0x2 | (chance(40) ? x86::rflags::AC::mask : 0);
     r.pkru = chance(40) ? static_cast<std::uint32_t>(rng_()) : 0;
     r.cr3 = kPool + pick(kPages) * 0x1000;
     return r;
   }
 
-  // Entries at indices 0, 1, 256 and 511 of every pool page: tables of the pool, or frames.
+  // Entries at a few indices of every pool page: tables of the pool, or frames. 32-bit: the
+  // indices reach every quarter of a root and both halves of a page table.
   void fill(SparseMemory<Gpa>& a, SparseMemory<Gpa>& b, unsigned maxphyaddr) {
     for (unsigned page = 0; page < kPages; ++page) {
-      for (std::uint64_t index : {0u, 1u, 256u, 511u}) {
+      for (std::uint64_t index : indices()) {
         const std::uint64_t e = entry(maxphyaddr);
-        a.write<std::uint64_t>(Gpa(kPool + page * 0x1000 + index * 8), e);
-        b.write<std::uint64_t>(Gpa(kPool + page * 0x1000 + index * 8), e);
+        const Gpa at(kPool + page * 0x1000 + index * (levels_ == 2 ? 4 : 8));
+        if (levels_ == 2) {
+          a.write<std::uint32_t>(at, static_cast<std::uint32_t>(e));
+          b.write<std::uint32_t>(at, static_cast<std::uint32_t>(e));
+        } else {
+          a.write<std::uint64_t>(at, e);
+          b.write<std::uint64_t>(at, e);
+        }
       }
     }
+  }
+  std::array<std::uint64_t, 4> indices() {
+    if (levels_ != 2) return {0, 1, 256, 511};
+    return {pick(2) * 256, 511 + pick(2), 767, 1023};
   }
 
   std::uint64_t entry(unsigned maxphyaddr) {
@@ -75,6 +89,11 @@ class Guest {
     if (chance(25)) e |= gpte::XD::mask;
     if (chance(30)) e |= rng_() & gpte::ProtKey::mask;
     if (chance(4)) e |= std::uint64_t{1} << (maxphyaddr + pick(52 - maxphyaddr));
+    if (levels_ == 2) {
+      if (kind == 9) e = (e & ~0xffc0'0000ULL) | (rng_() & 0xffc0'0000ULL);  // a 4 MiB frame
+      if (chance(10)) e |= std::uint64_t{1} << (13 + pick(9));               // PSE-36 / reserved
+      e &= 0xffff'ffffULL;
+    }
     return e;
   }
 
@@ -94,6 +113,10 @@ class Guest {
 
   std::uint64_t fresh_gva(unsigned levels) {
     std::uint64_t v = pick(0x1000);
+    if (levels == 2) {
+      const std::array<std::uint64_t, 4> i = indices();
+      return v | (i[pick(4)] << 22) | (i[pick(4)] << 12);
+    }
     static constexpr std::array<std::uint64_t, 4> kIndex{0, 1, 256, 511};
     for (unsigned l = 1; l <= 5; ++l) v |= kIndex[pick(4)] << (12 + 9 * (l - 1));
     if (levels == 0) return v & 0xffff'ffffULL;
@@ -116,6 +139,7 @@ class Guest {
 
  private:
   std::mt19937_64 rng_;
+  unsigned levels_ = 4;
   std::vector<std::uint64_t> used_;
 };
 

@@ -154,3 +154,53 @@ TEST_F(Guest4, TheGuestsOwnFaultIsReflectedWithItsErrorCode) {
 
 }  // namespace
 }  // namespace vmmu::shadow::test
+
+namespace vmmu::shadow::test {
+namespace {
+
+// A 32-bit non-PAE guest under a 4-level host: PD at 0x1000; PDE 0 -> PT at 0x2000 whose
+// entries 0 and 512 (one in each 2 MiB half) map 0x10000 and 0x11000; PDE 1 -> a 4 MiB page
+// at 0x800000.
+TEST(Guest32, IsShadowedByQuadrantsAndTwoHalvesOfEachLargePage) {
+  SparseMemory<Gpa> mem;
+  SparseRam ram(mem);
+  const std::uint32_t table = gpte::P::mask | gpte::RW::mask | gpte::US::mask;
+  mem.write<std::uint32_t>(Gpa(0x1000), 0x2000 | table);
+  mem.write<std::uint32_t>(Gpa(0x1004), 0x800000 | table | gpte::PS::mask);
+  mem.write<std::uint32_t>(Gpa(0x2000), 0x10000 | table);
+  mem.write<std::uint32_t>(Gpa(0x2000 + 512 * 4), 0x11000 | table);
+  const auto paging = x86::GuestPaging::from(
+      x86::Registers{.cr0 = cr0::PE::mask | cr0::PG::mask | cr0::WP::mask, .cr3 = 0x1000, .cr4 = cr4::PSE::mask}, {});
+  ShadowMmu mmu(ram, {.host_levels = 4});
+  const struct {
+    std::uint64_t gva, gpa, size;
+  } cases[] = {{0x123, 0x10123, 0x1000},
+               {0x200123, 0x11123, 0x1000},
+               {0x401234, 0x801234, 0x400000},
+               {0x7ff234, 0xbff234, 0x400000}};
+  for (const auto& c : cases) {
+    const Outcome o = mmu.access(paging, Gva(c.gva), Access::read());
+    ASSERT_TRUE(o.guest.has_value()) << c.gva;
+    EXPECT_EQ(o.guest->gpa, Gpa(c.gpa));
+    EXPECT_EQ(o.guest->page_size, c.size);
+  }
+  // Passthrough levels 4 and 3, the root's first quarter, the PT's two halves, the 4 MiB
+  // page's two 2 MiB halves.
+  EXPECT_EQ(mmu.stats().shadow_pages, 7u);
+  unsigned halves = 0, direct = 0;
+  mmu.pages().for_each([&](const ShadowPage& p) {
+    if (p.role().level() == 1 && !p.role().direct()) halves |= 1u << p.role().quadrant();
+    if (p.role().direct()) ++direct;
+  });
+  EXPECT_EQ(halves, 3u);
+  EXPECT_EQ(direct, 2u);
+  // A hit on every one of them now: no new fault.
+  const std::uint64_t faults = mmu.stats().faults;
+  for (const auto& c : cases) ASSERT_TRUE(mmu.access(paging, Gva(c.gva), Access::read()).guest.has_value());
+  EXPECT_EQ(mmu.stats().faults, faults);
+  const std::optional<std::string> bad = mmu.check_invariants();
+  EXPECT_FALSE(bad) << *bad;
+}
+
+}  // namespace
+}  // namespace vmmu::shadow::test

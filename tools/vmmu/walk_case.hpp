@@ -24,7 +24,7 @@ struct WalkThrough {
 // Reads, walks and answers one case: its vmmu-walk-result/1 or vmmu-ept-result/1 object as one
 // compact line (no newline). EPT cases are always walked directly.
 // Errors: the case is malformed (see parse_x86_walk_case, parse_ept_walk_case); under the
-// shadow MMU, a guest it does not run yet (32-bit, PAE) or one it failed (named).
+// shadow MMU, a guest it does not run yet (PAE) or one it failed (named).
 Result<std::string, CaseError> answer_walk_case_through(const Json& doc, const WalkThrough& through);
 // The same, walked directly (a CaseAnswerer).
 Result<std::string, CaseError> answer_walk_case(const Json& doc);

@@ -18,8 +18,10 @@
 // Roots: one shadow page per (guest root gfn, root role); a host deeper than the guest gets
 // passthrough pages above the guest's root (a 4-level guest under a 5-level host: entries 0
 // and 511 of the level-5 page both lead to the shadow of the guest's PML4).
-// Guest modes run now: paging off (direct pages), 4-level and 5-level paging. 32-bit and PAE
-// guests are refused (ShadowExit::Unsupported) until their quadrant / PDPTE roots land.
+// Guest modes run now: paging off (direct pages), 32-bit paging (passthrough levels above the
+// guest's root, whose four quarters and each page table's two halves are shadow pages told
+// apart by quadrant; a 4 MiB page is two 2 MiB halves of direct pages), 4-level and 5-level
+// paging. PAE guests are refused (ShadowExit::Unsupported) until their PDPTE roots land.
 //
 // Thread safety: every member takes the MMU's lock (KVM's mmu_lock); the hardware walk reads
 // entries atomically. Nothing unlinks or frees a shadow page before the MMU is destroyed yet.
