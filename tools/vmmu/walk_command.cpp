@@ -71,6 +71,7 @@ void register_walk_command(CLI::App& app) {
       ->check(CLI::IsMember({4u, 5u}));
   cmd->callback([options] {
     if (options->host_levels != 0 && options->mmu.empty()) throw CLI::ValidationError("--host-levels", "needs --mmu");
+    if (options->table && !options->mmu.empty()) throw CLI::ValidationError("--mmu", "gives JSON results, not --table");
     const int status = run_walk(*options, std::cout, std::cerr);
     if (status != 0) throw CLI::RuntimeError(status);
   });
