@@ -18,17 +18,22 @@ Result<WalkCaseKind, CaseError> walk_case_kind(const Json& doc) {
                                           kX86CaseFormat, kEptCaseFormat)}};
 }
 
-Result<std::string, CaseError> answer_walk_case(const Json& doc) {
+Result<std::string, CaseError> answer_walk_case_through(const Json& doc, const WalkThrough& through) {
   auto kind = walk_case_kind(doc);
   if (!kind) return Unexpected{kind.error()};
   if (*kind == WalkCaseKind::X86) {
     auto c = parse_x86_walk_case(doc);
     if (!c) return Unexpected{c.error()};
-    return x86_walk_result_json(*c, run_x86_walk_case(*c));
+    if (!through.shadow) return x86_walk_result_json(*c, run_x86_walk_case(*c));
+    Result<X86WalkRun, CaseError> run = run_x86_walk_case_shadow(*c, through.host_levels);
+    if (!run) return Unexpected{run.error()};
+    return x86_walk_result_json(*c, *run);
   }
   auto c = parse_ept_walk_case(doc);
   if (!c) return Unexpected{c.error()};
   return ept_walk_result_json(*c, run_ept_walk_case(*c));
 }
+
+Result<std::string, CaseError> answer_walk_case(const Json& doc) { return answer_walk_case_through(doc, WalkThrough{}); }
 
 }  // namespace vmmu::cli

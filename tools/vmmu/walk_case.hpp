@@ -14,9 +14,19 @@ enum class WalkCaseKind : std::uint8_t { X86, Ept };
 // Errors: Missing, WrongType, BadValue (a format `vmmu walk` does not read).
 Result<WalkCaseKind, CaseError> walk_case_kind(const Json& doc);
 
+// How x86 guest walk cases run (x86-walk.md, "Through an MMU"): walked directly, or inside a
+// VM under the shadow MMU with a host of `host_levels` levels (0: 4, 5 for a 5-level guest).
+struct WalkThrough {
+  bool shadow = false;
+  unsigned host_levels = 0;
+};
+
 // Reads, walks and answers one case: its vmmu-walk-result/1 or vmmu-ept-result/1 object as one
-// compact line (no newline).
-// Errors: the case is malformed (see parse_x86_walk_case, parse_ept_walk_case).
+// compact line (no newline). EPT cases are always walked directly.
+// Errors: the case is malformed (see parse_x86_walk_case, parse_ept_walk_case); under the
+// shadow MMU, a guest it does not run yet (PAE) or one it failed (named).
+Result<std::string, CaseError> answer_walk_case_through(const Json& doc, const WalkThrough& through);
+// The same, walked directly (a CaseAnswerer).
 Result<std::string, CaseError> answer_walk_case(const Json& doc);
 
 }  // namespace vmmu::cli

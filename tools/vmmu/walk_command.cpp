@@ -48,7 +48,9 @@ int run_walk(const WalkCommandOptions& options, std::ostream& out, std::ostream&
     }
   }
   if (options.table) return print_case_table(files, walk_table_rows, out, err, "walk");
-  return answer_cases(files, answer_walk_case, out, err, "walk").exit_status();
+  const WalkThrough through{options.mmu == "shadow", options.host_levels};
+  return answer_cases(files, [through](const Json& doc) { return answer_walk_case_through(doc, through); }, out, err, "walk")
+      .exit_status();
 }
 
 void register_walk_command(CLI::App& app) {
@@ -62,7 +64,14 @@ void register_walk_command(CLI::App& app) {
   cmd->add_option("--samples", options->samples_dir,
                   "directory of sample cases walked when no FILE is given (default: $VMMU_SAMPLES, else " +
                       std::string(VMMU_SAMPLES_DIR) + ")");
+  cmd->add_option("--mmu", options->mmu,
+                  "run each x86 case inside a VM under this MMU (shadow), which must give the direct walk's result")
+      ->check(CLI::IsMember({"shadow"}));
+  cmd->add_option("--host-levels", options->host_levels, "levels of the MMU's own tables: 4 (default) or 5")
+      ->check(CLI::IsMember({4u, 5u}));
   cmd->callback([options] {
+    if (options->host_levels != 0 && options->mmu.empty()) throw CLI::ValidationError("--host-levels", "needs --mmu");
+    if (options->table && !options->mmu.empty()) throw CLI::ValidationError("--mmu", "gives JSON results, not --table");
     const int status = run_walk(*options, std::cout, std::cerr);
     if (status != 0) throw CLI::RuntimeError(status);
   });

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "walk_case.hpp"
+
 #include <CLI/CLI.hpp>
 
 namespace vmmu::cli {
@@ -15,6 +17,8 @@ struct WalkCommandOptions {
   std::vector<std::string> files;  // empty: every *.json / *.jsonl in samples_dir, sorted
   bool table = false;
   std::string samples_dir;         // empty: default_samples_dir()
+  std::string mmu;                 // "" (walk directly) or "shadow"
+  unsigned host_levels = 0;        // --host-levels (0: not given)
 };
 
 // The samples directory: $VMMU_SAMPLES if set, else the source tree's samples/ (compiled in).

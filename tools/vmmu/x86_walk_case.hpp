@@ -67,6 +67,13 @@ struct X86WalkRun {
 // Errors: none (guest faults are outcomes).
 X86WalkRun run_x86_walk_case(const X86WalkCase& c);
 
+// The same inside a VM under the shadow MMU (x86-walk.md, "Through an MMU"): the case's memory
+// is guest RAM, each access goes through the modelled hardware and the shadow fault path.
+// `host_levels`: 4 or 5 (0: 4, and always 5 for a 5-level guest).
+// Errors (CaseError naming "regs"): a PAE guest (not shadowed yet); an access the
+// shadow MMU could not complete (its exit named).
+Result<X86WalkRun, CaseError> run_x86_walk_case_shadow(const X86WalkCase& c, unsigned host_levels);
+
 // The vmmu-walk-result/1 object, compact, one line without newline.
 std::string x86_walk_result_json(const X86WalkCase& c, const X86WalkRun& run);
 

@@ -51,6 +51,9 @@ class SparseMemory {
   }
 
   [[nodiscard]] std::size_t page_count() const { return pages_.size(); }
+  // The page holding `addr`, created (zeroed) if absent: for an MMU that maps it directly.
+  // Its address is stable for the memory's lifetime.
+  std::byte* backing(A addr) { return page(addr).data(); }
 
  private:
   using Page = std::array<std::byte, kPageSize>;

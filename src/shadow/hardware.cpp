@@ -1,0 +1,72 @@
+// The modelled hardware under shadow paging: the x86 walker over the shadow tables with the
+// registers the host runs the guest with, then the guest's view of what it reached.
+
+#include "vmmu/shadow/shadow_mmu.hpp"
+#include "vmmu/x86/registers.hpp"
+
+namespace vmmu::shadow {
+namespace {
+
+// The shadow tables as the processor's page walker sees them: its "physical" addresses are
+// host addresses here (the walker's Gpa-typed table memory reads an Hpa of the same value).
+// It never writes: shadow entries carry A and D already.
+class HardwareView {
+ public:
+  explicit HardwareView(pt::OwnedTableMemory& memory) : memory_(memory) {}
+  template <class T>
+  std::optional<T> read(Gpa addr) const {
+    return memory_.read<T>(Hpa(addr.raw()));
+  }
+  template <class T>
+  bool compare_exchange(Gpa, T&, T) {
+    return false;
+  }
+
+ private:
+  pt::OwnedTableMemory& memory_;
+};
+
+// The host's registers for running this guest: long mode with 4 or 5 levels at the shadow
+// root, CR0.WP always on (so write-protected shadow entries hold against the guest kernel too),
+// EFER.NX always on (shadow entries may need XD the guest cannot set), the guest's SMEP /
+// SMAP, effective protection keys, PKRU and RFLAGS.AC.
+x86::Registers host_registers(const x86::GuestPaging& paging, Hpa root, unsigned host_levels) {
+  namespace cr0 = x86::cr0;
+  namespace cr4 = x86::cr4;
+  namespace efer = x86::efer;
+  const x86::Registers& g = paging.registers();
+  const bool paging_on = paging.mode() != x86::PagingMode::Off;
+  x86::Registers r;
+  r.cr0 = cr0::PE::mask | cr0::PG::mask | cr0::WP::mask;
+  r.cr3 = root.raw();
+  r.cr4 = cr4::PAE::mask | (host_levels == 5 ? cr4::LA57::mask : 0) |
+          (paging_on ? g.cr4 & (cr4::SMEP::mask | cr4::SMAP::mask) : 0) |
+          (paging.protection_keys() ? cr4::PKE::mask : 0);
+  r.efer = efer::LME::mask | efer::LMA::mask | efer::NXE::mask;
+  r.rflags = g.rflags;
+  r.pkru = g.pkru;
+  return r;
+}
+
+}  // namespace
+
+std::optional<x86::Translation> ShadowMmu::hardware(const x86::GuestPaging& paging, ShadowPage& root,
+                                                    std::uint64_t linear, Access access) {
+  const x86::GuestPaging host = x86::GuestPaging::from(host_registers(paging, root.table(), config_.host_levels), {});
+  HardwareView view(memory_);
+  Result<x86::Translation, x86::WalkFault> r =
+      x86::walk(host, view, Gva(linear), access, x86::WalkOptions{.update_accessed_dirty = false});
+  if (!r) return std::nullopt;
+  // What the leaf maps in guest terms: the shadow page holding it knows.
+  const std::uint64_t input = linear & (format_.geometry().input_limit() - 1);
+  pt::TableIterator<ShadowFormat, pt::OwnedTableMemory> it(format_, memory_, root.table(), input, input + 1);
+  pt::ops::EntryOps<ShadowFormat>(format_, memory_, tlb_, root.table()).settle(it);
+  const ShadowPage* leaf_page = pages_.by_table(it.table(it.level()));
+  const GuestLeaf leaf = leaf_page->leaf(format_.geometry().index(linear, it.level()));
+  x86::Translation t = *r;
+  t.gpa = gpa_of(leaf.gfn) + (linear & (format_.geometry().span(it.level()) - 1));
+  t.page_size = leaf.page_size;
+  return t;
+}
+
+}  // namespace vmmu::shadow

@@ -1,0 +1,119 @@
+// The shadow MMU's invariants (docs/architecture.md, shadow section), checked under its lock:
+//   1. no writable shadow leaf maps a frame holding a shadowed (write-tracked) guest table;
+//   2. every shadow leaf agrees with the guest's walk of its gva under the root's paging
+//      state: same frame, host page of that frame, rights no wider than the guest's (but for
+//      CR0.WP=0's writable supervisor-only leaf), the guest's protection key;
+//   3. every table entry points to a shadow page one level down whose parent links name the
+//      entry, and every parent link is such an entry; rmaps name exactly the leaves;
+//   4. shadow pages accounted = table pages in use = shadow pages reachable from the roots.
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "vmmu/shadow/shadow_mmu.hpp"
+
+namespace vmmu::shadow {
+
+namespace {
+namespace gpte = x86::gpte;
+}  // namespace
+
+std::optional<std::string> ShadowMmu::invariants_locked() const {
+  const pt::Geometry& g = format_.geometry();
+  GuestRamTables tables(ram_);
+  std::set<std::uint64_t> reachable;
+  std::set<std::uint64_t> leaves;
+  for (const auto& [root, paging] : roots_) {
+    reachable.insert(root->table().raw());
+    const bool paging_on = paging.mode() != x86::PagingMode::Off;
+    for (pt::TableIterator<ShadowFormat, pt::OwnedTableMemory> it(format_, memory_, root->table(), 0, g.input_limit());
+         it.valid(); it.next()) {
+      const unsigned level = it.level();
+      if (it.is_table()) {
+        const ShadowPage* child = pages_.by_table(format_.table_address(it.entry(), level));
+        if (child == nullptr) return fmt::format("table entry at level {} points to no shadow page", level);
+        if (child->role().level() != level - 1) return fmt::format("child {} under a level {} entry", to_string(child->role()), level);
+        const auto& parents = child->parents();
+        if (std::find(parents.begin(), parents.end(), it.entry_address()) == parents.end()) {
+          return fmt::format("shadow page {} lacks the parent link of the entry pointing to it", to_string(child->role()));
+        }
+        reachable.insert(child->table().raw());
+        continue;
+      }
+      if (!it.is_leaf()) continue;
+      const ShadowPage* sp = pages_.by_table(it.table(level));
+      const GuestLeaf leaf = sp->leaf(g.index(it.address(), level));
+      const std::uint64_t gva = it.address();
+      const LeafRights r = ShadowFormat::leaf_rights(it.entry());
+      leaves.insert(it.entry_address().raw());
+      if (pages_.tracked(leaf.gfn) && (r.access & gpte::kAccWrite) != 0) {
+        return fmt::format("writable shadow leaf for gva {:#x} maps write-tracked gfn {:#x}", gva, leaf.gfn.raw());
+      }
+      if (format_.leaf_address(it.entry(), level).raw() != reinterpret_cast<std::uintptr_t>(ram_.page(leaf.gfn))) {
+        return fmt::format("shadow leaf for gva {:#x} is not the host page of gfn {:#x}", gva, leaf.gfn.raw());
+      }
+      const auto& rmap = pages_.rmap(leaf.gfn);
+      if (std::none_of(rmap.begin(), rmap.end(), [&](const auto& e) { return e.entry == it.entry_address(); })) {
+        return fmt::format("shadow leaf for gva {:#x} missing from the rmap of gfn {:#x}", gva, leaf.gfn.raw());
+      }
+      // The guest's own view of this gva (the shadow's gva bits above the guest's linear
+      // width are sign extension for a 4-level guest under a 5-level host).
+      std::uint8_t guest_rights = gpte::kAccAll;
+      Gfn guest_gfn(gva >> kPageShift);
+      unsigned key = 0;
+      if (paging_on) {
+        const unsigned bits = paging.linear_bits();
+        const std::uint64_t linear =
+            bits == 32 ? gva : static_cast<std::uint64_t>(static_cast<std::int64_t>(gva << (64 - bits)) >> (64 - bits));
+        bool mapped = false;
+        paging.with_format([&](const auto& f, Gpa groot) {
+          const auto w = pt::walk(f, tables, groot, linear, [&](const auto& step) {
+            if (f.present(step.entry, step.level)) guest_rights &= f.access(step.entry, step.level);
+            return pt::Visit::Continue;
+          });
+          if (w.end != pt::WalkEnd::Leaf) return;
+          mapped = true;
+          guest_gfn = gfn_of(f.leaf_address(w.entry, w.level) + (linear & (f.page_size(w.level) - 1)));
+          key = f.protection_key(w.entry);
+        });
+        if (!mapped) return fmt::format("shadow leaf for gva {:#x}: no guest mapping", gva);
+      }
+      if (guest_gfn != leaf.gfn) {
+        return fmt::format("shadow leaf for gva {:#x} maps gfn {:#x}, the guest maps {:#x}", gva, leaf.gfn.raw(), guest_gfn.raw());
+      }
+      std::uint8_t wider = static_cast<std::uint8_t>(r.access & ~guest_rights);
+      // CR0.WP=0: a supervisor-only writable leaf for a page the guest maps read-only.
+      if (!sp->role().cr0_wp() && (r.access & gpte::kAccUser) == 0) wider &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+      if (wider != 0) return fmt::format("shadow leaf for gva {:#x} grants rights {:#x} the guest does not", gva, wider);
+      if (r.protection_key != key) return fmt::format("shadow leaf for gva {:#x} has key {}, the guest {}", gva, r.protection_key, key);
+    }
+  }
+  std::optional<std::string> bad;
+  pages_.for_each([&](const ShadowPage& p) {
+    if (bad) return;
+    for (const Hpa parent : p.parents()) {
+      const std::uint64_t e = memory_.read<std::uint64_t>(parent).value_or(0);
+      if (!gpte::P::get(e) || format_.table_address(e, 2) != p.table()) {
+        bad = fmt::format("parent link of shadow page {} names an entry not pointing to it", to_string(p.role()));
+        return;
+      }
+    }
+  });
+  if (bad) return bad;
+  pages_.for_each_rmap([&](Gfn gfn, const std::vector<PageCache::RmapEntry>& entries) {
+    for (const PageCache::RmapEntry& e : entries) {
+      if (bad) return;
+      if (!leaves.contains(e.entry.raw())) bad = fmt::format("rmap of gfn {:#x} names an entry that is no leaf", gfn.raw());
+    }
+  });
+  if (bad) return bad;
+  if (pages_.size() != memory_.tables_in_use() || pages_.size() != reachable.size()) {
+    return fmt::format("{} shadow pages accounted, {} table pages in use, {} reachable", pages_.size(),
+                       memory_.tables_in_use(), reachable.size());
+  }
+  return std::nullopt;
+}
+
+}  // namespace vmmu::shadow

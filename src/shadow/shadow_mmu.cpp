@@ -1,0 +1,85 @@
+// ShadowMmu: construction, roots, and an access's loop (hardware walk, fault, one retry).
+// The fault path is in fault.cpp, the modelled hardware in hardware.cpp.
+
+#include "vmmu/shadow/shadow_mmu.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace vmmu::shadow {
+
+std::string_view to_string(ShadowExit e) {
+  switch (e) {
+    case ShadowExit::Mmio: return "no guest memory at the frame";
+    case ShadowExit::OutOfMemory: return "out of memory for shadow pages";
+    case ShadowExit::Unsupported: return "a guest paging mode the shadow MMU does not run yet";
+    case ShadowExit::Stuck: return "the shadow entries built do not allow the access (shadow MMU bug)";
+  }
+  return "unknown shadow exit";
+}
+
+ShadowMmu::ShadowMmu(GuestRam& ram, ShadowConfig config)
+    : ram_(ram),
+      config_(config),
+      format_(config.host_levels),
+      memory_(format_.geometry()),
+      pages_(memory_) {}
+
+ShadowMmu::~ShadowMmu() = default;
+
+ShadowStats ShadowMmu::stats() const {
+  const std::lock_guard lock(mutex_);
+  ShadowStats s = stats_;
+  s.shadow_pages = pages_.size();
+  return s;
+}
+
+Result<ShadowPage*, ShadowExit> ShadowMmu::load_root(const x86::GuestPaging& paging) {
+  const std::lock_guard lock(mutex_);
+  return root_locked(paging);
+}
+
+Result<ShadowPage*, ShadowExit> ShadowMmu::root_locked(const x86::GuestPaging& paging) {
+  const x86::PagingMode mode = paging.mode();
+  if (mode == x86::PagingMode::Pae) return Unexpected{ShadowExit::Unsupported};
+  if (guest_levels(mode) > config_.host_levels) return Unexpected{ShadowExit::Unsupported};
+  const Role role = root_role(paging, config_.host_levels);
+  // Paging off: one direct root for the whole 4 GiB; otherwise the guest's root table.
+  const Gfn gfn = mode == x86::PagingMode::Off ? Gfn(0) : gfn_of(paging.root());
+  if (ShadowPage* p = pages_.find(gfn, role)) return p;
+  Result<ShadowPage*, pt::TableError> made = pages_.create(gfn, role);
+  if (!made) return Unexpected{ShadowExit::OutOfMemory};
+  (*made)->hold_root();
+  roots_.emplace(*made, paging);
+  if ((*made)->tracks_gfn()) write_protect(gfn);
+  return *made;
+}
+
+Outcome ShadowMmu::access(const x86::GuestPaging& paging, Gva gva, Access access) {
+  const std::lock_guard lock(mutex_);
+  const std::uint64_t linear = paging.linear_bits() == 32 ? gva.raw() & 0xffff'ffffULL : gva.raw();
+  const x86::WalkFault none{};
+  Result<ShadowPage*, ShadowExit> root = root_locked(paging);
+  if (!root) return {Unexpected{none}, root.error()};
+  if (std::optional<x86::Translation> t = hardware(paging, **root, linear, access)) {
+    ++stats_.hardware_hits;
+    return {*t, std::nullopt};
+  }
+  Handled h = handle_fault(paging, linear, access);
+#ifdef VMMU_CHECK_INVARIANTS
+  if (std::optional<std::string> bad = invariants_locked()) {
+    std::fprintf(stderr, "vmmu shadow MMU invariant broken: %s\n", bad->c_str());
+    std::abort();
+  }
+#endif
+  if (h.kind != Fault::Retry) return std::move(h.outcome);
+  if (std::optional<x86::Translation> t = hardware(paging, **root, linear, access)) return {*t, std::nullopt};
+  return {Unexpected{none}, ShadowExit::Stuck};
+}
+
+std::optional<std::string> ShadowMmu::check_invariants() const {
+  const std::lock_guard lock(mutex_);
+  return invariants_locked();
+}
+
+}  // namespace vmmu::shadow
