@@ -191,9 +191,7 @@ TEST(Fault, RootsAreSharedAndKeptWithoutVcpus) {
 }
 
 TEST(Fault, RebuildPolicyFreesARootWithItsLastVcpu) {
-  TdpConfig cfg;
-  cfg.policies.roots = RootPolicy::Rebuild;
-  TdpVm vm(cfg);
+  TdpVm vm([](Policies& p) { p.roots = RootPolicy::Rebuild; });
   HostMemory mem(16 * kPageSize);
   vm.add_slot(1, Gfn(0), mem);
   auto& v = vm.vcpu();

@@ -92,9 +92,7 @@ TEST(MergeInPlace, AReaderNeverSeesAMissingPageOrWrongData) {
 // The negative control: the same reader under zap-and-refault recovery sees the unmap (it
 // faults), so the test above would catch a merge that unmapped the range.
 TEST(MergeInPlace, TheSameReaderFaultsUnderZapAndRefault) {
-  TdpConfig c;
-  c.policies.recovery = RecoveryPolicy::ZapAndRefault;
-  TdpVm vm(c);
+  TdpVm vm([](Policies& p) { p.recovery = RecoveryPolicy::ZapAndRefault; });
   HostMemory mem(2 * k2M);
   fill(mem);
   vm.add_slot(1, Gfn(0), mem, k2M);
