@@ -36,19 +36,25 @@ std::vector<std::string> sample_files(const std::string& dir) {
   return files;
 }
 
-int run_walk(const WalkCommandOptions& options, std::ostream& out, std::ostream& err) {
-  std::vector<std::string> files = options.files;
-  if (files.empty()) {
-    const std::string dir = options.samples_dir.empty() ? default_samples_dir() : options.samples_dir;
-    files = sample_files(dir);
-    if (files.empty()) {
-      err << "vmmu walk: no FILE given, and no sample cases (*.json, *.jsonl) in " << dir
-          << " (set --samples DIR or VMMU_SAMPLES)\n";
-      return kExitBadInput;
-    }
+std::optional<std::vector<std::string>> files_or_samples(const std::vector<std::string>& files,
+                                                         const std::string& samples_dir, std::string_view command,
+                                                         std::string_view hint, std::ostream& err) {
+  if (!files.empty()) return files;
+  std::vector<std::string> samples = sample_files(samples_dir);
+  if (samples.empty()) {
+    err << "vmmu " << command << ": no FILE given, and no sample cases (*.json, *.jsonl) in " << samples_dir << " ("
+        << hint << ")\n";
+    return std::nullopt;
   }
-  if (options.table) return print_case_table(files, walk_table_rows, out, err, "walk");
-  return answer_cases(files, answer_walk_case, out, err, "walk").exit_status();
+  return samples;
+}
+
+int run_walk(const WalkCommandOptions& options, std::ostream& out, std::ostream& err) {
+  const std::string dir = options.samples_dir.empty() ? default_samples_dir() : options.samples_dir;
+  const auto files = files_or_samples(options.files, dir, "walk", "set --samples DIR or VMMU_SAMPLES", err);
+  if (!files) return kExitBadInput;
+  if (options.table) return print_case_table(*files, walk_table_rows, out, err, "walk");
+  return answer_cases(*files, answer_walk_case, out, err, "walk").exit_status();
 }
 
 void register_walk_command(CLI::App& app) {

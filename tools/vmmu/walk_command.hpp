@@ -4,7 +4,9 @@
 // results or as a readable table. With no FILE it walks the sample cases in samples/.
 
 #include <iosfwd>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -22,6 +24,13 @@ std::string default_samples_dir();
 
 // The case files in `dir`: *.json and *.jsonl, sorted by name (empty if unreadable).
 std::vector<std::string> sample_files(const std::string& dir);
+
+// The files a case command answers: `files`, or with none the sample cases in `samples_dir`;
+// nullopt, after one line on `err` ("vmmu COMMAND: no FILE given, ... `hint`"), when there
+// are none.
+std::optional<std::vector<std::string>> files_or_samples(const std::vector<std::string>& files,
+                                                         const std::string& samples_dir, std::string_view command,
+                                                         std::string_view hint, std::ostream& err);
 
 // Runs the command. Results go to `out`; one line per malformed case or unreadable file to `err`.
 // Returns the exit status (exit_status.hpp): 0 when every case was answered, 2 otherwise.
