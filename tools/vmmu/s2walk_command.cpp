@@ -42,10 +42,8 @@ Result<std::vector<WalkTableRow>, CaseError> s2walk_table_rows(const Json& doc, 
 
 int run_s2walk(const S2walkCommandOptions& options, std::ostream& out, std::ostream& err) {
   const std::string dir = options.samples_dir.empty() ? default_samples_dir() + "/s2walk" : options.samples_dir;
-  const auto files = files_or_samples(options.files, dir, "s2walk", "set --samples DIR", err);
-  if (!files) return kExitBadInput;
-  if (options.table) return print_case_table(*files, s2walk_table_rows, out, err, "s2walk");
-  return answer_cases(*files, answer_s2walk_case, out, err, "s2walk").exit_status();
+  return answer_case_files(options.files, dir, "s2walk", "set --samples DIR", options.table, answer_s2walk_case,
+                           s2walk_table_rows, out, err);
 }
 
 void register_s2walk_command(CLI::App& app) {

@@ -36,25 +36,23 @@ std::vector<std::string> sample_files(const std::string& dir) {
   return files;
 }
 
-std::optional<std::vector<std::string>> files_or_samples(const std::vector<std::string>& files,
-                                                         const std::string& samples_dir, std::string_view command,
-                                                         std::string_view hint, std::ostream& err) {
-  if (!files.empty()) return files;
-  std::vector<std::string> samples = sample_files(samples_dir);
-  if (samples.empty()) {
+int answer_case_files(const std::vector<std::string>& files, const std::string& samples_dir, std::string_view command,
+                      std::string_view hint, bool table, const CaseAnswerer& answer, CaseTableRows rows_of,
+                      std::ostream& out, std::ostream& err) {
+  const std::vector<std::string> paths = files.empty() ? sample_files(samples_dir) : files;
+  if (paths.empty()) {
     err << "vmmu " << command << ": no FILE given, and no sample cases (*.json, *.jsonl) in " << samples_dir << " ("
         << hint << ")\n";
-    return std::nullopt;
+    return kExitBadInput;
   }
-  return samples;
+  if (table) return print_case_table(paths, rows_of, out, err, command);
+  return answer_cases(paths, answer, out, err, command).exit_status();
 }
 
 int run_walk(const WalkCommandOptions& options, std::ostream& out, std::ostream& err) {
   const std::string dir = options.samples_dir.empty() ? default_samples_dir() : options.samples_dir;
-  const auto files = files_or_samples(options.files, dir, "walk", "set --samples DIR or VMMU_SAMPLES", err);
-  if (!files) return kExitBadInput;
-  if (options.table) return print_case_table(*files, walk_table_rows, out, err, "walk");
-  return answer_cases(*files, answer_walk_case, out, err, "walk").exit_status();
+  return answer_case_files(options.files, dir, "walk", "set --samples DIR or VMMU_SAMPLES", options.table,
+                           answer_walk_case, walk_table_rows, out, err);
 }
 
 void register_walk_command(CLI::App& app) {

@@ -4,12 +4,14 @@
 // results or as a readable table. With no FILE it walks the sample cases in samples/.
 
 #include <iosfwd>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+
+#include "batch.hpp"
+#include "walk_table.hpp"
 
 namespace vmmu::cli {
 
@@ -25,12 +27,12 @@ std::string default_samples_dir();
 // The case files in `dir`: *.json and *.jsonl, sorted by name (empty if unreadable).
 std::vector<std::string> sample_files(const std::string& dir);
 
-// The files a case command answers: `files`, or with none the sample cases in `samples_dir`;
-// nullopt, after one line on `err` ("vmmu COMMAND: no FILE given, ... `hint`"), when there
-// are none.
-std::optional<std::vector<std::string>> files_or_samples(const std::vector<std::string>& files,
-                                                         const std::string& samples_dir, std::string_view command,
-                                                         std::string_view hint, std::ostream& err);
+// What walk and s2walk do: answer `files` -- or with none the sample cases in `samples_dir`
+// -- as JSON lines (answer) or one table (`table`, rows_of), and return the exit status. No
+// file and no samples: one line on `err` ("vmmu COMMAND: no FILE given, ... (`hint`)"), 2.
+int answer_case_files(const std::vector<std::string>& files, const std::string& samples_dir, std::string_view command,
+                      std::string_view hint, bool table, const CaseAnswerer& answer, CaseTableRows rows_of,
+                      std::ostream& out, std::ostream& err);
 
 // Runs the command. Results go to `out`; one line per malformed case or unreadable file to `err`.
 // Returns the exit status (exit_status.hpp): 0 when every case was answered, 2 otherwise.
