@@ -315,7 +315,7 @@ void BM_SplitMerge1GiB(benchmark::State& st) {
     rcu::barrier();  // free what the previous round unlinked, outside the timing
     st.ResumeTiming();
     const auto t0 = Clock::now();
-    const std::uint64_t n = merge ? vm.vm.mmu->merge({Gfn(0), Gfn(kPages)}) : *vm.vm.mmu->split({Gfn(0), Gfn(kPages)});
+    const std::uint64_t n = merge ? vm.vm.mmu->collapse({Gfn(0), Gfn(kPages)}) : *vm.vm.mmu->split({Gfn(0), Gfn(kPages)});
     const auto t1 = Clock::now();
     st.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
     if (n != 512) {
@@ -328,7 +328,7 @@ void BM_SplitMerge1GiB(benchmark::State& st) {
     rcu_free_ms += ms(Clock::now() - t1);
     if (!merge) {
       st.PauseTiming();
-      (void)vm.vm.mmu->merge({Gfn(0), Gfn(kPages)});
+      (void)vm.vm.mmu->collapse({Gfn(0), Gfn(kPages)});
       st.ResumeTiming();
     }
   }

@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <fmt/format.h>
 #include <mutex>
-#include <thread>
 
 #include "vmmu/arm64/walk.hpp"
 #include "vmmu/core/format.hpp"
@@ -17,21 +16,7 @@ namespace {
 Gfn gfn_of_ipa(Ipa ipa) { return Gfn(ipa.raw() >> kPageShift); }
 Ipa ipa_of_gfn(Gfn gfn) { return Ipa(gfn.raw() << kPageShift); }
 
-// An access-flag fault counts as not allowed: the fault sets AF.
-bool allows(const pt::LeafAttrs& a, Access access) { return a.accessed && a.allows(access); }
-
 }  // namespace
-
-std::string_view to_string(FaultAction a) {
-  switch (a) {
-    case FaultAction::Mapped: return "mapped";
-    case FaultAction::Relaxed: return "relaxed";
-    case FaultAction::Spurious: return "spurious";
-    case FaultAction::Mmio: return "mmio";
-    case FaultAction::OutOfRange: return "out-of-range";
-  }
-  return "?";
-}
 
 Stage2Mmu::Stage2Mmu(const Layout& layout, Memslots& slots, Stage2MmuOptions options)
     : layout_(layout), format_(layout), slots_(slots), memory_(layout.geometry(), options.table_budget, 64) {}
@@ -75,24 +60,18 @@ Stage2Counters Stage2Mmu::counters() const {
   return {faults_.load(), mapped_.load(), relaxed_.load(), spurious_.load(), mmio_.load()};
 }
 
-std::unique_lock<std::shared_mutex> Stage2Mmu::lock_exclusive() {
-  writers_waiting_.fetch_add(1, std::memory_order_relaxed);
-  std::unique_lock<std::shared_mutex> l(lock_);
-  writers_waiting_.fetch_sub(1, std::memory_order_relaxed);
-  return l;
-}
-
-std::shared_lock<std::shared_mutex> Stage2Mmu::lock_shared() {
-  // glibc's rwlock prefers readers: a stream of faults would starve structural operations
-  // (dirty-log enabling, unmap). Faults step aside while one waits.
-  while (writers_waiting_.load(std::memory_order_relaxed) != 0) std::this_thread::yield();
-  return std::shared_lock<std::shared_mutex>(lock_);
+unsigned Stage2Mmu::reader_slot() {
+  // No per-vCPU handle here: each thread gets a slot of its own (shared only past kSlots
+  // threads, which is still correct: a slot is a count).
+  static std::atomic<unsigned> next{0};
+  thread_local const unsigned slot = next.fetch_add(1, std::memory_order_relaxed) % ReaderLock::kSlots;
+  return slot;
 }
 
 Result<FaultOutcome, pt::TableError> Stage2Mmu::handle_fault(Ipa ipa, Access access) {
   faults_.fetch_add(1, std::memory_order_relaxed);
   if (ipa.raw() >= format_.geometry().input_limit()) return FaultOutcome{FaultAction::OutOfRange};
-  auto shared = lock_shared();
+  ReaderLock::Shared shared(lock_, reader_slot());
   rcu::ReadGuard guard;  // the memslot snapshot stays valid while we map from it
   return fault_locked(ipa, access);
 }
@@ -107,9 +86,10 @@ Result<FaultOutcome, pt::TableError> Stage2Mmu::fault_locked(Ipa ipa, Access acc
   const bool logging = region->flags.is_log_dirty();
   // An existing leaf: an access-flag or permission fault (or a race another vCPU won).
   if (auto m = tables_->lookup(ipa)) {
-    if (allows(m->attrs, access)) {
+    // An access-flag fault counts as not allowed: the fault sets AF.
+    if (mmu::allows(m->attrs, access, mmu::AccessFlag::FaultsWhenClear)) {
       spurious_.fetch_add(1, std::memory_order_relaxed);
-      return FaultOutcome{FaultAction::Spurious, m->covers.size()};
+      return FaultOutcome{FaultAction::Spurious, m->level, m->covers.size()};
     }
     // A write into a block of a dirty-logged slot maps a page below instead (split on map).
     if (!(logging && access.is_write() && m->level > 1)) {
@@ -119,7 +99,7 @@ Result<FaultOutcome, pt::TableError> Stage2Mmu::fault_locked(Ipa ipa, Access acc
         std::move(*r).apply(tlb_);
         if (access.is_write()) region->mark_dirty(gfn);
         relaxed_.fetch_add(1, std::memory_order_relaxed);
-        return FaultOutcome{FaultAction::Relaxed, m->covers.size(), access.is_write() && logging};
+        return FaultOutcome{FaultAction::Relaxed, m->level, m->covers.size(), access.is_write() && logging};
       }
       if (r.error() != pt::TableError::NotMapped) return Unexpected{r.error()};
     }
@@ -147,7 +127,7 @@ Result<FaultOutcome, pt::TableError> Stage2Mmu::fault_locked(Ipa ipa, Access acc
     const bool dirtied = logging && access.is_write();
     if (dirtied) region->mark_dirty(gfn);
     mapped_.fetch_add(1, std::memory_order_relaxed);
-    return FaultOutcome{FaultAction::Mapped, size, dirtied};
+    return FaultOutcome{FaultAction::Mapped, level, size, dirtied};
   }
   return Unexpected{pt::TableError::Misaligned};
 }
@@ -167,7 +147,7 @@ Status<pt::TableError> Stage2Mmu::finish(Result<T, pt::TableError> r, const char
 Status<pt::TableError> Stage2Mmu::map(Range<Ipa> range, bool pages_only) {
   const std::uint64_t granule = granule_bytes(layout_.granule);
   if (!range.begin.aligned_to(granule) || !range.end.aligned_to(granule)) return Unexpected{pt::TableError::Misaligned};
-  auto exclusive = lock_exclusive();
+  ReaderLock::Exclusive exclusive(lock_);
   rcu::ReadGuard guard;
   for (const MemslotRegion& region : slots_.snapshot().regions()) {
     Ipa begin = ipa_of_gfn(region.begin()), end = ipa_of_gfn(region.end());
@@ -188,30 +168,34 @@ Status<pt::TableError> Stage2Mmu::map(Range<Ipa> range, bool pages_only) {
 }
 
 Status<pt::TableError> Stage2Mmu::unmap(Range<Ipa> range) {
-  auto exclusive = lock_exclusive();
-  return finish(tables_->unmap(range), "unmap");
+  if (auto bad = tables_->check_range(range)) return Unexpected{*bad};
+  ReaderLock::Exclusive exclusive(lock_);
+  // Blocks straddling an edge go whole (KVM does the same): needs no table memory.
+  std::move(tables_->unmap(range, pt::WholeLeaves{})).apply(tlb_);
+  checked("unmap");
+  return {};
 }
 
 Status<pt::TableError> Stage2Mmu::write_protect(Range<Ipa> range) {
-  auto exclusive = lock_exclusive();
+  ReaderLock::Exclusive exclusive(lock_);
   return finish(tables_->write_protect(range), "write_protect");
 }
 
 Status<pt::TableError> Stage2Mmu::enable_dirty_logging(Range<Ipa> range) {
-  auto exclusive = lock_exclusive();
-  auto s = tables_->split(range, 1);
-  if (!s) return Unexpected{s.error()};
-  auto w = tables_->write_protect(range);
-  if (!w) {
+  if (auto bad = tables_->check_range(range)) return Unexpected{*bad};
+  ReaderLock::Exclusive exclusive(lock_);
+  Result<pt::TlbFlush<Ipa>, pt::TableError> s = tables_->split(range, 1);
+  if (s) {
     std::move(*s).apply(tlb_);
-    return Unexpected{w.error()};
+  } else {
+    // Out of table memory: unmap instead (cannot fail); faults map pages back one by one.
+    std::move(tables_->unmap(range, pt::WholeLeaves{})).apply(tlb_);
   }
-  s->merge(std::move(*w));
-  return finish(Result<pt::TlbFlush<Ipa>, pt::TableError>(std::move(*s)), "enable_dirty_logging");
+  return finish(tables_->write_protect(range), "enable_dirty_logging");
 }
 
 Result<std::uint64_t, pt::TableError> Stage2Mmu::age(Range<Ipa> range) {
-  auto exclusive = lock_exclusive();
+  ReaderLock::Exclusive exclusive(lock_);
   auto r = tables_->age(range);
   if (!r) return Unexpected{r.error()};
   // Clearing AF needs no invalidation: a stale young TLB entry only delays the next aging.
@@ -225,7 +209,7 @@ bool Stage2Mmu::test_age(Range<Ipa> range) const {
 }
 
 Status<pt::TableError> Stage2Mmu::relax(Ipa ipa, pt::LeafAttrs add) {
-  auto shared = lock_shared();
+  ReaderLock::Shared shared(lock_, reader_slot());
   auto r = tables_->relax(ipa, add);
   if (!r) return Unexpected{r.error()};
   std::move(*r).apply(tlb_);
@@ -233,12 +217,12 @@ Status<pt::TableError> Stage2Mmu::relax(Ipa ipa, pt::LeafAttrs add) {
 }
 
 Status<pt::TableError> Stage2Mmu::split(Range<Ipa> range) {
-  auto exclusive = lock_exclusive();
+  ReaderLock::Exclusive exclusive(lock_);
   return finish(tables_->split(range, 1), "split");
 }
 
 Result<std::uint64_t, pt::TableError> Stage2Mmu::collapse(Range<Ipa> range) {
-  auto exclusive = lock_exclusive();
+  ReaderLock::Exclusive exclusive(lock_);
   auto r = tables_->collapse(range);
   if (!r) return Unexpected{r.error()};
   const std::uint64_t n = r->count;
@@ -263,7 +247,13 @@ void Stage2Mmu::on_memslot_change(const MemslotChange& change) {
   auto each = [&](auto&& op) {
     for (Range<Gfn> r : {change.before, change.after}) {
       const Range<Ipa> ipas = ipa_range(r);
-      if (!ipas.empty()) (void)op(ipas);  // a failure leaves stale leaves only on OOM mid-split
+      if (ipas.empty()) continue;
+      // unmap and the others fail only on ranges the engine rejects; what a failure would
+      // leave is removed by unmapping whole leaves, which cannot fail.
+      if (!op(ipas)) {
+        ReaderLock::Exclusive exclusive(lock_);
+        std::move(tables_->unmap(ipas, pt::WholeLeaves{})).apply(tlb_);
+      }
     }
   };
   switch (change.kind) {

@@ -82,7 +82,7 @@ Status<std::string> run_conversion(PhaseContext& c, const ConversionPhase& p) {
       n.bad_words += *back;
     if (auto s = a.fill_page(gpa_of(page), kPrivateSalt); !s) log.add(0, gpa_of(page), true, s.error());
     mmu.allow_huge(one);
-    mmu.merge(range);
+    mmu.collapse(range);
     if (injected_fault() == InjectedFault::CorruptWord) {
       if (auto st = a.write64(gpa_of(base), ~pattern_word(base, 0, kPrivateSalt)); !st)
         log.add(0, gpa_of(base), true, st.error());

@@ -23,7 +23,7 @@ std::uint64_t TdpMmu::age(Range<Gfn> gfns) {
       // Without A/D bits a mapping is the only sign of use: zap it; a refault marks it young.
       std::uint64_t leaves = 0;
       root->tables.for_each_leaf(*range, [&](const TdpTables::Mapping&) { ++leaves; });
-      if (auto r = root->tables.unmap(*range)) flush.merge(std::move(*r));
+      flush.merge(root->tables.unmap(*range, pt::WholeLeaves{}));
       young += leaves;
       zapped_leaves_.fetch_add(leaves, std::memory_order_relaxed);
     }

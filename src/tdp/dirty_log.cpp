@@ -51,7 +51,7 @@ void TdpMmu::enable_dirty_logging(Range<Gfn> gfns) {
     if (config_.policies.huge_on_dirty_log == HugeOnDirtyLog::Drop && !huge.empty()) {
       // Zap the huge leaves; 4K ones stay (and are protected below).
       for (const Range<Gpa>& h : huge) {
-        if (auto r = t.unmap(h)) flush.merge(std::move(*r));
+        flush.merge(t.unmap(h, pt::WholeLeaves{}));
       }
       zapped_leaves_.fetch_add(huge.size(), std::memory_order_relaxed);
       zaps_.fetch_add(1, std::memory_order_relaxed);
@@ -79,9 +79,9 @@ void TdpMmu::enable_dirty_logging(Range<Gfn> gfns) {
 void TdpMmu::disable_dirty_logging(Range<Gfn> gfns) {
   // Faults map huge again from now on (the slot no longer logs); recover what was split.
   if (config_.policies.recovery == RecoveryPolicy::MergeInPlace) {
-    (void)merge(gfns);
+    collapse(gfns);
   } else {
-    (void)zap_collapsible(gfns);
+    unmap_collapsible(gfns);
   }
 }
 

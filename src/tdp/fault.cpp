@@ -13,12 +13,12 @@ std::byte* TdpMmu::translate(VcpuMmu& v, Gpa gpa, Access a) {
   Root* root = v.root_.load(std::memory_order_relaxed);
   if (root == nullptr || gpa.raw() >= gpa_limit() || root->invalid.load(std::memory_order_acquire)) return nullptr;
   // No RCU section: tables are unlinked under this lock held exclusively, or by a merge that
-  // frees them only after a lock barrier (see merge()), so holding the lock shared suffices.
+  // frees them only after a lock barrier (see collapse()), so holding the lock shared suffices.
   const pt::WalkResult<TdpFormat> w = pt::walk(format_, memory_, root->tables.root(), gpa.raw(),
                                                [](pt::Step<TdpFormat>&) { return pt::Visit::Continue; });
   if (w.end != pt::WalkEnd::Leaf) return nullptr;
   const pt::LeafAttrs at = format_.leaf_attrs(w.entry, w.level);
-  if (!at.allows(a)) return nullptr;
+  if (!mmu::allows(at, a, mmu::AccessFlag::SetByHardware)) return nullptr;
   // The hardware sets A (and D on a write) atomically; only when they are not yet set.
   const Entry ad = format_.accessed_bit() | (a.is_write() ? format_.dirty_bit() : 0);
   if ((w.entry & ad) != ad) memory_.fetch_or(w.entry_address, ad);
@@ -73,9 +73,9 @@ Result<FaultOutcome, pt::TableError> TdpMmu::fault_locked(VcpuMmu& v, Root& root
     VcpuMmu::bump(c.mmio);
     return FaultOutcome{FaultAction::Mmio};
   }
-  if (existing && format_.leaf_attrs(it.entry(), it.level()).allows(access)) {
+  if (existing && mmu::allows(format_.leaf_attrs(it.entry(), it.level()), access, mmu::AccessFlag::SetByHardware)) {
     VcpuMmu::bump(c.spurious);
-    return FaultOutcome{FaultAction::Spurious, it.level()};
+    return FaultOutcome{FaultAction::Spurious, it.level(), format_.geometry().span(it.level())};
   }
   if (retry_needed(gfn, seq) || slots_.generation() != generation) {
     VcpuMmu::bump(c.retried);
@@ -129,10 +129,10 @@ Result<FaultOutcome, pt::TableError> TdpMmu::fault_locked(VcpuMmu& v, Root& root
     Entry want;
     if (format_.present(old, l)) {
       const pt::LeafAttrs have = format_.leaf_attrs(old, l);
-      if (have.allows(access)) {  // another vCPU got there first
+      if (mmu::allows(have, access, mmu::AccessFlag::SetByHardware)) {  // another vCPU got there first
         if (split) VcpuMmu::bump(c.lazy_splits);
         VcpuMmu::bump(c.spurious);
-        return FaultOutcome{FaultAction::Spurious, l};
+        return FaultOutcome{FaultAction::Spurious, l, format_.geometry().span(l)};
       }
       pt::LeafAttrs more = have.plus(attrs);
       more.write = more.write && writable;
@@ -148,7 +148,8 @@ Result<FaultOutcome, pt::TableError> TdpMmu::fault_locked(VcpuMmu& v, Root& root
 #if defined(VMMU_CHECK_INVARIANTS)
     check_leaf(root, *region, gpa);
 #endif
-    return FaultOutcome{relaxed ? FaultAction::Relaxed : FaultAction::Mapped, l};
+    return FaultOutcome{relaxed ? FaultAction::Relaxed : FaultAction::Mapped, l, format_.geometry().span(l),
+                        logging && writable && !by_dirty_bits};
   }
 }
 

@@ -30,7 +30,7 @@ Result<std::uint64_t, pt::TableError> TdpMmu::split(Range<Gfn> gfns) {
   return n;
 }
 
-std::uint64_t TdpMmu::merge(Range<Gfn> gfns) {
+std::uint64_t TdpMmu::collapse(Range<Gfn> gfns) {
   const std::optional<Range<Gpa>> clamped = clamp(gfns);
   if (!clamped) return 0;
   const Range<Gpa> range = *clamped;
@@ -68,11 +68,11 @@ std::uint64_t TdpMmu::merge(Range<Gfn> gfns) {
     ReaderLock::Exclusive barrier(lock_);
   }
   finish(std::move(flush));
-  checked_shared("merge");
+  checked_shared("collapse");
   return n;
 }
 
-std::uint64_t TdpMmu::zap_collapsible(Range<Gfn> gfns) {
+std::uint64_t TdpMmu::unmap_collapsible(Range<Gfn> gfns) {
   const std::optional<Range<Gpa>> clamped = clamp(gfns);
   if (!clamped) return 0;
   const Range<Gpa> range = *clamped;
@@ -97,14 +97,14 @@ std::uint64_t TdpMmu::zap_collapsible(Range<Gfn> gfns) {
       it.next();
     }
     for (const Range<Gpa>& r : spans) {
-      if (auto z = root->tables.unmap(r)) flush.merge(std::move(*z));
+      flush.merge(root->tables.unmap(r, pt::WholeLeaves{}));
     }
     n += spans.size();
     roots_->put(root);
   }
   recovered_by_zap_.fetch_add(n, std::memory_order_relaxed);
   finish(std::move(flush));
-  checked("zap_collapsible");
+  checked("unmap_collapsible");
   return n;
 }
 

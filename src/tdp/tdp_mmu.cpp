@@ -1,5 +1,5 @@
 // TdpMmu: creation, memslot events, statistics and the flush / invariant helpers every
-// operation ends with. The operations live in fault.cpp, zap.cpp, dirty_log.cpp,
+// operation ends with. The operations live in fault.cpp, unmap.cpp, dirty_log.cpp,
 // huge_pages.cpp and aging.cpp.
 #include "vmmu/tdp/tdp_mmu.hpp"
 
@@ -9,19 +9,6 @@
 #include "vmmu/core/rcu.hpp"
 
 namespace vmmu::tdp {
-
-std::string_view to_string(FaultAction a) {
-  switch (a) {
-    case FaultAction::Mapped: return "mapped";
-    case FaultAction::Relaxed: return "relaxed";
-    case FaultAction::Spurious: return "spurious";
-    case FaultAction::Retry: return "retry";
-    case FaultAction::Mmio: return "mmio";
-    case FaultAction::RingFull: return "ring-full";
-    case FaultAction::OutOfRange: return "out-of-range";
-  }
-  return "?";
-}
 
 std::string_view to_string(AccessExit e) {
   switch (e) {
@@ -86,9 +73,9 @@ void TdpMmu::on_memslot_change(const MemslotChange& change) {
       // the same page of the slot, now at its new place.
       ReaderLock::Exclusive exclusive(lock_);
       pt::TlbFlush<Gpa> flush(&memory_);
-      zap_locked(change.before, flush,
+      unmap_locked(change.before, flush,
                  static_cast<std::int64_t>(change.after.begin.raw()) - static_cast<std::int64_t>(change.before.begin.raw()));
-      zap_locked(change.after, flush);
+      unmap_locked(change.after, flush);
       zaps_.fetch_add(1, std::memory_order_relaxed);
       finish(std::move(flush));
       checked("memslot move");
@@ -97,13 +84,12 @@ void TdpMmu::on_memslot_change(const MemslotChange& change) {
     case MemslotChangeKind::Removed:
     case MemslotChangeKind::OverlayAdded:
     case MemslotChangeKind::OverlayRemoved:
-      // Only the slot's own range (KVM without KVM_X86_QUIRK_SLOT_ZAP_ALL). A failure leaves
-      // stale leaves only on OOM while splitting a huge leaf at an edge.
-      each([&](Range<Gfn> r) { (void)zap(r); });
+      // Only the slot's own range (KVM without KVM_X86_QUIRK_SLOT_ZAP_ALL); cannot fail.
+      each([&](Range<Gfn> r) { unmap_clamped(r, "memslot removal"); });
       break;
     case MemslotChangeKind::FlagsChanged:
       if (change.new_flags.is_read_only() && !change.old_flags.is_read_only()) {
-        each([&](Range<Gfn> r) { (void)write_protect(r); });
+        each([&](Range<Gfn> r) { write_protect(r); });
       }
       if (change.new_flags.is_log_dirty() && !change.old_flags.is_log_dirty()) {
         each([&](Range<Gfn> r) { enable_dirty_logging(r); });

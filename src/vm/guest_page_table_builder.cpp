@@ -2,18 +2,24 @@
 
 #include <algorithm>
 #include <array>
-#include <span>
+#include <optional>
+#include <type_traits>
 
+#include "vm_table_memory.hpp"
 #include "vmmu/core/page_size.hpp"
+#include "vmmu/pt/walk.hpp"
 #include "vmmu/vm/vm.hpp"
 #include "vmmu/x86/guest_entry.hpp"
+#include "vmmu/x86/guest_format.hpp"
 
 namespace vmmu::vm {
 namespace {
 
 namespace gpte = x86::gpte;
-constexpr unsigned kEntries = 512;
+using Entry = std::uint64_t;
 constexpr std::uint64_t kTableFlags = gpte::P::mask | gpte::RW::mask | gpte::US::mask;
+// 4- and 5-level tables index every level alike: 5-level's geometry serves both.
+constexpr const pt::Geometry& kGeometry = x86::Format5::kGeometry;
 
 unsigned level_of(std::uint64_t page_size) {
   switch (page_size) {
@@ -22,16 +28,6 @@ unsigned level_of(std::uint64_t page_size) {
     case GiB: return 3;
     default: return 0;
   }
-}
-
-unsigned index_of(Gva gva, unsigned level) {
-  return static_cast<unsigned>((gva.raw() >> (kPageShift + 9 * (level - 1))) & (kEntries - 1));
-}
-
-bool canonical(std::uint64_t a, unsigned levels) {
-  const unsigned bits = levels == 5 ? 57 : 48;
-  const unsigned unused = 64 - bits;
-  return static_cast<std::uint64_t>(static_cast<std::int64_t>(a << unused) >> unused) == a;
 }
 
 }  // namespace
@@ -81,36 +77,44 @@ Result<Gpa, BuildError> GuestPageTableBuilder::take_table() {
   return t;
 }
 
-Result<std::uint64_t, BuildError> GuestPageTableBuilder::read(Gpa where) {
-  std::uint64_t e = 0;
-  if (!vm_->read(where, std::as_writable_bytes(std::span(&e, 1)))) return Unexpected{BuildError::Memory};
-  return e;
+x86::GuestPaging GuestPageTableBuilder::paging() const {
+  return x86::GuestPaging::from(long_mode_registers(root_, levels_));
 }
 
-Status<BuildError> GuestPageTableBuilder::write(Gpa where, std::uint64_t entry) {
-  if (!vm_->write(where, std::as_bytes(std::span(&entry, 1)))) return Unexpected{BuildError::Memory};
-  return {};
-}
-
+// The engine's walk down to `level`, building a table wherever an entry is empty.
 Result<Gpa, BuildError> GuestPageTableBuilder::entry_address(Gva gva, unsigned level) {
-  if (!canonical(gva.raw(), levels_)) return Unexpected{BuildError::NonCanonical};
-  Gpa table = root_;
-  for (unsigned l = levels_;; --l) {
-    const Gpa where = table + std::uint64_t{index_of(gva, l)} * 8;
-    if (l == level) return where;
-    Result<std::uint64_t, BuildError> e = read(where);
-    if (!e) return Unexpected{e.error()};
-    if (!gpte::P::get(*e)) {
-      Result<Gpa, BuildError> t = take_table();
-      if (!t) return t;
-      if (Status<BuildError> w = write(where, t->raw() | kTableFlags); !w) return Unexpected{w.error()};
-      table = *t;
-    } else if (gpte::PS::get(*e)) {
-      return Unexpected{BuildError::Conflict};
-    } else {
-      table = Gpa(gpte::Addr::bits(*e));
+  const x86::GuestPaging p = paging();
+  if (!p.canonical(gva)) return Unexpected{BuildError::NonCanonical};
+  detail::VmTableMemory memory(*vm_);
+  Result<Gpa, BuildError> out = Unexpected{BuildError::Memory};
+  p.with_format([&]([[maybe_unused]] auto format, [[maybe_unused]] Gpa root) {
+    using F = decltype(format);
+    // The registers are long mode's (4 or 5 levels, see create()): no other format occurs.
+    if constexpr (std::is_same_v<F, x86::Format4> || std::is_same_v<F, x86::Format5>) {
+      for (;;) {
+        const pt::WalkResult<F> w = pt::walk(format, memory, root, gva.raw(), [&](pt::Step<F>& s) {
+          return s.level == level ? pt::Visit::Stop : pt::Visit::Continue;
+        });
+        switch (w.end) {
+          case pt::WalkEnd::Stopped: out = w.entry_address; return;
+          case pt::WalkEnd::Leaf: out = Unexpected{BuildError::Conflict}; return;  // a huge leaf above `level`
+          case pt::WalkEnd::Unreadable: out = Unexpected{BuildError::Memory}; return;
+          case pt::WalkEnd::NotPresent: break;
+        }
+        Result<Gpa, BuildError> table = take_table();
+        if (!table) {
+          out = table;
+          return;
+        }
+        typename F::Entry expected = w.entry;
+        if (!memory.compare_exchange(w.entry_address, expected, typename F::Entry{table->raw() | kTableFlags})) {
+          out = Unexpected{BuildError::Memory};  // the only writer: a lost exchange is a failed access
+          return;
+        }
+      }
     }
-  }
+  });
+  return out;
 }
 
 Status<BuildError> GuestPageTableBuilder::check(Gva gva, std::uint64_t bytes, std::uint64_t page_size) const {
@@ -118,51 +122,46 @@ Status<BuildError> GuestPageTableBuilder::check(Gva gva, std::uint64_t bytes, st
   if (!gva.aligned_to(page_size) || bytes % page_size != 0) return Unexpected{BuildError::Misaligned};
   if (bytes == 0) return {};
   const std::uint64_t last = gva.raw() + (bytes - 1);
-  if (last < gva.raw() || !canonical(gva.raw(), levels_) || !canonical(last, levels_) ||
-      (gva.raw() >> 63) != (last >> 63)) {
+  const x86::GuestPaging p = paging();
+  if (last < gva.raw() || !p.canonical(gva) || !p.canonical(Gva(last)) || (gva.raw() >> 63) != (last >> 63)) {
     return Unexpected{BuildError::NonCanonical};
+  }
+  return {};
+}
+
+Status<BuildError> GuestPageTableBuilder::set_leaves(Gva gva, std::uint64_t bytes, std::uint64_t page_size,
+                                                    std::optional<Gpa> gpa, GuestPageFlags flags) {
+  if (Status<BuildError> c = check(gva, bytes, page_size); !c) return c;
+  const unsigned level = level_of(page_size);
+  detail::VmTableMemory memory(*vm_);
+  // One table at a time: the entries of a run are adjacent, one walk finds them all.
+  for (std::uint64_t off = 0; off < bytes;) {
+    const Gva at = gva + off;
+    Result<Gpa, BuildError> where = entry_address(at, level);
+    if (!where) return Unexpected{where.error()};
+    const std::uint64_t n =
+        std::min<std::uint64_t>(kGeometry.entries(level) - kGeometry.index(at.raw(), level), (bytes - off) / page_size);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      const Gpa entry_at = pt::entry_address<x86::Format5>(*where, static_cast<unsigned>(i));
+      std::optional<Entry> old = memory.read<Entry>(entry_at);
+      if (!old) return Unexpected{BuildError::Memory};
+      if (level > 1 && gpte::P::get(*old) && !gpte::PS::get(*old)) return Unexpected{BuildError::Conflict};
+      const Entry desired = gpa ? leaf_entry(*gpa + off + i * page_size, level, flags) : Entry{0};
+      if (!memory.compare_exchange(entry_at, *old, desired)) return Unexpected{BuildError::Memory};
+    }
+    off += n * page_size;
   }
   return {};
 }
 
 Status<BuildError> GuestPageTableBuilder::map(Gva gva, Gpa gpa, std::uint64_t bytes, std::uint64_t page_size,
                                               GuestPageFlags flags) {
-  if (Status<BuildError> c = check(gva, bytes, page_size); !c) return c;
-  if (!gpa.aligned_to(page_size)) return Unexpected{BuildError::Misaligned};
-  const unsigned level = level_of(page_size);
-  std::array<std::uint64_t, kEntries> run{};
-  // One table at a time: the entries of a run are adjacent, so one write covers them.
-  for (std::uint64_t off = 0; off < bytes;) {
-    const Gva at = gva + off;
-    Result<Gpa, BuildError> where = entry_address(at, level);
-    if (!where) return Unexpected{where.error()};
-    const std::uint64_t n = std::min<std::uint64_t>(kEntries - index_of(at, level), (bytes - off) / page_size);
-    const std::span<std::uint64_t> entries(run.data(), n);
-    if (level > 1) {
-      if (!vm_->read(*where, std::as_writable_bytes(entries))) return Unexpected{BuildError::Memory};
-      for (std::uint64_t e : entries) {
-        if (gpte::P::get(e) && !gpte::PS::get(e)) return Unexpected{BuildError::Conflict};
-      }
-    }
-    for (std::uint64_t i = 0; i < n; ++i) entries[i] = leaf_entry(gpa + off + i * page_size, level, flags);
-    if (!vm_->write(*where, std::as_bytes(entries))) return Unexpected{BuildError::Memory};
-    off += n * page_size;
-  }
-  return {};
+  if (level_of(page_size) != 0 && !gpa.aligned_to(page_size)) return Unexpected{BuildError::Misaligned};
+  return set_leaves(gva, bytes, page_size, gpa, flags);
 }
 
 Status<BuildError> GuestPageTableBuilder::unmap(Gva gva, std::uint64_t bytes, std::uint64_t page_size) {
-  if (Status<BuildError> c = check(gva, bytes, page_size); !c) return c;
-  const unsigned level = level_of(page_size);
-  for (std::uint64_t off = 0; off < bytes; off += page_size) {
-    Result<Gpa, BuildError> where = entry_address(gva + off, level);
-    if (!where) return Unexpected{where.error()};
-    Result<std::uint64_t, BuildError> e = read(*where);
-    if (!e) return Unexpected{e.error()};
-    if (level > 1 && gpte::P::get(*e) && !gpte::PS::get(*e)) return Unexpected{BuildError::Conflict};
-    if (Status<BuildError> w = write(*where, 0); !w) return w;
-  }
-  return {};
+  return set_leaves(gva, bytes, page_size, std::nullopt, {});
 }
 
 x86::Registers long_mode_registers(Gpa cr3, unsigned levels) {

@@ -224,6 +224,48 @@ TEST_F(Stage2MmuTest, RemovingASlotUnmapsIt) {
   EXPECT_FALSE(mmu->lookup(kRam));
 }
 
+TEST_F(Stage2MmuTest, UnmapRemovesAStraddlingBlockWhole) {
+  HostBuffer ram(k2M, k2M);
+  add_slot(1, kRam, k2M, ram.data());
+  fault(kRam, Access::read());
+  const std::uint64_t tables = mmu->table_memory().tables_in_use();
+  ASSERT_TRUE(mmu->unmap({kRam + 0x1000, kRam + 0x2000}));
+  EXPECT_FALSE(mmu->lookup(kRam)) << "the block was split, not removed";
+  EXPECT_LE(mmu->table_memory().tables_in_use(), tables);
+  expect_invariants();
+}
+
+class Stage2MmuNoSpareTableTest : public Stage2MmuTest {
+ protected:
+  void SetUp() override {
+    auto layout = choose_layout(40, Granule::K4);
+    ASSERT_TRUE(layout);
+    // The (concatenated) root and one level-2 table: a 2M block, and no table to split it.
+    auto m = Stage2Mmu::create(*layout, slots, {.table_budget = 2});
+    ASSERT_TRUE(m);
+    mmu = std::move(*m);
+  }
+};
+
+TEST_F(Stage2MmuNoSpareTableTest, LoggingDirtyWithoutTableMemoryLeavesNoWritableBlock) {
+  HostBuffer ram(k2M, k2M);
+  add_slot(1, kRam, k2M, ram.data());
+  ASSERT_EQ(fault(kRam, Access::write()).size, k2M);
+  ASSERT_TRUE(slots.set_flags(SlotId{1}, MemslotFlags::log_dirty()));  // observer: the split runs out
+  const auto m = mmu->lookup(kRam);
+  EXPECT_FALSE(m && m->attrs.write) << "a block stayed writable while its slot logs dirty pages";
+  expect_invariants();
+}
+
+TEST_F(Stage2MmuNoSpareTableTest, OverlayWithoutTableMemoryStillUnmapsTheOldBlock) {
+  HostBuffer ram(k2M, k2M), other(0x1000, 0x1000);
+  add_slot(1, kRam, k2M, ram.data());
+  ASSERT_EQ(fault(kRam, Access::read()).size, k2M);
+  ASSERT_TRUE(slots.overlay_add(Gfn((kRam.raw() >> kPageShift) + 5), 1, other.data()));
+  EXPECT_FALSE(mmu->lookup(kRam + 0x5000)) << "the old memory is still mapped under the overlay";
+  expect_invariants();
+}
+
 TEST_F(Stage2MmuTest, MakingASlotReadOnlyRemovesWrite) {
   HostBuffer ram(k2M, k2M);
   add_slot(1, kRam, k2M, ram.data());

@@ -13,29 +13,17 @@
 namespace vmmu::pt {
 namespace {
 
-using toy::HostToyFormat;
-using toy::kBlock;
-using Tables = OwnedTables<HostToyFormat>;
-
-constexpr LeafAttrs kRw{true, true, false, true, false};
-constexpr LeafAttrs kRo{true, false, false, true, false};
-const Hpa kOut(0x4000'0000);
+using namespace toy;  // the toy format, kRw / kRo / kOut, Tables, ToyTablesSetup
 constexpr std::uint64_t kPage = 0x1000;
 
-class HostTablesEngine : public ::testing::Test {
+class HostTablesEngine : public ::testing::Test, protected ToyTablesSetup {
  protected:
-  static Range<Gpa> range(std::uint64_t b, std::uint64_t e) { return {Gpa(b), Gpa(e)}; }
-  Tables make() { return std::move(Tables::create(f, memory, tlb).value()); }
   void map(Tables& t, Range<Gpa> r, unsigned max_level) {
     auto m = t.map(r, kOut + r.begin.raw(), kRw, {.max_level = max_level});
     ASSERT_TRUE(m);
     std::move(*m).apply(tlb);
   }
   bool writable(const Tables& t, std::uint64_t addr) { return t.lookup(Gpa(addr))->attrs.write; }
-
-  HostToyFormat f;
-  OwnedTableMemory memory{f.g, ~std::uint64_t{0}, toy::kToyTableAlign};
-  TlbLog<Gpa> tlb;
 };
 
 TEST_F(HostTablesEngine, ReachSplitsTheBlockAboveTheTargetAndStopsOnThePage) {

@@ -15,7 +15,7 @@ namespace {
 
 using toy::HostToyFormat;
 using toy::kBlock;
-using Tables = OwnedTables<HostToyFormat>;
+using toy::Tables;
 
 struct Page {
   Hpa out;

@@ -20,12 +20,12 @@ namespace {
 
 using toy::HostToyFormat;
 using toy::kBlock;
-using Tables = OwnedTables<HostToyFormat>;
+using toy::kRw;
+using toy::Tables;
 
 constexpr std::uint64_t kStable = 2 * 1024 * 1024;  // [0, kStable) stays mapped throughout
 constexpr std::uint64_t kChurn = 4 * 1024 * 1024;   // [kStable, kChurn) is mapped and unmapped
 const Hpa kBase(0x20'0000'0000);
-constexpr LeafAttrs kRw{true, true, false, true, false};
 
 TEST(HostTablesStress, ReadersNeverSeeHolesWhileFaultsRaceSplitsAndCollapses) {
   const unsigned seed = 7u;

@@ -10,19 +10,11 @@
 namespace vmmu::pt {
 namespace {
 
-using toy::HostToyFormat;
-using toy::kBlock;
-using Tables = OwnedTables<HostToyFormat>;
+using namespace toy;  // the toy format, kRw / kRo / kOut, Tables, ToyTablesSetup
 
-constexpr LeafAttrs kRw{true, true, false, true, false};
-constexpr LeafAttrs kRo{true, false, false, true, false};
-const Hpa kOut(0x4000'0000);  // leaves are never dereferenced by the layer: any aligned value
-
-class HostTablesTest : public ::testing::TestWithParam<bool> {
+class HostTablesTest : public ::testing::TestWithParam<bool>, protected ToyTablesSetup {
  protected:
   HostTablesTest() { f.break_before_make = GetParam(); }
-  static Range<Gpa> range(std::uint64_t b, std::uint64_t e) { return {Gpa(b), Gpa(e)}; }
-  Tables make() { return std::move(Tables::create(f, memory, tlb).value()); }
   // Every table the iterator reaches is counted, and nothing else is.
   void expect_accounting(const Tables& t) {
     const auto reach = t.reachable_tables();
@@ -32,10 +24,6 @@ class HostTablesTest : public ::testing::TestWithParam<bool> {
     ASSERT_TRUE(r.has_value()) << to_string(r.error());
     std::move(*r).apply(log);
   }
-
-  HostToyFormat f;
-  OwnedTableMemory memory{f.g, ~std::uint64_t{0}, toy::kToyTableAlign};
-  TlbLog<Gpa> tlb;
 };
 
 TEST_P(HostTablesTest, MapUsesLargestBlockAlignmentAllows) {

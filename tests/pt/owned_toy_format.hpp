@@ -7,6 +7,7 @@
 
 #include "vmmu/core/bits.hpp"
 #include "vmmu/pt/owned_format.hpp"
+#include "vmmu/pt/owned_tables.hpp"
 
 namespace vmmu::pt::toy {
 
@@ -64,5 +65,21 @@ inline constexpr std::uint64_t kBlock = 64 * 1024;  // a level-2 block
 inline constexpr std::uint64_t kSpace = 32 * 1024 * 1024;
 // Toy tables are 128..256 bytes; the address field starts at bit 8.
 inline constexpr std::size_t kToyTableAlign = 256;
+
+inline constexpr LeafAttrs kRw{true, true, false, true, false};
+inline constexpr LeafAttrs kRo{true, false, false, true, false};
+inline const Hpa kOut(0x4000'0000);  // leaves are never dereferenced by the layer: any aligned value
+
+using Tables = OwnedTables<HostToyFormat>;
+
+// What a toy-table test starts from: the format, its table memory and TLB log.
+struct ToyTablesSetup {
+  static Range<Gpa> range(std::uint64_t b, std::uint64_t e) { return {Gpa(b), Gpa(e)}; }
+  Tables make() { return std::move(Tables::create(f, memory, tlb).value()); }
+
+  HostToyFormat f;
+  OwnedTableMemory memory{f.g, ~std::uint64_t{0}, kToyTableAlign};
+  TlbLog<Gpa> tlb;
+};
 
 }  // namespace vmmu::pt::toy

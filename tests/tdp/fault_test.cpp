@@ -162,7 +162,7 @@ TEST(Fault, ZapAllMovesVcpusToANewRootWithoutTouchingTables) {
   auto& v = vm.vcpu();
   ASSERT_TRUE(vm.write64(v, Gpa(0x1000), 7));
   EXPECT_EQ(vm.mmu->stats().roots_created, 1u);
-  vm.mmu->zap_all();
+  vm.mmu->unmap_all();
   EXPECT_FALSE(vm.mmu->check_invariants().has_value());
   auto r = vm.read64(v, Gpa(0x1000));
   ASSERT_TRUE(r);
@@ -191,9 +191,7 @@ TEST(Fault, RootsAreSharedAndKeptWithoutVcpus) {
 }
 
 TEST(Fault, RebuildPolicyFreesARootWithItsLastVcpu) {
-  TdpConfig cfg;
-  cfg.policies.roots = RootPolicy::Rebuild;
-  TdpVm vm(cfg);
+  TdpVm vm([](Policies& p) { p.roots = RootPolicy::Rebuild; });
   HostMemory mem(16 * kPageSize);
   vm.add_slot(1, Gfn(0), mem);
   auto& v = vm.vcpu();

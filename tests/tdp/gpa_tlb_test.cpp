@@ -36,7 +36,7 @@ TEST(GpaTlb, TheMmuFlushesEveryVcpuTlb) {
   ASSERT_TRUE(vm.write64(v, Gpa(0x2000), 7));
   EXPECT_EQ(v.stats().faults, faults + 1);
   // zap-all: the vCPU moves to a new root and refaults.
-  vm.mmu->zap_all();
+  vm.mmu->unmap_all();
   ASSERT_TRUE(vm.read64(v, Gpa(0x2000)));
   EXPECT_EQ(v.stats().faults, faults + 2);
 }

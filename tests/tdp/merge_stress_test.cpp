@@ -79,7 +79,7 @@ TEST(MergeInPlace, AReaderNeverSeesAMissingPageOrWrongData) {
   fill(mem);
   vm.add_slot(1, Gfn(0), mem, k2M);
   const std::uint64_t merges_before = vm.mmu->stats().merges_in_place;
-  const ReaderSaw saw = read_while_split_and_recovered(vm, [&] { (void)vm.mmu->merge({Gfn(0), Gfn(kPages)}); });
+  const ReaderSaw saw = read_while_split_and_recovered(vm, [&] { (void)vm.mmu->collapse({Gfn(0), Gfn(kPages)}); });
   EXPECT_GE(saw.rounds, 200u);
   EXPECT_EQ(saw.huge_after_recover, saw.rounds) << "every merge left one 2 MiB leaf";
   EXPECT_EQ(vm.mmu->stats().merges_in_place - merges_before, saw.rounds);
@@ -92,14 +92,12 @@ TEST(MergeInPlace, AReaderNeverSeesAMissingPageOrWrongData) {
 // The negative control: the same reader under zap-and-refault recovery sees the unmap (it
 // faults), so the test above would catch a merge that unmapped the range.
 TEST(MergeInPlace, TheSameReaderFaultsUnderZapAndRefault) {
-  TdpConfig c;
-  c.policies.recovery = RecoveryPolicy::ZapAndRefault;
-  TdpVm vm(c);
+  TdpVm vm([](Policies& p) { p.recovery = RecoveryPolicy::ZapAndRefault; });
   HostMemory mem(2 * k2M);
   fill(mem);
   vm.add_slot(1, Gfn(0), mem, k2M);
   const ReaderSaw saw = read_while_split_and_recovered(vm, [&] {
-    (void)vm.mmu->zap_collapsible({Gfn(0), Gfn(kPages)});
+    (void)vm.mmu->unmap_collapsible({Gfn(0), Gfn(kPages)});
     // The reader's next fault maps the range as one 2 MiB leaf again: wait for it, so the
     // next round has a huge leaf to split.
     for (int i = 0; i < 1'000'000; ++i) {
@@ -140,7 +138,7 @@ TEST(MergeInPlace, ConcurrentWriteFaultsDuringMergesLoseNothing) {
   for (int round = 0; (round < 300 || written.load() < 2000) && !failed.load(); ++round) {
     ASSERT_TRUE(vm.mmu->split({Gfn(0), Gfn(kPages)}));
     (void)vm.mmu->write_protect({Gfn(0), Gfn(kPages)}, pt::Shared{});
-    (void)vm.mmu->merge({Gfn(0), Gfn(kPages)});
+    (void)vm.mmu->collapse({Gfn(0), Gfn(kPages)});
   }
   stop.store(true);
   writer.join();

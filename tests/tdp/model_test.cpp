@@ -120,17 +120,17 @@ void run(std::uint64_t seed, const TdpConfig& cfg) {
       what = "overlay";
     } else if (op < 84) {
       const Gfn a = pick_gfn();
-      ASSERT_TRUE(vm.mmu->zap({a, a + rng() % 2048}));
+      ASSERT_TRUE(vm.mmu->unmap({a, a + rng() % 2048}));
       what = "zap";
     } else if (op < 85) {
-      vm.mmu->zap_all();
+      vm.mmu->unmap_all();
       what = "zap_all";
     } else if (op < 88) {
       const Gfn a = pick_gfn();
       ASSERT_TRUE(vm.mmu->split({a, a + rng() % 2048}));
       what = "split";
     } else if (op < 91) {
-      vm.mmu->merge({Gfn(0), Gfn(8 * kSlotPages)});
+      vm.mmu->collapse({Gfn(0), Gfn(8 * kSlotPages)});
       what = "merge";
     } else if (op < 93) {
       vm.mmu->age({Gfn(0), Gfn(8 * kSlotPages)});

@@ -32,7 +32,7 @@ TEST(Operations, OneFlushPerOperation) {
   const std::uint64_t before = tlb.total();
   EXPECT_EQ(p.vm.mmu->write_protect({Gfn(0), Gfn(p.mem.pages())}), p.mem.pages());
   EXPECT_EQ(tlb.total(), before + 1);
-  ASSERT_TRUE(p.vm.mmu->zap({Gfn(10), Gfn(3000)}));
+  ASSERT_TRUE(p.vm.mmu->unmap({Gfn(10), Gfn(3000)}));
   EXPECT_EQ(tlb.total(), before + 2);
   p.vm.mmu->invalidate_begin({Gfn(0), Gfn(100)});
   p.vm.mmu->invalidate_end({Gfn(0), Gfn(100)});
@@ -78,7 +78,7 @@ TEST(Operations, SplitKeepsDataAndPermissionsMergeRestoresHugeLeaves) {
   const std::uint64_t faults = p.v->stats().faults;
   for (std::uint64_t q = 0; q < p.mem.pages(); ++q) ASSERT_EQ(*p.vm.read64(*p.v, gpa_of(Gfn(q))), q);
   EXPECT_EQ(p.v->stats().faults, faults) << "splitting needs no fault";
-  EXPECT_EQ(p.vm.mmu->merge({Gfn(0), Gfn(p.mem.pages())}), 8u);
+  EXPECT_EQ(p.vm.mmu->collapse({Gfn(0), Gfn(p.mem.pages())}), 8u);
   EXPECT_EQ(p.vm.mmu->stats().leaves[2], 8u);
   EXPECT_EQ(p.vm.mmu->stats().tables_in_use, 3u) << "page tables freed";
   EXPECT_FALSE(p.vm.mmu->check_invariants().has_value());
@@ -87,13 +87,13 @@ TEST(Operations, SplitKeepsDataAndPermissionsMergeRestoresHugeLeaves) {
 TEST(Operations, MergeNeedsEveryPageAndTheSlotsPermission) {
   Populated p(k2M);
   ASSERT_TRUE(p.vm.mmu->split({Gfn(0), Gfn(p.mem.pages())}));
-  ASSERT_TRUE(p.vm.mmu->zap({Gfn(7), Gfn(8)}));  // one page missing in the first table
-  EXPECT_EQ(p.vm.mmu->merge({Gfn(0), Gfn(p.mem.pages())}), 7u);
+  ASSERT_TRUE(p.vm.mmu->unmap({Gfn(7), Gfn(8)}));  // one page missing in the first table
+  EXPECT_EQ(p.vm.mmu->collapse({Gfn(0), Gfn(p.mem.pages())}), 7u);
   ASSERT_TRUE(p.vm.read64(*p.v, gpa_of(Gfn(7))));
-  EXPECT_EQ(p.vm.mmu->merge({Gfn(0), Gfn(p.mem.pages())}), 1u);
+  EXPECT_EQ(p.vm.mmu->collapse({Gfn(0), Gfn(p.mem.pages())}), 1u);
   // A slot declared with 4K backing is never merged.
   Populated small;
-  EXPECT_EQ(small.vm.mmu->merge({Gfn(0), Gfn(small.mem.pages())}), 0u);
+  EXPECT_EQ(small.vm.mmu->collapse({Gfn(0), Gfn(small.mem.pages())}), 0u);
 }
 
 TEST(Operations, RecoveryPoliciesAfterDirtyLogging) {
@@ -124,12 +124,12 @@ TEST(Operations, DisallowedHugePagesSplitAndStaySmallUntilAllowed) {
   p.vm.mmu->disallow_huge({Gfn(600), Gfn(601)});  // inside the second 2M frame
   EXPECT_EQ(p.vm.mmu->lookup(gpa_of(Gfn(600)))->level, 1u);
   EXPECT_EQ(p.vm.mmu->lookup(gpa_of(Gfn(1200)))->level, 2u) << "other frames stay huge";
-  ASSERT_TRUE(p.vm.mmu->zap({Gfn(512), Gfn(1024)}));
+  ASSERT_TRUE(p.vm.mmu->unmap({Gfn(512), Gfn(1024)}));
   ASSERT_TRUE(p.vm.read64(*p.v, gpa_of(Gfn(700))));
   EXPECT_EQ(p.vm.mmu->lookup(gpa_of(Gfn(700)))->level, 1u);
-  EXPECT_EQ(p.vm.mmu->merge({Gfn(0), Gfn(p.mem.pages())}), 0u);
+  EXPECT_EQ(p.vm.mmu->collapse({Gfn(0), Gfn(p.mem.pages())}), 0u);
   p.vm.mmu->allow_huge({Gfn(600), Gfn(601)});
-  ASSERT_TRUE(p.vm.mmu->zap({Gfn(512), Gfn(1024)}));
+  ASSERT_TRUE(p.vm.mmu->unmap({Gfn(512), Gfn(1024)}));
   ASSERT_TRUE(p.vm.read64(*p.v, gpa_of(Gfn(700))));
   EXPECT_EQ(p.vm.mmu->lookup(gpa_of(Gfn(700)))->level, 2u);
   EXPECT_FALSE(p.vm.mmu->check_invariants().has_value());
@@ -140,14 +140,18 @@ TEST(Operations, OverlayConversionSplitsThenMergesBack) {
   Populated p(k2M);
   HostMemory shared(kPageSize);
   std::memset(shared.data(), 0xab, 8);
+  // Split first, as the simulator's conversion does: unmapping one page of a huge leaf drops
+  // the whole leaf.
+  ASSERT_TRUE(p.vm.mmu->split({Gfn(512), Gfn(1024)}));
   auto o = p.vm.slots.overlay_add(Gfn(513), 1, shared.data());
   ASSERT_TRUE(o);
+  EXPECT_TRUE(p.vm.mmu->lookup(gpa_of(Gfn(514)))) << "the rest of the 2M range stays mapped";
   EXPECT_EQ(*p.vm.read64(*p.v, gpa_of(Gfn(513))), 0xababababababababull);
   EXPECT_EQ(*p.vm.read64(*p.v, gpa_of(Gfn(514))), 514u) << "the rest of the 2M range keeps its data";
   EXPECT_EQ(p.vm.mmu->lookup(gpa_of(Gfn(514)))->level, 1u);
   ASSERT_TRUE(p.vm.slots.overlay_remove(*o));
   EXPECT_EQ(*p.vm.read64(*p.v, gpa_of(Gfn(513))), 513u);
-  EXPECT_EQ(p.vm.mmu->merge({Gfn(512), Gfn(1024)}), 1u);
+  EXPECT_EQ(p.vm.mmu->collapse({Gfn(512), Gfn(1024)}), 1u);
   EXPECT_EQ(p.vm.mmu->lookup(gpa_of(Gfn(514)))->level, 2u);
   EXPECT_FALSE(p.vm.mmu->check_invariants().has_value());
 }
@@ -164,6 +168,40 @@ TEST(Operations, TableBudgetExhaustionIsAnErrorNotACrash) {
   ASSERT_FALSE(f.has_value());
   EXPECT_EQ(f.error(), pt::TableError::OutOfMemory);
   EXPECT_EQ(*vm.read64(v, Gpa(0)), 1u) << "what was mapped stays";
+  EXPECT_FALSE(vm.mmu->check_invariants().has_value());
+}
+
+
+// Budget for a 2M leaf and no more: the root, a level-3 and a level-2 table.
+TdpConfig no_table_to_spare() {
+  TdpConfig c;
+  c.table_budget = 3;
+  return c;
+}
+
+TEST(Operations, DisallowingHugeWithoutTableMemoryUnmapsTheHugeLeafWhole) {
+  TdpVm vm(no_table_to_spare());
+  HostMemory mem(k2M);
+  vm.add_slot(1, Gfn(0), mem, k2M);
+  auto& v = vm.vcpu();
+  ASSERT_TRUE(vm.write64(v, gpa_of(Gfn(5)), 5));
+  ASSERT_EQ(vm.mmu->lookup(gpa_of(Gfn(5)))->level, 2u);
+  vm.mmu->disallow_huge({Gfn(5), Gfn(6)});  // the split needs a page table: none left
+  const auto leaf = vm.mmu->lookup(gpa_of(Gfn(5)));
+  EXPECT_FALSE(leaf && leaf->level > 1) << "a huge leaf stayed over a disallowed gfn";
+  EXPECT_FALSE(vm.mmu->check_invariants().has_value());
+}
+
+TEST(Operations, OverlayWithoutTableMemoryStillUnmapsTheOldLeaf) {
+  TdpVm vm(no_table_to_spare());
+  HostMemory mem(k2M), other(kPageSize);
+  vm.add_slot(1, Gfn(0), mem, k2M);
+  auto& v = vm.vcpu();
+  ASSERT_TRUE(vm.write64(v, gpa_of(Gfn(5)), 5));
+  ASSERT_EQ(vm.mmu->lookup(gpa_of(Gfn(5)))->level, 2u);
+  // Zapping one page of the 2M leaf would need a page table to keep the rest: the leaf goes whole.
+  ASSERT_TRUE(vm.slots.overlay_add(Gfn(5), 1, other.data()));
+  EXPECT_FALSE(vm.mmu->lookup(gpa_of(Gfn(5)))) << "the old memory is still mapped under the overlay";
   EXPECT_FALSE(vm.mmu->check_invariants().has_value());
 }
 

@@ -60,7 +60,7 @@ TEST_P(ParallelFaults, StructuralOperationsNeverLoseOrMisplaceData) {
   for (int i = 0; i < 400 || accesses.load() < 20000; ++i) {
     const Gfn a(rng() % kPages), b = a + 1 + rng() % 1024;
     switch (rng() % 8) {
-      case 0: ASSERT_TRUE(vm.mmu->zap({a, b})); break;
+      case 0: ASSERT_TRUE(vm.mmu->unmap({a, b})); break;
       case 1:
         if (rng() % 2 == 0) {
           vm.mmu->write_protect({a, b}, pt::Shared{});
@@ -69,13 +69,13 @@ TEST_P(ParallelFaults, StructuralOperationsNeverLoseOrMisplaceData) {
         }
         break;
       case 2: ASSERT_TRUE(vm.mmu->split({a, b})); break;
-      case 3: vm.mmu->merge({Gfn(0), Gfn(kPages)}); break;
+      case 3: vm.mmu->collapse({Gfn(0), Gfn(kPages)}); break;
       case 4: vm.mmu->age({a, b}); break;
       case 5:
         vm.mmu->invalidate_begin({a, b});
         vm.mmu->invalidate_end({a, b});
         break;
-      case 6: vm.mmu->zap_all(); break;
+      case 6: vm.mmu->unmap_all(); break;
       default: (void)vm.mmu->test_age({a, b}); break;
     }
   }

@@ -94,29 +94,39 @@ Result<std::string, std::string> answer_case_text(std::string_view text, const C
   return std::move(*result);
 }
 
-AnswerCounts answer_cases(std::span<const std::string> paths, const CaseAnswerer& answer, std::ostream& out,
-                          std::ostream& err, std::string_view command) {
+AnswerCounts visit_answers(std::span<const std::string> paths, const LocatedAnswerer& answer,
+                           const CaseOutput& answered, const CaseOutput& failed, std::ostream& err,
+                           std::string_view command) {
   AnswerCounts counts;
   for (const std::string& path : paths) {
     auto contents = read_file(path);
     if (!contents) {
       ++counts.unreadable_files;
       err << "vmmu " << command << ": " << to_string(contents.error()) << '\n';
-      out << error_line(to_string(contents.error())) << '\n';
+      failed(CaseLocation{path, 0}, to_string(contents.error()));
       continue;
     }
     for_each_case(path, *contents, is_batch_path(path), [&](const CaseLocation& where, std::string_view text) {
-      auto line = answer_case_text(text, where, answer);
+      auto line = answer_case_text(text, where, [&](const Json& doc) { return answer(doc, where); });
       if (line) {
         ++counts.answered;
-        out << *line << '\n';
+        answered(where, *line);
         return;
       }
       ++counts.malformed;
       err << "vmmu " << command << ": " << line.error() << '\n';
-      out << error_line(line.error()) << '\n';
+      failed(where, line.error());
     });
   }
+  return counts;
+}
+
+AnswerCounts answer_cases(std::span<const std::string> paths, const CaseAnswerer& answer, std::ostream& out,
+                          std::ostream& err, std::string_view command) {
+  const AnswerCounts counts = visit_answers(
+      paths, [&](const Json& doc, const CaseLocation&) { return answer(doc); },
+      [&](const CaseLocation&, const std::string& line) { out << line << '\n'; },
+      [&](const CaseLocation&, const std::string& message) { out << error_line(message) << '\n'; }, err, command);
   out.flush();
   return counts;
 }

@@ -70,6 +70,16 @@ struct AnswerCounts {
 AnswerCounts answer_cases(std::span<const std::string> paths, const CaseAnswerer& answer, std::ostream& out,
                           std::ostream& err, std::string_view command);
 
+// The protocol's one loop, for every way of printing answers: each case of `paths`, in order,
+// is answered by answer(doc, where); answered(where, result) gets each answer, failed(where,
+// message) each malformed case and unreadable file (a file's `where` has line 0), which are
+// also named on `err` ("vmmu COMMAND: ...") and counted.
+using LocatedAnswerer = std::function<Result<std::string, CaseError>(const Json& doc, const CaseLocation& where)>;
+using CaseOutput = std::function<void(const CaseLocation& where, const std::string& text)>;
+AnswerCounts visit_answers(std::span<const std::string> paths, const LocatedAnswerer& answer,
+                           const CaseOutput& answered, const CaseOutput& failed, std::ostream& err,
+                           std::string_view command);
+
 // The answer to one case's text (parse + answer), as answer_cases() would print it: the result,
 // or the error message naming `where` and the field.
 Result<std::string, std::string> answer_case_text(std::string_view text, const CaseLocation& where,

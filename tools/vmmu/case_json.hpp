@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -135,5 +136,26 @@ std::string quoted(std::string_view s);
 
 // "0x" followed by lower-case hex digits, no padding: the formats' way of writing numbers.
 std::string hex(std::uint64_t value);
+
+// The "accesses" array every walk case has: each element an object with only the fields
+// `known`, read by read_one(element, path) into an access (`example` shows one in errors).
+// Errors: Missing, WrongType (the array or an element), and read_one's.
+template <class Access, class ReadOne>
+Result<std::vector<Access>, CaseError> read_accesses(const Json& doc, std::span<const std::string_view> known,
+                                                     std::string_view example, ReadOne&& read_one) {
+  auto array = read_array(doc, "", "accesses");
+  if (!array) return Unexpected{array.error()};
+  std::vector<Access> accesses;
+  accesses.reserve((*array)->size());
+  auto read = for_each_object(**array, "accesses", example, [&](const Json& a, const std::string& at) -> Status<CaseError> {
+    if (auto k = check_keys(a, at, known); !k) return k;
+    Result<Access, CaseError> one = read_one(a, at);
+    if (!one) return Unexpected{one.error()};
+    accesses.push_back(*one);
+    return {};
+  });
+  if (!read) return Unexpected{read.error()};
+  return accesses;
+}
 
 }  // namespace vmmu::cli

@@ -34,13 +34,9 @@ Result<EptWalkCase, CaseError> parse_ept_walk_case(const Json& doc) {
   if (!memory) return Unexpected{memory.error()};
   c.memory = std::move(*memory);
 
-  auto accesses = read_array(doc, "", "accesses");
-  if (!accesses) return Unexpected{accesses.error()};
-  c.accesses.reserve((*accesses)->size());
   const std::uint64_t gpa_limit = (std::uint64_t{1} << c.maxphyaddr) - 1;
-  auto read = for_each_object(**accesses, "accesses", R"({"gpa": "0x1000", "op": "read"})",
-                              [&](const Json& a, const std::string& at) -> Status<CaseError> {
-    if (auto k = check_keys(a, at, kAccessKeys); !k) return k;
+  auto accesses = read_accesses<EptAccess>(doc, kAccessKeys, R"({"gpa": "0x1000", "op": "read"})",
+                                           [&](const Json& a, const std::string& at) -> Result<EptAccess, CaseError> {
     // x86-ept-walk.md: gpas are below 2^maxphyaddr.
     auto gpa = read_number(a, at, "gpa");
     if (!gpa) return Unexpected{gpa.error()};
@@ -50,10 +46,10 @@ Result<EptWalkCase, CaseError> parse_ept_walk_case(const Json& doc) {
     }
     auto op = read_op(a, at);
     if (!op) return Unexpected{op.error()};
-    c.accesses.push_back(EptAccess{Gpa(*gpa), *op});
-    return {};
+    return EptAccess{Gpa(*gpa), *op};
   });
-  if (!read) return Unexpected{read.error()};
+  if (!accesses) return Unexpected{accesses.error()};
+  c.accesses = std::move(*accesses);
   return c;
 }
 

@@ -43,23 +43,17 @@ Result<S2WalkCase, CaseError> parse_s2_walk_case(const Json& doc) {
   auto memory = parse_memory_chunks(doc, ChunkRules{"pa", false, false});
   if (!memory) return Unexpected{memory.error()};
 
-  auto accesses = read_array(doc, "", "accesses");
-  if (!accesses) return Unexpected{accesses.error()};
-  S2WalkCase c{*stage2, std::move(*memory), {}};
-  c.accesses.reserve((*accesses)->size());
-  auto read = for_each_object(**accesses, "accesses", R"({"ipa": "0x1234000", "op": "read"})",
-                              [&](const Json& a, const std::string& at) -> Status<CaseError> {
-    if (auto k = check_keys(a, at, kAccessKeys); !k) return k;
+  auto accesses = read_accesses<S2Access>(doc, kAccessKeys, R"({"ipa": "0x1234000", "op": "read"})",
+                                          [&](const Json& a, const std::string& at) -> Result<S2Access, CaseError> {
     // Any 64-bit IPA is accepted: one above the IPA size is answered with a translation fault.
     auto ipa = read_number(a, at, "ipa");
     if (!ipa) return Unexpected{ipa.error()};
     auto op = read_op(a, at, /*allow_fetch=*/false);
     if (!op) return Unexpected{op.error()};
-    c.accesses.push_back(S2Access{Ipa(*ipa), *op});
-    return {};
+    return S2Access{Ipa(*ipa), *op};
   });
-  if (!read) return Unexpected{read.error()};
-  return c;
+  if (!accesses) return Unexpected{accesses.error()};
+  return S2WalkCase{*stage2, std::move(*memory), std::move(*accesses)};
 }
 
 S2WalkRun run_s2_walk_case(const S2WalkCase& c) {

@@ -41,18 +41,9 @@ Result<std::vector<WalkTableRow>, CaseError> s2walk_table_rows(const Json& doc, 
 }
 
 int run_s2walk(const S2walkCommandOptions& options, std::ostream& out, std::ostream& err) {
-  std::vector<std::string> files = options.files;
-  if (files.empty()) {
-    const std::string dir = options.samples_dir.empty() ? default_samples_dir() + "/s2walk" : options.samples_dir;
-    files = sample_files(dir);
-    if (files.empty()) {
-      err << "vmmu s2walk: no FILE given, and no sample cases (*.json, *.jsonl) in " << dir
-          << " (set --samples DIR)\n";
-      return kExitBadInput;
-    }
-  }
-  if (options.table) return print_case_table(files, s2walk_table_rows, out, err, "s2walk");
-  return answer_cases(files, answer_s2walk_case, out, err, "s2walk").exit_status();
+  const std::string dir = options.samples_dir.empty() ? default_samples_dir() + "/s2walk" : options.samples_dir;
+  return answer_case_files(options.files, dir, "s2walk", "set --samples DIR", options.table, answer_s2walk_case,
+                           s2walk_table_rows, out, err);
 }
 
 void register_s2walk_command(CLI::App& app) {

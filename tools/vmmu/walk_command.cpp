@@ -36,21 +36,25 @@ std::vector<std::string> sample_files(const std::string& dir) {
   return files;
 }
 
-int run_walk(const WalkCommandOptions& options, std::ostream& out, std::ostream& err) {
-  std::vector<std::string> files = options.files;
-  if (files.empty()) {
-    const std::string dir = options.samples_dir.empty() ? default_samples_dir() : options.samples_dir;
-    files = sample_files(dir);
-    if (files.empty()) {
-      err << "vmmu walk: no FILE given, and no sample cases (*.json, *.jsonl) in " << dir
-          << " (set --samples DIR or VMMU_SAMPLES)\n";
-      return kExitBadInput;
-    }
+int answer_case_files(const std::vector<std::string>& files, const std::string& samples_dir, std::string_view command,
+                      std::string_view hint, bool table, const CaseAnswerer& answer, CaseTableRows rows_of,
+                      std::ostream& out, std::ostream& err) {
+  const std::vector<std::string> paths = files.empty() ? sample_files(samples_dir) : files;
+  if (paths.empty()) {
+    err << "vmmu " << command << ": no FILE given, and no sample cases (*.json, *.jsonl) in " << samples_dir << " ("
+        << hint << ")\n";
+    return kExitBadInput;
   }
-  if (options.table) return print_case_table(files, walk_table_rows, out, err, "walk");
+  if (table) return print_case_table(paths, rows_of, out, err, command);
+  return answer_cases(paths, answer, out, err, command).exit_status();
+}
+
+int run_walk(const WalkCommandOptions& options, std::ostream& out, std::ostream& err) {
+  const std::string dir = options.samples_dir.empty() ? default_samples_dir() : options.samples_dir;
   const WalkThrough through{options.mmu == "shadow", options.host_levels};
-  return answer_cases(files, [through](const Json& doc) { return answer_walk_case_through(doc, through); }, out, err, "walk")
-      .exit_status();
+  return answer_case_files(options.files, dir, "walk", "set --samples DIR or VMMU_SAMPLES", options.table,
+                           [through](const Json& doc) { return answer_walk_case_through(doc, through); },
+                           walk_table_rows, out, err);
 }
 
 void register_walk_command(CLI::App& app) {

@@ -91,34 +91,23 @@ std::string case_name(const CaseLocation& where) {
 int print_case_table(std::span<const std::string> files, CaseTableRows rows_of, std::ostream& out, std::ostream& err,
                      std::string_view command) {
   std::vector<WalkTableRow> rows;
-  AnswerCounts counts;
-  for (const std::string& path : files) {
-    auto contents = read_file(path);
-    if (!contents) {
-      ++counts.unreadable_files;
-      err << "vmmu " << command << ": " << to_string(contents.error()) << '\n';
-      rows.push_back({case_name(CaseLocation{path, 0}), "-", "-", "-", "-", "error: " + to_string(contents.error())});
-      continue;
-    }
-    for_each_case(path, *contents, is_batch_path(path), [&](const CaseLocation& where, std::string_view text) {
-      std::vector<WalkTableRow> case_rows;
-      const CaseAnswerer answer = [&](const Json& doc) -> Result<std::string, CaseError> {
+  std::vector<WalkTableRow> case_rows;  // the case being answered
+  const AnswerCounts counts = visit_answers(
+      files,
+      [&](const Json& doc, const CaseLocation& where) -> Result<std::string, CaseError> {
         auto r = rows_of(doc, case_name(where));
         if (!r) return Unexpected{r.error()};
         case_rows = std::move(*r);
         return std::string();
-      };
-      auto done = answer_case_text(text, where, answer);
-      if (!done) {
-        ++counts.malformed;
-        err << "vmmu " << command << ": " << done.error() << '\n';
-        rows.push_back({case_name(where), "-", "-", "-", "-", "error: " + done.error()});
-        return;
-      }
-      ++counts.answered;
-      rows.insert(rows.end(), std::make_move_iterator(case_rows.begin()), std::make_move_iterator(case_rows.end()));
-    });
-  }
+      },
+      [&](const CaseLocation&, const std::string&) {
+        rows.insert(rows.end(), std::make_move_iterator(case_rows.begin()), std::make_move_iterator(case_rows.end()));
+        case_rows.clear();
+      },
+      [&](const CaseLocation& where, const std::string& message) {
+        rows.push_back({case_name(where), "-", "-", "-", "-", "error: " + message});
+      },
+      err, command);
   print_walk_table(out, rows);
   out.flush();
   return counts.exit_status();

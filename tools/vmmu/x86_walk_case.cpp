@@ -69,12 +69,8 @@ Result<X86WalkCase, CaseError> parse_x86_walk_case(const Json& doc) {
   c.memory = std::move(*memory);
 
   const x86::PagingMode mode = x86::paging_mode(c.regs);
-  auto accesses = read_array(doc, "", "accesses");
-  if (!accesses) return Unexpected{accesses.error()};
-  c.accesses.reserve((*accesses)->size());
-  auto read = for_each_object(**accesses, "accesses", R"({"gva": "0x1000", "op": "read", "cpl": 0})",
-                              [&](const Json& a, const std::string& at) -> Status<CaseError> {
-    if (auto k = check_keys(a, at, kAccessKeys); !k) return k;
+  auto accesses = read_accesses<X86Access>(doc, kAccessKeys, R"({"gva": "0x1000", "op": "read", "cpl": 0})",
+                                           [&](const Json& a, const std::string& at) -> Result<X86Access, CaseError> {
     auto gva = read_number(a, at, "gva");
     if (!gva) return Unexpected{gva.error()};
     // x86-walk.md: a gva must fit the mode; outside long mode linear addresses have 32 bits.
@@ -92,10 +88,10 @@ Result<X86WalkCase, CaseError> parse_x86_walk_case(const Json& doc) {
       return Unexpected{CaseError{CaseErrorKind::BadValue, field_path(at, "cpl"),
                                   fmt::format("{} is not 0 or 3", *cpl)}};
     }
-    c.accesses.push_back(X86Access{Gva(*gva), *op, static_cast<unsigned>(*cpl)});
-    return {};
+    return X86Access{Gva(*gva), *op, static_cast<unsigned>(*cpl)};
   });
-  if (!read) return Unexpected{read.error()};
+  if (!accesses) return Unexpected{accesses.error()};
+  c.accesses = std::move(*accesses);
   return c;
 }
 

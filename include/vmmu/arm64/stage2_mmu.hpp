@@ -8,9 +8,10 @@
 //                                    ▼
 //   explicit: map / unmap / write_protect / enable_dirty_logging / age / split / collapse
 //
-// Concurrency (KVM's model, arch/arm64/kvm/mmu.c): faults take the table lock shared and
-// install entries with compare-exchange (a lost race is retried); every structural operation
-// takes it exclusively. Lock-free readers (lookup, a vCPU's walk) run inside an
+// Concurrency (KVM's model, arch/arm64/kvm/mmu.c): faults take the table lock (a ReaderLock,
+// as the TDP MMU's: writers preferred, readers on their own cache lines) shared and install
+// entries with compare-exchange (a lost race is retried); every structural operation takes
+// it exclusively. Lock-free readers (lookup, a vCPU's walk) run inside an
 // rcu::ReadGuard; unlinked tables are freed after them. Every break-before-make and every
 // flush is recorded in tlb(): TLBI IPAS2E1IS = by_address, range = by_range, VMALLS12E1IS = all.
 //
@@ -20,8 +21,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 
 #include "vmmu/arm64/layout.hpp"
@@ -30,8 +29,10 @@
 #include "vmmu/arm64/stage2_mmu_format.hpp"
 #include "vmmu/core/access.hpp"
 #include "vmmu/core/address.hpp"
+#include "vmmu/core/reader_lock.hpp"
 #include "vmmu/core/result.hpp"
 #include "vmmu/memory/memslots.hpp"
+#include "vmmu/mmu/fault.hpp"
 #include "vmmu/pt/owned_tables.hpp"
 
 namespace vmmu::arm64 {
@@ -39,21 +40,10 @@ namespace vmmu::arm64 {
 using Stage2Tables = pt::OwnedTables<Stage2MmuFormat>;
 using Stage2TlbLog = pt::TlbLog<Ipa>;
 
-// What a stage-2 fault turned into. Not an error: the guest resumes or the VMM emulates.
-enum class FaultAction : std::uint8_t {
-  Mapped,      // a new leaf maps the IPA; the guest retries the access
-  Relaxed,     // the existing leaf gained AF / write / exec (permission or access-flag fault)
-  Spurious,    // the leaf already allows the access (another vCPU fixed it): resume
-  Mmio,        // no memslot, or a write to a read-only slot: emulate the access
-  OutOfRange,  // IPA beyond the VM's IPA size: inject an address-size fault
-};
-std::string_view to_string(FaultAction a);
-
-struct FaultOutcome {
-  FaultAction action = FaultAction::Spurious;
-  std::uint64_t size = 0;  // bytes the leaf now maps (Mapped / Relaxed)
-  bool dirtied = false;    // the page was marked dirty in its slot's log
-};
+// The MMU family's fault outcome (mmu/fault.hpp); a stage-2 fault ends Mapped, Relaxed,
+// Spurious, Mmio or OutOfRange (inject an address-size fault).
+using mmu::FaultAction;
+using mmu::FaultOutcome;
 
 struct Stage2MmuOptions {
   std::uint64_t table_budget = ~std::uint64_t{0};  // table pages the VM may use
@@ -83,13 +73,14 @@ class Stage2Mmu {
   // Maps every memslot-backed part of `range` (prefault), largest blocks first unless
   // `pages_only`. Errors: OutOfRange, Misaligned (not granule aligned), OutOfMemory.
   Status<pt::TableError> map(Range<Ipa> range, bool pages_only = false);
-  // Errors: OutOfRange, Misaligned, OutOfMemory (splitting a block straddling an edge).
+  // Removes every leaf touching `range`; a block straddling an edge goes whole (faults map
+  // back what is still needed), so no table memory is needed. Errors: OutOfRange, Misaligned.
   Status<pt::TableError> unmap(Range<Ipa> range);
   // Clears write on every leaf touching `range`, then one range invalidation.
   // Errors: OutOfRange, Misaligned.
   Status<pt::TableError> write_protect(Range<Ipa> range);
-  // Eager split to pages + write-protect: what enabling dirty logging on `range` does.
-  // Errors: OutOfRange, Misaligned, OutOfMemory.
+  // Eager split to pages + write-protect: what enabling dirty logging on `range` does. Out of
+  // table memory, blocks are unmapped instead of split. Errors: OutOfRange, Misaligned.
   Status<pt::TableError> enable_dirty_logging(Range<Ipa> range);
   // Test-and-clear the access flag; returns how many leaves were young. No TLB invalidation
   // (as KVM: a stale young entry only delays the next aging). Errors: OutOfRange, Misaligned.
@@ -122,8 +113,7 @@ class Stage2Mmu {
   Result<FaultOutcome, pt::TableError> fault_locked(Ipa ipa, Access access);
   void on_memslot_change(const MemslotChange& change);
   void checked(const char* what) const;
-  std::unique_lock<std::shared_mutex> lock_exclusive();
-  std::shared_lock<std::shared_mutex> lock_shared();
+  static unsigned reader_slot();  // this thread's slot in lock_
   template <class T>
   Status<pt::TableError> finish(Result<T, pt::TableError> r, const char* what);
 
@@ -134,8 +124,7 @@ class Stage2Mmu {
   Stage2TlbLog tlb_;
   std::optional<Stage2Tables> tables_;
   std::optional<Stage2> stage2_;  // the walker's view of the same tables (invariant checks)
-  mutable std::shared_mutex lock_;
-  std::atomic<unsigned> writers_waiting_{0};
+  ReaderLock lock_;  // faults shared, structural operations exclusive (as TdpMmu)
   std::uint64_t observer_ = 0;
   std::atomic<std::uint64_t> faults_{0}, mapped_{0}, relaxed_{0}, spurious_{0}, mmio_{0};
 };

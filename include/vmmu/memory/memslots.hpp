@@ -140,7 +140,6 @@ class Memslots {
   // after a grace period without waiting.
   void publish(std::unique_lock<std::mutex>& lock, MemslotChange change, bool wait);
   std::unique_ptr<MemslotSnapshot> build(std::uint64_t generation) const;
-  const SlotState* slot_holding(Gfn first, std::uint64_t pages) const;
   Result<std::shared_ptr<DirtyBitmap>, MemslotError> bitmap_of(SlotId id) const;
   void check_invariants() const;
 

@@ -8,8 +8,9 @@
 //   map(in, out, attrs)    largest block that alignment, range and format allow at each spot;
 //                          splits a block it has to map inside; replaces a table by a block
 //                          (coalesce) unless `shared`
-//   unmap(in)              zaps leaves and whole tables, splits blocks straddling the edges,
-//                          then frees tables left empty at the edges
+//   unmap(in)              removes leaves and whole tables, splits blocks straddling the edges,
+//                          then frees tables left empty at the edges; unmap(in, WholeLeaves)
+//                          removes straddling blocks whole instead, so it cannot fail
 //   write_protect(in)      clears write on every leaf touching the range (whole blocks)
 //   age(in) / test_age(in) test-and-clear / test the accessed flag
 //   relax(addr, attrs)     adds permissions to the leaf at addr (a permission fault's fix)
@@ -43,6 +44,9 @@
 #include "vmmu/pt/walk.hpp"
 
 namespace vmmu::pt {
+
+// unmap's tag for removing blocks that straddle the range whole (see OwnedTables::unmap).
+struct WholeLeaves {};
 
 struct MapOptions {
   unsigned max_level = kMaxLevels;  // largest block level to use (1: pages only)
@@ -94,6 +98,9 @@ class OwnedTables {
   }
 
   [[nodiscard]] Hpa root() const { return root_; }
+  // What every range operation rejects: OutOfRange (empty, or past the input limit),
+  // Misaligned (not page aligned); nullopt for a range they accept.
+  [[nodiscard]] std::optional<TableError> check_range(Range<Input> in) const { return check(in); }
   [[nodiscard]] const F& format() const { return f_; }
   [[nodiscard]] OwnedTableMemory& memory() const { return *memory_; }
   // The entry-sized steps (install, reach, split_block, ...) for an MMU's own one-address
@@ -160,36 +167,20 @@ class OwnedTables {
   // an edge; the part unmapped before stays unmapped and is flushed).
   Result<Flush, TableError> unmap(Range<Input> in) {
     if (auto bad = check(in)) return Unexpected{*bad};
-    auto entry_ops = ops();
-    Flush flush(memory_);
-    const std::uint64_t begin = in.begin.raw(), end = in.end.raw();
-    std::optional<TableError> error = for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<TableError> {
-      const Entry old = it.entry();
-      const unsigned level = it.level();
-      if (!f_.present(old, level)) {
-        it.next_sibling();
-        return std::nullopt;
-      }
-      if (it.address() >= begin && end - it.address() >= it.span()) {
-        if (entry_ops.install(it, Entry{}, flush) == ops::Installed::Done) it.next_sibling();
-        return std::nullopt;
-      }
-      if (it.is_table()) {
-        it.next();
-        return std::nullopt;
-      }
-      Result<Entry, TableError> table = entry_ops.split_block(old, level);
-      if (!table) return table.error();
-      if (entry_ops.install(it, *table, flush) == ops::Installed::Lost) {
-        entry_ops.discard(*table, level);
-        return std::nullopt;
-      }
-      it.next();
-      return std::nullopt;
-    });
-    if (error) return fail(std::move(flush), *error);
-    prune(begin, end, flush);
-    return flush;
+    return unmap_checked(in, false);
+  }
+
+  // Removes every leaf touching `in` whole -- a block straddling an edge goes entirely, the
+  // MMU refaults what it still needs (KVM's zap) -- and frees tables left empty. Needs no
+  // table memory, so it cannot fail: `in` is clamped to the input limit and widened to pages.
+  Flush unmap(Range<Input> in, WholeLeaves) {
+    const Geometry& g = f_.geometry();
+    const std::uint64_t page = g.span(1);
+    const std::uint64_t end = in.end.raw() < g.input_limit() ? (in.end.raw() + page - 1) & ~(page - 1) : g.input_limit();
+    const std::uint64_t begin = in.begin.raw() & ~(page - 1);
+    if (!(begin < end)) return Flush(memory_);
+    Result<Flush, TableError> r = unmap_checked({Input(begin), Input(end)}, true);
+    return std::move(*r);  // no split, so no error (see unmap_checked)
   }
 
   // Clears write permission on every leaf that touches `in` (dirty logging).
@@ -425,6 +416,42 @@ class OwnedTables {
       : f_(format), memory_(&memory), tlb_(&tlb), root_(root) {}
 
   ops::EntryOps<F> ops() const { return ops::EntryOps<F>(f_, *memory_, *tlb_, root_); }
+
+  // unmap's loop; `whole`: a straddling leaf is removed, never split, and the only error
+  // (the split's OutOfMemory / Unsupported) cannot occur.
+  Result<Flush, TableError> unmap_checked(Range<Input> in, bool whole) {
+    auto entry_ops = ops();
+    Flush flush(memory_);
+    const std::uint64_t begin = in.begin.raw(), end = in.end.raw();
+    std::optional<TableError> error = for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<TableError> {
+      const Entry old = it.entry();
+      const unsigned level = it.level();
+      if (!f_.present(old, level)) {
+        it.next_sibling();
+        return std::nullopt;
+      }
+      if ((it.address() >= begin && end - it.address() >= it.span()) || (whole && it.is_leaf())) {
+        if (entry_ops.install(it, Entry{}, flush) == ops::Installed::Done) it.next_sibling();
+        return std::nullopt;
+      }
+      if (it.is_table()) {
+        it.next();
+        return std::nullopt;
+      }
+      Result<Entry, TableError> table = entry_ops.split_block(old, level);
+      if (!table) return table.error();
+      if (entry_ops.install(it, *table, flush) == ops::Installed::Lost) {
+        entry_ops.discard(*table, level);
+        return std::nullopt;
+      }
+      it.next();
+      return std::nullopt;
+    });
+    if (error) return fail(std::move(flush), *error);
+    prune(begin, end, flush);
+    return flush;
+  }
+
 
   std::optional<TableError> check(Range<Input> in) const {
     const Geometry& g = f_.geometry();

@@ -19,6 +19,7 @@
 
 #include "vmmu/core/access.hpp"
 #include "vmmu/core/address.hpp"
+#include "vmmu/pt/geometry.hpp"
 
 namespace vmmu::tdp {
 
@@ -35,7 +36,7 @@ class GpaTlb {
     }
     const std::uint8_t need = a.is_write() ? kWrite : a.is_fetch() ? kExec : kRead;
     for (unsigned level = 1; level <= 3; ++level) {
-      const unsigned shift = 12 + 9 * (level - 1);
+      const unsigned shift = kLeafSizes.shift(level);
       const std::uint64_t tag = gpa.raw() >> shift;
       const Entry& e = sets_[level - 1][tag & (kWays - 1)];
       if (e.tag == tag && (e.rights & need) != 0) return e.host + (gpa.raw() & ((std::uint64_t{1} << shift) - 1));
@@ -49,7 +50,7 @@ class GpaTlb {
       clear();
       generation_ = generation;
     }
-    const std::uint64_t tag = gpa.raw() >> (12 + 9 * (level - 1));
+    const std::uint64_t tag = gpa.raw() >> kLeafSizes.shift(level);
     sets_[level - 1][tag & (kWays - 1)] = {tag, leaf_host, rights};
   }
 
@@ -59,6 +60,8 @@ class GpaTlb {
 
  private:
   static constexpr unsigned kWays = 64;
+  // EPT's and NPT's leaf sizes, levels 1-3 (the same in 4- and 5-level tables).
+  static constexpr pt::Geometry kLeafSizes = pt::Geometry::uniform(4, kPageShift, 9, 9, 8);
   struct Entry {
     std::uint64_t tag = ~std::uint64_t{0};
     std::byte* host = nullptr;

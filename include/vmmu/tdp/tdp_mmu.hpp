@@ -12,7 +12,8 @@
 //       ▼
 //   install with compare-exchange (lost race: re-decide), mark dirty (bitmap or vCPU ring)
 //
-// Structural operations (zap, write-protect for dirty logging, split, merge, age) run over
+// Structural operations -- the MMU family's verbs (mmu/fault.hpp): unmap (KVM: zap),
+// write_protect (dirty logging), split, collapse (KVM: recover huge pages), age -- run over
 // every valid root and issue one TLB flush each.
 //
 // Locking: one ReaderLock. Faults and the modelled hardware's accesses hold it shared (a
@@ -42,6 +43,7 @@
 #include "vmmu/core/result.hpp"
 #include "vmmu/memory/dirty_ring.hpp"
 #include "vmmu/memory/memslots.hpp"
+#include "vmmu/mmu/fault.hpp"
 #include "vmmu/pt/table_error.hpp"
 #include "vmmu/pt/owned_table_memory.hpp"
 #include "vmmu/pt/tlb_log.hpp"
@@ -61,22 +63,9 @@ struct TdpConfig {
   std::uint32_t dirty_ring_size = 0;               // 0: dirty bitmaps; else entries per vCPU ring
 };
 
-// What a fault turned into. Not an error: the vCPU retries, or the VMM emulates / harvests.
-enum class FaultAction : std::uint8_t {
-  Mapped,      // a new leaf maps the gpa
-  Relaxed,     // the existing leaf gained write permission
-  Spurious,    // the mapping already allowed the access (another vCPU fixed it)
-  Retry,       // raced with an invalidation or a memslot update: access again
-  Mmio,        // no memslot, or a write to a read-only slot: emulate
-  RingFull,    // the vCPU's dirty ring is full: harvest and reset, then access again
-  OutOfRange,  // gpa beyond what the tables translate
-};
-std::string_view to_string(FaultAction a);
-
-struct FaultOutcome {
-  FaultAction action = FaultAction::Spurious;
-  unsigned level = 0;  // level of the leaf mapping the gpa afterwards (Mapped / Relaxed)
-};
+// The MMU family's fault outcome (mmu/fault.hpp).
+using mmu::FaultAction;
+using mmu::FaultOutcome;
 
 // Why an access through the tables did not reach memory.
 enum class AccessExit : std::uint8_t { Mmio, RingFull, OutOfRange, OutOfMemory };
@@ -180,14 +169,16 @@ class TdpMmu {
   // ---- host-side events -----------------------------------------------------------------
 
   // MMU notifier: the host is about to change the memory behind `gfns` (KVM's
-  // invalidate_range_start): zaps their leaves; faults on them retry until invalidate_end.
+  // invalidate_range_start): unmaps their leaves; faults on them retry until invalidate_end.
   void invalidate_begin(Range<Gfn> gfns);
   void invalidate_end(Range<Gfn> gfns);
-  // Zaps every leaf in `gfns` (and tables left empty). Errors: OutOfRange, OutOfMemory.
-  Status<pt::TableError> zap(Range<Gfn> gfns);
-  // Drops everything: invalidates every root (a generation bump, no table walk on any
-  // fault path); vCPUs load a new root on their next access.
-  void zap_all();
+  // Unmaps (KVM: zaps) every leaf touching `gfns`, and tables left empty; a huge leaf
+  // straddling an edge goes whole (faults map back what is still needed), so no table memory
+  // is needed. Errors: OutOfRange (past gpa_limit(), or end before begin).
+  Status<pt::TableError> unmap(Range<Gfn> gfns);
+  // Drops everything (KVM: zap all, fast): invalidates every root (a generation bump, no
+  // table walk on any fault path); vCPUs load a new root on their next access.
+  void unmap_all();
 
   // ---- dirty logging (the slot's LogDirty flag is set / cleared through Memslots) -------
 
@@ -211,27 +202,29 @@ class TdpMmu {
   // Splits every huge leaf touching `gfns` down to 4K, keeping permissions (no fault needed).
   // Returns how many huge leaves were split. Errors: OutOfRange, OutOfMemory.
   Result<std::uint64_t, pt::TableError> split(Range<Gfn> gfns);
-  // Merges in place: every page table inside `gfns` whose entries are present, contiguous,
+  // Collapses in place (KVM: recovers huge pages): every page table inside `gfns` whose
+  // entries are present, contiguous,
   // equally permitted and allowed to be huge becomes one huge leaf in a single atomic store,
   // never unmapping the range (then 2M leaves into 1G the same way). Runs concurrently with
   // faults. Returns how many tables were replaced.
-  std::uint64_t merge(Range<Gfn> gfns);
-  // Zaps the page tables inside `gfns` that could be huge, so faults map huge again (KVM's
-  // recovery before 6.13). Returns how many.
-  std::uint64_t zap_collapsible(Range<Gfn> gfns);
+  std::uint64_t collapse(Range<Gfn> gfns);
+  // Unmaps the page tables inside `gfns` that could be huge, so faults map huge again (KVM's
+  // zap_collapsible_sptes, its recovery before 6.13). Returns how many.
+  std::uint64_t unmap_collapsible(Range<Gfn> gfns);
   // Clears write permission on every leaf touching `gfns`; returns leaves changed.
   // pt::Exclusive: takes the lock exclusively, whole page tables are stored. pt::Shared: stays
   // concurrent with faults, every entry compare-exchanged (a bit set meanwhile is kept).
   std::uint64_t write_protect(Range<Gfn> gfns, pt::Exclusive = {});
   std::uint64_t write_protect(Range<Gfn> gfns, pt::Shared);
-  // Test-and-clear the accessed state of every leaf touching `gfns` (A bits; zapping when the
-  // format has no A/D bits). Returns how many leaves were young. No TLB flush (as KVM 6.13+).
+  // Test-and-clear the accessed state of every leaf touching `gfns` (A bits; unmapping when
+  // the format has no A/D bits). Returns how many leaves were young. No TLB flush (as KVM 6.13+).
   std::uint64_t age(Range<Gfn> gfns);
   [[nodiscard]] bool test_age(Range<Gfn> gfns);
 
   // Forbids (or allows again) huge mappings that would cover any of `gfns`: KVM's
   // disallow_lpage counts (mixed private/shared attributes, write-tracked pages). Counts
-  // nest. disallow zaps huge leaves covering the range.
+  // nest. disallow splits huge leaves covering the range (unmaps them whole when out of table
+  // memory).
   void disallow_huge(Range<Gfn> gfns);
   void allow_huge(Range<Gfn> gfns);
 
@@ -281,7 +274,10 @@ class TdpMmu {
                         pt::TlbFlush<Gpa>& flush);
   // Applies a flush token: one flush per operation, counted.
   void finish(pt::TlbFlush<Gpa>&& flush);
-  void zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush, std::int64_t moved_by = 0);
+  // Zaps `gfns` (clamped to gpa_limit()); huge leaves straddling an edge go whole, so these
+  // need no table memory and cannot fail.
+  void unmap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush, std::int64_t moved_by = 0);
+  void unmap_clamped(Range<Gfn> gfns, const char* what);  // takes the lock, one flush
   // `gfns` as guest-physical bytes, clamped to gpa_limit(); nullopt when nothing is left.
   std::optional<Range<Gpa>> clamp(Range<Gfn> gfns) const;
   // Leaves changed; the lock is held as the mode says.

@@ -6,16 +6,19 @@
 //   builder.map(gva range -> gpa, 4K / 2M / 1G pages, flags)              tables on demand
 //   vcpu.set_registers(long_mode_registers(builder.root(), levels))
 //
-// Every table access goes through Vm::read / Vm::write -- through the TDP tables, so table
-// pages are faulted in and logged dirty like any device write. Non-leaf entries grant
+// Tables are walked with the engine (pt::walk over the guest's x86 format) and every entry is
+// read and exchanged through a pt::TableMemory over Vm::read / Vm::write -- through the TDP
+// tables, so table pages are faulted in and logged dirty like any device write. Non-leaf entries grant
 // everything (P|RW|US): the leaf's flags decide. New table pages are zeroed when taken.
 // One builder per address space; not thread-safe.
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "vmmu/core/address.hpp"
 #include "vmmu/core/result.hpp"
+#include "vmmu/x86/guest_paging.hpp"
 #include "vmmu/x86/registers.hpp"
 
 namespace vmmu::vm {
@@ -72,9 +75,12 @@ class GuestPageTableBuilder {
   GuestPageTableBuilder(Vm& vm, Range<Gpa> pool, unsigned levels)
       : vm_(&vm), pool_(pool), next_(pool.begin), levels_(levels) {}
   Result<Gpa, BuildError> take_table();
-  Result<std::uint64_t, BuildError> read(Gpa where);
-  Status<BuildError> write(Gpa where, std::uint64_t entry);
+  // The registers' view of these tables (format, canonical addresses) for the engine's walk.
+  [[nodiscard]] x86::GuestPaging paging() const;
   Status<BuildError> check(Gva gva, std::uint64_t bytes, std::uint64_t page_size) const;
+  // Writes the leaves of [gva, gva + bytes): mapping from `gpa`, or empty when nullopt.
+  Status<BuildError> set_leaves(Gva gva, std::uint64_t bytes, std::uint64_t page_size, std::optional<Gpa> gpa,
+                                GuestPageFlags flags);
 
   Vm* vm_;
   Range<Gpa> pool_;

@@ -2,6 +2,7 @@
 // A VM-sized setup for TDP MMU tests: guest memory (aligned for huge pages), memslots, an MMU
 // and vCPU handles, and helpers to access guest-physical memory the way the hardware would.
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <sys/mman.h>
 #include <string>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "vmmu/memory/memslots.hpp"
@@ -42,6 +44,10 @@ class HostMemory {
 };
 
 struct TdpVm {
+  // Default format and budget; the policies `set` leaves in a default Policies.
+  template <class Set>
+    requires std::invocable<Set, tdp::Policies&>
+  explicit TdpVm(Set&& set) : TdpVm(with_policies(std::forward<Set>(set))) {}
   explicit TdpVm(tdp::TdpConfig config = {}) {
     auto m = tdp::TdpMmu::create(config, slots);
     if (!m) std::abort();
@@ -71,6 +77,13 @@ struct TdpVm {
     });
     if (!s) return Unexpected{s.error()};
     return value;
+  }
+
+  template <class Set>
+  static tdp::TdpConfig with_policies(Set&& set) {
+    tdp::TdpConfig c;
+    set(c.policies);
+    return c;
   }
 
   Memslots slots;

@@ -1,5 +1,5 @@
-// Zapping: gfn ranges (memslot changes, MMU notifiers), everything (a root generation bump),
-// and the huge-page bans that force smaller mappings.
+// Unmapping (KVM: zapping): gfn ranges (memslot changes, MMU notifiers), everything (a root
+// generation bump), and the huge-page bans that force smaller mappings.
 #include <algorithm>
 
 #include "vmmu/core/rcu.hpp"
@@ -7,7 +7,7 @@
 
 namespace vmmu::tdp {
 
-void TdpMmu::zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush, std::int64_t moved_by) {
+void TdpMmu::unmap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush, std::int64_t moved_by) {
   const std::optional<Range<Gpa>> clamped = clamp(gfns);
   if (!clamped) return;
   const Range<Gpa> range = *clamped;
@@ -18,24 +18,29 @@ void TdpMmu::zap_locked(Range<Gfn> gfns, pt::TlbFlush<Gpa>& flush, std::int64_t 
     std::uint64_t leaves = 0;
     root->tables.for_each_leaf(range, [&](const TdpTables::Mapping&) { ++leaves; });
     zapped_leaves_.fetch_add(leaves, std::memory_order_relaxed);
-    auto r = root->tables.unmap(range);
-    if (r) flush.merge(std::move(*r));
+    // Huge leaves straddling an edge go whole (faults map what is still needed), so zapping
+    // needs no table memory and cannot fail.
+    flush.merge(root->tables.unmap(range, pt::WholeLeaves{}));
     roots_->put(root);
   }
 }
 
-Status<pt::TableError> TdpMmu::zap(Range<Gfn> gfns) {
+Status<pt::TableError> TdpMmu::unmap(Range<Gfn> gfns) {
   if (gpa_of(gfns.end).raw() > gpa_limit() || gfns.end < gfns.begin) return Unexpected{pt::TableError::OutOfRange};
-  ReaderLock::Exclusive exclusive(lock_);
-  pt::TlbFlush<Gpa> flush(&memory_);
-  zap_locked(gfns, flush);
-  zaps_.fetch_add(1, std::memory_order_relaxed);
-  finish(std::move(flush));
-  checked("zap");
+  unmap_clamped(gfns, "unmap");
   return {};
 }
 
-void TdpMmu::zap_all() {
+void TdpMmu::unmap_clamped(Range<Gfn> gfns, const char* what) {
+  ReaderLock::Exclusive exclusive(lock_);
+  pt::TlbFlush<Gpa> flush(&memory_);
+  unmap_locked(gfns, flush);
+  zaps_.fetch_add(1, std::memory_order_relaxed);
+  finish(std::move(flush));
+  checked(what);
+}
+
+void TdpMmu::unmap_all() {
   ReaderLock::Exclusive exclusive(lock_);
   {
     rcu::ReadGuard rcu;
@@ -48,7 +53,7 @@ void TdpMmu::zap_all() {
   tlb_.invalidate_all();
   flushes_.fetch_add(1, std::memory_order_relaxed);
   flush_generation_.fetch_add(1, std::memory_order_release);
-  checked("zap_all");
+  checked("unmap_all");
 }
 
 void TdpMmu::invalidate_begin(Range<Gfn> gfns) {
@@ -66,7 +71,7 @@ void TdpMmu::invalidate_begin(Range<Gfn> gfns) {
   }
   invalidate_in_progress_.fetch_add(1, std::memory_order_release);
   pt::TlbFlush<Gpa> flush(&memory_);
-  zap_locked(gfns, flush);
+  unmap_locked(gfns, flush);
   zaps_.fetch_add(1, std::memory_order_relaxed);
   finish(std::move(flush));
   checked("invalidate_begin");
@@ -90,8 +95,9 @@ void TdpMmu::disallow_huge(Range<Gfn> gfns) {
     any_disallowed_.fetch_add(1, std::memory_order_release);
   }
   // Huge leaves over the range are split, not dropped: the rest of each stays mapped, and
-  // only the leaves touching the range get smaller.
-  (void)split(gfns);
+  // only the leaves touching the range get smaller. Out of table memory, they are zapped
+  // whole instead (that cannot fail): no huge leaf may stay over a disallowed gfn.
+  if (!split(gfns)) unmap_clamped(gfns, "disallow_huge");
 }
 
 void TdpMmu::allow_huge(Range<Gfn> gfns) {
