@@ -196,7 +196,7 @@ class OwnedTables {
   // Errors: OutOfRange, Misaligned.
   template <Mode M = Exclusive>
   Result<Flush, TableError> write_protect(Range<Input> in, M mode = {}) {
-    Result<Counted, TableError> r = update(in, [](LeafAttrs a) { return a.without_write(); }, mode);
+    Result<Counted, TableError> r = update(in, ops::LeafFlag::Write, mode);
     if (!r) return Unexpected{r.error()};
     return std::move(r->flush);
   }
@@ -205,18 +205,19 @@ class OwnedTables {
   // Errors: OutOfRange, Misaligned.
   template <Mode M = Exclusive>
   Result<Counted, TableError> age(Range<Input> in, M mode = {}) {
-    return update(in, [](LeafAttrs a) { return a.old(); }, mode);
+    return update(in, ops::LeafFlag::Accessed, mode);
   }
 
-  // Replaces the attributes of every leaf touching `in` by change(attrs); count = leaves
-  // changed. The mode says whether whole page tables may be stored (Exclusive) or every
-  // entry is compare-exchanged (Shared, concurrent with faults and A/D updates).
+  // Clears `flag` on every leaf touching `in` (one AND per entry, see ops/leaf_bits.hpp);
+  // count = leaves that had it. The mode says whether whole page tables may be stored
+  // (Exclusive) or every entry is compare-exchanged (Shared, concurrent with faults and A/D
+  // updates).
   // Errors: OutOfRange, Misaligned.
-  template <class Change, Mode M = Exclusive>
-  Result<Counted, TableError> update(Range<Input> in, Change&& change, M mode = {}) {
+  template <Mode M = Exclusive>
+  Result<Counted, TableError> update(Range<Input> in, ops::LeafFlag flag, M mode = {}) {
     if (auto bad = check(in)) return Unexpected{*bad};
     Flush flush(memory_);
-    const std::uint64_t n = update_leaves(in, flush, std::forward<Change>(change), mode);
+    const std::uint64_t n = update_leaves(in, flush, ops::ClearFlag<F>(f_, flag), mode);
     return Counted{n, std::move(flush)};
   }
 
@@ -225,12 +226,11 @@ class OwnedTables {
   // table, not per page. Exclusive only. Pages not mapped by a page leaf (unmapped, or inside
   // a block) are skipped; so are pages beyond the input limit.
   // Errors: Misaligned (first not page aligned).
-  template <class Change>
-  Result<Counted, TableError> update_pages(Input first, std::span<const std::uint64_t> words, Change&& change) {
+  Result<Counted, TableError> update_pages(Input first, std::span<const std::uint64_t> words, ops::LeafFlag flag) {
     const Geometry& g = f_.geometry();
     if (!first.aligned_to(g.span(1))) return Unexpected{TableError::Misaligned};
     auto entry_ops = ops();
-    typename ops::EntryOps<F>::Memo memo;
+    const ops::ClearFlag<F> clear(f_, flag);
     Flush flush(memory_);
     std::uint64_t changed = 0;
     const unsigned page_shift = g.shift(1);
@@ -263,7 +263,7 @@ class OwnedTables {
         if (table == nullptr) continue;  // unmapped, or a block (callers protect blocks whole)
         // Entry index of bit i: word_page + i - frame * per_table (modular: the word may start
         // in the previous table, and then only bits from this table's start are set).
-        const std::uint64_t n = entry_ops.update_page_table_masked(table, word_page - frame * per_table, here, change, memo);
+        const std::uint64_t n = entry_ops.update_page_table_masked(table, word_page - frame * per_table, here, clear);
         if (n == 0) continue;
         changed += n;
         const std::uint64_t lo = word_page + static_cast<unsigned>(__builtin_ctzll(here));
@@ -462,28 +462,24 @@ class OwnedTables {
     return Unexpected{e};
   }
 
-  template <class Change, Mode M>
-  std::uint64_t update_leaves(Range<Input> in, Flush& flush, Change&& change, M mode) {
+  template <Mode M>
+  std::uint64_t update_leaves(Range<Input> in, Flush& flush, const ops::ClearFlag<F>& clear, M mode) {
     auto entry_ops = ops();
     std::uint64_t changed = 0;
     for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<TableError> {
       if (it.level() == 2 && it.is_table() && it.address() >= in.begin.raw() &&
           in.end.raw() - it.address() >= it.span()) {
         // A page table wholly inside the range: one pass over its entries.
-        const std::uint64_t n = entry_ops.update_page_table(f_.table_address(it.entry(), 2), change, mode);
+        const std::uint64_t n = entry_ops.update_page_table(f_.table_address(it.entry(), 2), clear, mode);
         if (n != 0) flush.add({Input(it.address()), Input(it.address() + it.span())});
         changed += n;
         it.next_sibling();
         return std::nullopt;
       }
-      if (it.is_leaf()) {
-        const LeafAttrs now = f_.leaf_attrs(it.entry(), it.level());
-        const LeafAttrs want = change(now);
-        if (!(want == now)) {
-          const Entry desired = f_.make_leaf(f_.leaf_address(it.entry(), it.level()), it.level(), want);
-          if (entry_ops.install(it, desired, flush) == ops::Installed::Lost) return std::nullopt;  // decide again
-          ++changed;
-        }
+      const Entry mask = clear.mask(it.level());
+      if (it.is_leaf() && (it.entry() & mask) != 0) {
+        if (entry_ops.install(it, it.entry() & ~mask, flush) == ops::Installed::Lost) return std::nullopt;  // decide again
+        ++changed;
       }
       it.next();
       return std::nullopt;
