@@ -28,6 +28,7 @@
 #include "vmmu/pt/owned_format.hpp"
 #include "vmmu/pt/owned_table_memory.hpp"
 #include "vmmu/pt/tlb_log.hpp"
+#include "vmmu/pt/ops/entry_pair.hpp"
 #include "vmmu/pt/ops/leaf_bits.hpp"
 #include "vmmu/pt/ops/mode.hpp"
 #include "vmmu/pt/table_iterator.hpp"
@@ -208,6 +209,9 @@ class EntryOps {
     const Geometry& g = f_.geometry();
     const Entry mask = clear.mask(1);
     Entry* e = OwnedTableMemory::pointer<Entry>(table);
+    if constexpr (std::same_as<M, Shared> && kPairCas && sizeof(Entry) == 8) {
+      return update_page_table_pairs(e, static_cast<unsigned>(g.entries(1)), mask);
+    }
     std::uint64_t changed = 0;
     for (unsigned i = 0; i < g.entries(1); ++i) {
       std::atomic_ref<Entry> slot(e[i]);
@@ -222,6 +226,27 @@ class EntryOps {
         }
         ++changed;
         break;
+      }
+    }
+    return changed;
+  }
+
+  // update_page_table's Shared mode, two entries per compare-exchange (see entry_pair.hpp).
+  // `n` is even: tables are whole pages.
+  std::uint64_t update_page_table_pairs(Entry* e, unsigned n, Entry mask) {
+    auto changes = [&](Entry x) { return (x & mask) != 0 && f_.present(x, 1); };
+    std::uint64_t changed = 0;
+    for (unsigned i = 0; i < n; i += 2) {
+      // relaxed, and possibly torn between the two: the compare-exchange checks both.
+      Entry lo = std::atomic_ref<Entry>(e[i]).load(std::memory_order_relaxed);
+      Entry hi = std::atomic_ref<Entry>(e[i + 1]).load(std::memory_order_relaxed);
+      for (;;) {  // a lost compare-exchange leaves the current values in lo / hi: decide again
+        const bool l = changes(lo), h = changes(hi);
+        if (!l && !h) break;
+        if (compare_exchange_pair(&e[i], lo, hi, l ? lo & ~mask : lo, h ? hi & ~mask : hi)) {
+          changed += (l ? 1u : 0u) + (h ? 1u : 0u);
+          break;
+        }
       }
     }
     return changed;
