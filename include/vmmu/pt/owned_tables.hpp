@@ -236,17 +236,31 @@ class OwnedTables {
     const unsigned page_shift = g.shift(1);
     const std::uint64_t first_page = first.raw() >> page_shift, per_table = g.entries(1);
     const std::uint64_t page_limit = g.input_limit() >> page_shift;
+    // Page tables by frame (page table number), walked once for the prefetch front and the
+    // update behind it: a few slots, as the two are at most a table or two apart.
+    std::array<std::pair<std::uint64_t, Entry*>, 4> tables;
+    tables.fill({~std::uint64_t{0}, nullptr});
+    auto table_of = [&](std::uint64_t frame) {
+      auto& [at, t] = tables[frame % tables.size()];
+      if (at != frame) {
+        at = frame;
+        t = page_table((frame * per_table) << page_shift);
+      }
+      return t;
+    };
     std::uint64_t frame = ~std::uint64_t{0};  // page table (in page tables) `table` belongs to
     Entry* table = nullptr;
     for (std::size_t w = 0; w < words.size(); ++w) {
       const std::uint64_t word_page = first_page + w * 64;
-      // The entries are scattered cache lines: start loading those of a word a few words
-      // ahead while this word's are updated (when it falls in the same page table).
-      constexpr std::size_t kAhead = 4;  // words: about L3 latency / work per word
-      if (table != nullptr && w + kAhead < words.size()) {
+      // The entries are scattered cache lines: start loading those of a word a page table's
+      // worth of words ahead (about memory latency / work per word) while this word's are
+      // updated, whichever page table they are in.
+      constexpr std::size_t kAhead = 8;
+      if (w + kAhead < words.size()) {
         for (std::uint64_t m = words[w + kAhead]; m != 0; m &= m - 1) {
           const std::uint64_t p = word_page + kAhead * 64 + static_cast<unsigned>(__builtin_ctzll(m));
-          if (p / per_table == frame) __builtin_prefetch(&table[p % per_table], 1);
+          if (p >= page_limit) break;
+          if (Entry* t = table_of(p / per_table)) __builtin_prefetch(&t[p % per_table], 1);
         }
       }
       for (std::uint64_t m = words[w]; m != 0;) {
@@ -254,7 +268,7 @@ class OwnedTables {
         if (p >= page_limit) break;
         if (p / per_table != frame) {
           frame = p / per_table;
-          table = page_table((frame * per_table) << page_shift);
+          table = table_of(frame);
         }
         // This word's bits inside the page table: up to its end (a word may straddle two).
         const std::uint64_t end_bit = (frame + 1) * per_table - word_page;
