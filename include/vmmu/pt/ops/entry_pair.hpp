@@ -8,21 +8,13 @@
 // Locked instructions on one cache line are totally ordered whatever their width (SDM vol. 3A,
 // 9.1.2.2; APM vol. 3 CMPXCHG16B), so the pair is atomic against the 8-byte compare-exchanges
 // and fetch_ors of faults and the modelled hardware. Under ThreadSanitizer, which cannot see an
-// asm store, kPairCas is false and callers use 8-byte compare-exchanges.
+// asm store (VMMU_TSAN), kPairCas is false and callers use 8-byte compare-exchanges.
 
 #include <cstdint>
 
 namespace vmmu::pt::ops {
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define VMMU_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define VMMU_TSAN 1
-#endif
-
+// VMMU_TSAN: defined by the tsan preset, as for core/rcu.
 #if defined(__x86_64__) && !defined(VMMU_TSAN)
 inline constexpr bool kPairCas = true;
 
