@@ -59,7 +59,7 @@ void TdpMmu::enable_dirty_logging(Range<Gfn> gfns) {
     }
     // Huge leaves that stay are write-protected in both trackings (a write splits them);
     // 4K leaves lose write permission, or only their D bit with dirty-bit tracking.
-    auto r = t.update(range, [&](pt::LeafAttrs a) { return by_dirty_bits ? a.clean() : a.without_write(); });
+    auto r = t.update(range, by_dirty_bits ? pt::ops::LeafFlag::Dirty : pt::ops::LeafFlag::Write);
     if (r) {
       (by_dirty_bits ? dirty_cleared_ : write_protected_).fetch_add(r->count, std::memory_order_relaxed);
       flush.merge(std::move(r->flush));
@@ -89,7 +89,7 @@ std::uint64_t TdpMmu::write_protect_locked(Range<Gpa> range, auto mode, pt::TlbF
   std::uint64_t changed = 0;
   rcu::ReadGuard rcu;
   for (Root* root : roots_->valid_roots()) {
-    if (auto r = root->tables.update(range, [](pt::LeafAttrs a) { return a.without_write(); }, mode)) {
+    if (auto r = root->tables.update(range, pt::ops::LeafFlag::Write, mode)) {
       changed += r->count;
       flush.merge(std::move(r->flush));
     }
@@ -130,9 +130,8 @@ void TdpMmu::reprotect_masked(const std::vector<Root*>& roots, Gfn first, std::s
   std::uint64_t changed = 0;
   for (Root* root : roots) {
     // Exclusive: no fault and no access runs, so nothing can set a bit under us.
-    auto r = root->tables.update_pages(gpa_of(first), words, [&](pt::LeafAttrs a) {
-      return by_dirty_bits ? a.clean() : a.without_write();
-    });
+    auto r = root->tables.update_pages(gpa_of(first), words,
+                                       by_dirty_bits ? pt::ops::LeafFlag::Dirty : pt::ops::LeafFlag::Write);
     if (r) {
       changed += r->count;
       flush.merge(std::move(r->flush));
@@ -153,7 +152,7 @@ void TdpMmu::fold_dirty_bits(Range<Gpa> range, pt::TlbFlush<Gpa>* flush, std::in
       }
     });
     if (flush != nullptr) {  // else the caller zaps these leaves anyway
-      if (auto r = root->tables.update(range, [](pt::LeafAttrs a) { return a.clean(); })) {
+      if (auto r = root->tables.update(range, pt::ops::LeafFlag::Dirty)) {
         dirty_cleared_.fetch_add(r->count, std::memory_order_relaxed);
         flush->merge(std::move(r->flush));
       }

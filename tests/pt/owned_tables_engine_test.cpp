@@ -71,7 +71,7 @@ TEST_F(HostTablesEngine, UpdatePagesChangesExactlyThePagesItsBitsName) {
   const std::vector<std::uint64_t> pages = {3, 12, 13, 18, 19, 40, 66, 67, 130, 200};
   std::vector<std::uint64_t> words(4, 0);
   for (std::uint64_t p : pages) words[(p - first) / 64] |= std::uint64_t{1} << ((p - first) % 64);
-  auto r = t.update_pages(Gpa(first * kPage), words, [](LeafAttrs a) { return a.without_write(); });
+  auto r = t.update_pages(Gpa(first * kPage), words, ops::LeafFlag::Write);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->count, pages.size());
   std::move(r->flush).apply(tlb);
@@ -85,7 +85,7 @@ TEST_F(HostTablesEngine, SharedUpdateChangesWhatExclusiveWould) {
   Tables a = make();
   map(a, range(0, 4 * kBlock), 1);
   map(a, range(4 * kBlock, 8 * kBlock), 2);
-  auto r = a.update(range(kPage, 6 * kBlock), [](LeafAttrs x) { return x.without_write(); }, Shared{});
+  auto r = a.update(range(kPage, 6 * kBlock), ops::LeafFlag::Write, Shared{});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->count, (4 * kBlock - kPage) / kPage + 2) << "pages after the first, then two blocks";
   std::move(r->flush).apply(tlb);

@@ -113,5 +113,53 @@ TEST(HostTablesStress, ReadersNeverSeeHolesWhileFaultsRaceSplitsAndCollapses) {
   EXPECT_EQ(memory.tables_in_use(), 0u);
 }
 
+// A Shared write-protect changes entries while the hardware sets A bits in them (fetch_or):
+// each change is a compare-exchange against the value read (two entries at once on x86-64),
+// so no A bit set meanwhile is lost.
+TEST(HostTablesStress, SharedWriteProtectLosesNoBitTheHardwareSetsMeanwhile) {
+  HostToyFormat f;
+  OwnedTableMemory memory(f.g, ~std::uint64_t{0}, toy::kToyTableAlign);
+  TlbLog<Gpa> tlb;
+  Tables t = std::move(Tables::create(f, memory, tlb).value());
+  constexpr LeafAttrs kRwOld{true, true, false, false, false};
+  const Range<Gpa> all{Gpa(0), Gpa(kStable)};
+  std::move(t.map(all, kBase, kRwOld, {.max_level = 1}).value()).apply(tlb);
+  std::vector<Hpa> entries;
+  for (Tables::Iterator it(f, memory, t.root(), 0, kStable); it.valid(); it.next()) {
+    if (it.level() == 1) entries.push_back(it.entry_address());
+  }
+  ASSERT_EQ(entries.size(), kStable / 0x1000);
+  // One persistent "hardware" thread, started by a round number so both sides begin within
+  // a spin of each other and walk the entries in the same direction: their windows overlap.
+  constexpr unsigned kRounds = 2000;
+  std::atomic<unsigned> round{0}, done{0};
+  std::thread hardware([&] {
+    for (unsigned r = 1; r <= kRounds; ++r) {
+      while (round.load() != r) {
+      }
+      for (Hpa e : entries) memory.fetch_or<std::uint64_t>(e, toy::Accessed::mask);
+      done.store(r);
+    }
+  });
+  std::uint64_t lost = 0, protected_while_racing = 0;
+  for (unsigned r = 1; r <= kRounds; ++r) {
+    std::move(t.map(all, kBase, kRwOld, {.max_level = 1}).value()).apply(tlb);  // W back, A clear
+    round.store(r);
+    auto w = t.write_protect(all, Shared{});
+    while (done.load() != r) {
+    }
+    ASSERT_TRUE(w);
+    std::move(*w).apply(tlb);
+    for (Hpa e : entries) {
+      const std::uint64_t v = memory.read<std::uint64_t>(e).value();
+      lost += toy::Accessed::get(v) ? 0u : 1u;
+      protected_while_racing += toy::Write::get(v) ? 0u : 1u;
+    }
+  }
+  hardware.join();
+  EXPECT_EQ(lost, 0u) << "A bits the hardware set during a Shared write-protect were overwritten";
+  EXPECT_EQ(protected_while_racing, kRounds * entries.size());
+}
+
 }  // namespace
 }  // namespace vmmu::pt

@@ -14,7 +14,8 @@
 // An Hpa is the host virtual address of the table (user space: "host physical" is our own
 // memory). Counts of tables in use are kept per level; a retired table stops counting at once
 // (it is unreachable) and is freed after the grace period. Pool pages go back to the pool,
-// zeroed; the pool returns its memory to the system when the last table memory using it goes.
+// zeroed; the pool is the process's (every table memory shares it) and keeps its pages, so a
+// VM's tables reuse pages earlier tables used instead of touching fresh ones.
 //
 // Thread safety: every member may be called concurrently.
 

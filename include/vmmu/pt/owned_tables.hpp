@@ -187,7 +187,7 @@ class OwnedTables {
   // Errors: OutOfRange, Misaligned.
   template <Mode M = Exclusive>
   Result<Flush, TableError> write_protect(Range<Input> in, M mode = {}) {
-    Result<Counted, TableError> r = update(in, [](LeafAttrs a) { return a.without_write(); }, mode);
+    Result<Counted, TableError> r = update(in, ops::LeafFlag::Write, mode);
     if (!r) return Unexpected{r.error()};
     return std::move(r->flush);
   }
@@ -196,18 +196,19 @@ class OwnedTables {
   // Errors: OutOfRange, Misaligned.
   template <Mode M = Exclusive>
   Result<Counted, TableError> age(Range<Input> in, M mode = {}) {
-    return update(in, [](LeafAttrs a) { return a.old(); }, mode);
+    return update(in, ops::LeafFlag::Accessed, mode);
   }
 
-  // Replaces the attributes of every leaf touching `in` by change(attrs); count = leaves
-  // changed. The mode says whether whole page tables may be stored (Exclusive) or every
-  // entry is compare-exchanged (Shared, concurrent with faults and A/D updates).
+  // Clears `flag` on every leaf touching `in` (one AND per entry, see ops/leaf_bits.hpp);
+  // count = leaves that had it. The mode says whether whole page tables may be stored
+  // (Exclusive) or every entry is compare-exchanged (Shared, concurrent with faults and A/D
+  // updates).
   // Errors: OutOfRange, Misaligned.
-  template <class Change, Mode M = Exclusive>
-  Result<Counted, TableError> update(Range<Input> in, Change&& change, M mode = {}) {
+  template <Mode M = Exclusive>
+  Result<Counted, TableError> update(Range<Input> in, ops::LeafFlag flag, M mode = {}) {
     if (auto bad = check(in)) return Unexpected{*bad};
     Flush flush(memory_);
-    const std::uint64_t n = update_leaves(in, flush, std::forward<Change>(change), mode);
+    const std::uint64_t n = update_leaves(in, flush, ops::ClearFlag<F>(f_, flag), mode);
     return Counted{n, std::move(flush)};
   }
 
@@ -216,28 +217,41 @@ class OwnedTables {
   // table, not per page. Exclusive only. Pages not mapped by a page leaf (unmapped, or inside
   // a block) are skipped; so are pages beyond the input limit.
   // Errors: Misaligned (first not page aligned).
-  template <class Change>
-  Result<Counted, TableError> update_pages(Input first, std::span<const std::uint64_t> words, Change&& change) {
+  Result<Counted, TableError> update_pages(Input first, std::span<const std::uint64_t> words, ops::LeafFlag flag) {
     const Geometry& g = f_.geometry();
     if (!first.aligned_to(g.span(1))) return Unexpected{TableError::Misaligned};
     auto entry_ops = ops();
-    typename ops::EntryOps<F>::Memo memo;
+    const ops::ClearFlag<F> clear(f_, flag);
     Flush flush(memory_);
     std::uint64_t changed = 0;
     const unsigned page_shift = g.shift(1);
     const std::uint64_t first_page = first.raw() >> page_shift, per_table = g.entries(1);
     const std::uint64_t page_limit = g.input_limit() >> page_shift;
+    // Page tables by frame (page table number), walked once for the prefetch front and the
+    // update behind it: a few slots, as the two are at most a table or two apart.
+    std::array<std::pair<std::uint64_t, Entry*>, 4> tables;
+    tables.fill({~std::uint64_t{0}, nullptr});
+    auto table_of = [&](std::uint64_t frame) {
+      auto& [at, t] = tables[frame % tables.size()];
+      if (at != frame) {
+        at = frame;
+        t = page_table((frame * per_table) << page_shift);
+      }
+      return t;
+    };
     std::uint64_t frame = ~std::uint64_t{0};  // page table (in page tables) `table` belongs to
     Entry* table = nullptr;
     for (std::size_t w = 0; w < words.size(); ++w) {
       const std::uint64_t word_page = first_page + w * 64;
-      // The entries are scattered cache lines: start loading those of a word a few words
-      // ahead while this word's are updated (when it falls in the same page table).
-      constexpr std::size_t kAhead = 4;  // words: about L3 latency / work per word
-      if (table != nullptr && w + kAhead < words.size()) {
+      // The entries are scattered cache lines: start loading those of a word a page table's
+      // worth of words ahead (about memory latency / work per word) while this word's are
+      // updated, whichever page table they are in.
+      constexpr std::size_t kAhead = 8;
+      if (w + kAhead < words.size()) {
         for (std::uint64_t m = words[w + kAhead]; m != 0; m &= m - 1) {
           const std::uint64_t p = word_page + kAhead * 64 + static_cast<unsigned>(__builtin_ctzll(m));
-          if (p / per_table == frame) __builtin_prefetch(&table[p % per_table], 1);
+          if (p >= page_limit) break;
+          if (Entry* t = table_of(p / per_table)) __builtin_prefetch(&t[p % per_table], 1);
         }
       }
       for (std::uint64_t m = words[w]; m != 0;) {
@@ -245,7 +259,7 @@ class OwnedTables {
         if (p >= page_limit) break;
         if (p / per_table != frame) {
           frame = p / per_table;
-          table = page_table((frame * per_table) << page_shift);
+          table = table_of(frame);
         }
         // This word's bits inside the page table: up to its end (a word may straddle two).
         const std::uint64_t end_bit = (frame + 1) * per_table - word_page;
@@ -254,7 +268,7 @@ class OwnedTables {
         if (table == nullptr) continue;  // unmapped, or a block (callers protect blocks whole)
         // Entry index of bit i: word_page + i - frame * per_table (modular: the word may start
         // in the previous table, and then only bits from this table's start are set).
-        const std::uint64_t n = entry_ops.update_page_table_masked(table, word_page - frame * per_table, here, change, memo);
+        const std::uint64_t n = entry_ops.update_page_table_masked(table, word_page - frame * per_table, here, clear);
         if (n == 0) continue;
         changed += n;
         const std::uint64_t lo = word_page + static_cast<unsigned>(__builtin_ctzll(here));
@@ -489,28 +503,24 @@ class OwnedTables {
     return Unexpected{e};
   }
 
-  template <class Change, Mode M>
-  std::uint64_t update_leaves(Range<Input> in, Flush& flush, Change&& change, M mode) {
+  template <Mode M>
+  std::uint64_t update_leaves(Range<Input> in, Flush& flush, const ops::ClearFlag<F>& clear, M mode) {
     auto entry_ops = ops();
     std::uint64_t changed = 0;
     for_each_settled_entry(in, 1, [&](Iterator& it) -> std::optional<TableError> {
       if (it.level() == 2 && it.is_table() && it.address() >= in.begin.raw() &&
           in.end.raw() - it.address() >= it.span()) {
         // A page table wholly inside the range: one pass over its entries.
-        const std::uint64_t n = entry_ops.update_page_table(f_.table_address(it.entry(), 2), change, mode);
+        const std::uint64_t n = entry_ops.update_page_table(f_.table_address(it.entry(), 2), clear, mode);
         if (n != 0) flush.add({Input(it.address()), Input(it.address() + it.span())});
         changed += n;
         it.next_sibling();
         return std::nullopt;
       }
-      if (it.is_leaf()) {
-        const LeafAttrs now = f_.leaf_attrs(it.entry(), it.level());
-        const LeafAttrs want = change(now);
-        if (!(want == now)) {
-          const Entry desired = f_.make_leaf(f_.leaf_address(it.entry(), it.level()), it.level(), want);
-          if (entry_ops.install(it, desired, flush) == ops::Installed::Lost) return std::nullopt;  // decide again
-          ++changed;
-        }
+      const Entry mask = clear.mask(it.level());
+      if (it.is_leaf() && (it.entry() & mask) != 0) {
+        if (entry_ops.install(it, it.entry() & ~mask, flush) == ops::Installed::Lost) return std::nullopt;  // decide again
+        ++changed;
       }
       it.next();
       return std::nullopt;

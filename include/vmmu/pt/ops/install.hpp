@@ -28,6 +28,8 @@
 #include "vmmu/pt/owned_format.hpp"
 #include "vmmu/pt/owned_table_memory.hpp"
 #include "vmmu/pt/tlb_log.hpp"
+#include "vmmu/pt/ops/entry_pair.hpp"
+#include "vmmu/pt/ops/leaf_bits.hpp"
 #include "vmmu/pt/ops/mode.hpp"
 #include "vmmu/pt/table_iterator.hpp"
 
@@ -63,9 +65,16 @@ class EntryOps {
   Installed install(Iterator& it, Entry desired, Flush& flush) {
     const Entry old = it.entry();
     if (old == f_.frozen_entry()) return Installed::Lost;
+    // Filling an empty entry (a fault's common case): nothing to invalidate or retire. Kept
+    // small enough to inline into a fault; replacing a present entry is out of line.
+    if (!f_.present(old, it.level())) return it.try_set(desired) ? Installed::Done : Installed::Lost;
+    return replace(it, desired, flush);
+  }
+
+  // install() of a present entry.
+  [[gnu::noinline]] Installed replace(Iterator& it, Entry desired, Flush& flush) {
+    const Entry old = it.entry();
     const unsigned level = it.level();
-    // Filling an empty entry (a fault's common case): nothing to invalidate or retire.
-    if (!f_.present(old, level)) return it.try_set(desired) ? Installed::Done : Installed::Lost;
     const std::uint64_t addr = it.address(), span = it.span();
     const bool was_table = it.is_table();
     std::vector<RetiredTable> unlinked;
@@ -118,8 +127,15 @@ class EntryOps {
   // Errors: OutOfMemory, Unsupported (a leaf that cannot be split: see split_block); what was
   // built stays (valid, empty or equal to the leaf split).
   Result<Reached, TableError> reach(Iterator& it, unsigned level, Flush& flush) {
+    settle(it);
+    if (it.level() <= level) return Reached{};  // nothing to build: a fault's common case, inlined
+    return build(it, level, flush);
+  }
+
+  // reach() from a settled entry above `level`.
+  [[gnu::noinline]] Result<Reached, TableError> build(Iterator& it, unsigned level, Flush& flush) {
     Reached r;
-    for (settle(it); it.level() > level; settle(it)) {
+    for (; it.level() > level; settle(it)) {
       const unsigned at = it.level();
       const bool leaf = f_.present(it.entry(), at);
       Result<Entry, TableError> table = leaf ? split_block(it.entry(), at) : empty_table(at);
@@ -178,60 +194,35 @@ class EntryOps {
     return f_.make_table(*child, 2);
   }
 
-  // The last page leaf's attribute bits and what `change` made of them.
-  class Memo {
-   public:
-    // The changed entry for the level-1 entry `old`; nullopt when it is not a present leaf
-    // or does not change.
-    template <class Change>
-    std::optional<Entry> next(const F& f, Entry old, Change& change) {
-      if (old == Entry{}) return std::nullopt;
-      const Entry address = static_cast<Entry>(f.leaf_address(old, 1).raw());
-      if (!(valid_ && (old & ~address) == old_)) {
-        if (!f.present(old, 1)) return std::nullopt;
-        const Entry next = f.make_leaf(f.leaf_address(old, 1), 1, change(f.leaf_attrs(old, 1)));
-        valid_ = true;
-        old_ = old & ~address;
-        new_ = next & ~address;
-      }
-      if (new_ == old_) return std::nullopt;
-      return address | new_;
-    }
-
-   private:
-    bool valid_ = false;
-    Entry old_ = 0, new_ = 0;
-  };
-
   // Frees the child of a table entry that lost its race (never published; holds no tables).
   void discard(Entry table, unsigned level) { memory_.free_unpublished(f_.table_address(table, level), level - 1); }
 
-  // Applies `change` to the attributes of every present leaf of the level-1 table `table`;
-  // returns how many changed. Exclusive: entries are stored, not compare-exchanged (no other
+  // Clears `clear`'s bits in every present leaf of the level-1 table `table`; returns how
+  // many leaves had them. Exclusive: entries are stored, not compare-exchanged (no other
   // writer exists; lock-free readers see the old or the new entry, both valid -- a
   // permission-only change needs no break-before-make). Shared: each change is a
   // compare-exchange against the value read, so a bit another thread sets meanwhile (a
-  // fault's W, the hardware's A/D) is never lost.
-  template <Mode M, class Change>
-  std::uint64_t update_page_table(Hpa table, Change&& change, M) {
+  // fault's W, the hardware's A/D) is never lost, and an entry that stopped being a present
+  // leaf (a frozen one) is left alone.
+  template <Mode M>
+  std::uint64_t update_page_table(Hpa table, const ClearFlag<F>& clear, M) {
     const Geometry& g = f_.geometry();
+    const Entry mask = clear.mask(1);
     Entry* e = OwnedTableMemory::pointer<Entry>(table);
+    if constexpr (std::same_as<M, Shared> && kPairCas && sizeof(Entry) == 8) {
+      return update_page_table_pairs(e, static_cast<unsigned>(g.entries(1)), mask);
+    }
     std::uint64_t changed = 0;
-    // The entries of one page table nearly always share their attribute bits: remember the
-    // last old -> new attribute bits and reuse them (OwnedFormat: a leaf is its address bits
-    // OR attribute bits that do not depend on the address).
-    Memo memo;
     for (unsigned i = 0; i < g.entries(1); ++i) {
       std::atomic_ref<Entry> slot(e[i]);
       // relaxed: the caller's lock release and TLB flush order the update for everyone else.
       Entry old = slot.load(std::memory_order_relaxed);
-      for (;;) {
-        const std::optional<Entry> next = memo.next(f_, old, change);
-        if (!next) break;
+      // A lost compare-exchange leaves the new value in `old`: decide again.
+      while ((old & mask) != 0 && f_.present(old, 1)) {
         if constexpr (std::same_as<M, Exclusive>) {
-          slot.store(*next, std::memory_order_relaxed);
-        } else if (!slot.compare_exchange_weak(old, *next, std::memory_order_relaxed)) {
-          continue;  // `old` holds the new value: decide again
+          slot.store(old & ~mask, std::memory_order_relaxed);
+        } else if (!slot.compare_exchange_weak(old, old & ~mask, std::memory_order_relaxed)) {
+          continue;
         }
         ++changed;
         break;
@@ -240,20 +231,41 @@ class EntryOps {
     return changed;
   }
 
+  // update_page_table's Shared mode, two entries per compare-exchange (see entry_pair.hpp).
+  // `n` is even: tables are whole pages.
+  std::uint64_t update_page_table_pairs(Entry* e, unsigned n, Entry mask) {
+    auto changes = [&](Entry x) { return (x & mask) != 0 && f_.present(x, 1); };
+    std::uint64_t changed = 0;
+    for (unsigned i = 0; i < n; i += 2) {
+      // relaxed, and possibly torn between the two: the compare-exchange checks both.
+      Entry lo = std::atomic_ref<Entry>(e[i]).load(std::memory_order_relaxed);
+      Entry hi = std::atomic_ref<Entry>(e[i + 1]).load(std::memory_order_relaxed);
+      for (;;) {  // a lost compare-exchange leaves the current values in lo / hi: decide again
+        const bool l = changes(lo), h = changes(hi);
+        if (!l && !h) break;
+        if (compare_exchange_pair(&e[i], lo, hi, l ? lo & ~mask : lo, h ? hi & ~mask : hi)) {
+          changed += (l ? 1u : 0u) + (h ? 1u : 0u);
+          break;
+        }
+      }
+    }
+    return changed;
+  }
+
   // The same for some entries of the level-1 table `table`: entry offset + i for each set
   // bit i of `bits` (offset may wrap: only the bits naming entries of this table are set).
   // Exclusive only, as above.
-  template <class Change>
-  std::uint64_t update_page_table_masked(Entry* table, std::uint64_t offset, std::uint64_t bits, Change& change,
-                                         Memo& memo) {
+  std::uint64_t update_page_table_masked(Entry* table, std::uint64_t offset, std::uint64_t bits,
+                                         const ClearFlag<F>& clear) {
+    const Entry mask = clear.mask(1);
     std::uint64_t changed = 0;
     for (; bits != 0; bits &= bits - 1) {
       std::atomic_ref<Entry> slot(table[offset + static_cast<unsigned>(__builtin_ctzll(bits))]);
       // relaxed: as update_page_table's Exclusive mode.
-      if (const std::optional<Entry> next = memo.next(f_, slot.load(std::memory_order_relaxed), change)) {
-        slot.store(*next, std::memory_order_relaxed);
-        ++changed;
-      }
+      const Entry old = slot.load(std::memory_order_relaxed);
+      if ((old & mask) == 0 || !f_.present(old, 1)) continue;
+      slot.store(old & ~mask, std::memory_order_relaxed);
+      ++changed;
     }
     return changed;
   }
