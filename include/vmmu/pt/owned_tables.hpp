@@ -376,13 +376,19 @@ class OwnedTables {
         }
         const Range<Input> span{Input(it.address()), Input(it.address() + it.span())};
         const Hpa child = f_.table_address(it.entry(), level);
+        // Shared: the entries are kept as read, in the same pass that decides, for the race
+        // check after the swap.
+        Entry* keep = nullptr;
+        if constexpr (std::same_as<M, Shared>) {
+          seen.resize(f_.geometry().entries(level - 1));
+          keep = seen.data();
+        }
         const std::optional<Entry> block =
-            may_be_huge(span, level) ? entry_ops.collapsed(child, level, opt.merge) : std::nullopt;
+            may_be_huge(span, level) ? entry_ops.collapsed(child, level, opt.merge, keep) : std::nullopt;
         if (!block) {
           it.next_sibling();
           continue;
         }
-        if constexpr (std::same_as<M, Shared>) snapshot(child, level - 1, seen);
         if (entry_ops.install(it, *block, flush) == ops::Installed::Lost) continue;  // decide again
         ++made;
         if constexpr (std::same_as<M, Shared>) raced += changed_since(child, seen) ? 1u : 0u;
@@ -484,17 +490,11 @@ class OwnedTables {
     return OwnedTableMemory::pointer<Entry>(f_.table_address(r.entry, 2));
   }
 
-  void snapshot(Hpa table, unsigned level, std::vector<Entry>& out) const {
-    const Entry* e = OwnedTableMemory::pointer<const Entry>(table);
-    out.resize(f_.geometry().entries(level));
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = std::atomic_ref<const Entry>(e[i]).load(std::memory_order_acquire);
-  }
   bool changed_since(Hpa table, const std::vector<Entry>& seen) const {
     const Entry* e = OwnedTableMemory::pointer<const Entry>(table);
-    for (std::size_t i = 0; i < seen.size(); ++i) {
-      if (std::atomic_ref<const Entry>(e[i]).load(std::memory_order_acquire) != seen[i]) return true;
-    }
-    return false;
+    Entry diff = 0;  // no early exit: a branch-free pass over a table the swap just read
+    for (std::size_t i = 0; i < seen.size(); ++i) diff |= std::atomic_ref<const Entry>(e[i]).load(std::memory_order_acquire) ^ seen[i];
+    return diff != 0;
   }
 
   // Partial work is flushed before the error goes back: the caller gets no token to apply.

@@ -77,8 +77,15 @@ class EntryOps {
     const unsigned level = it.level();
     const std::uint64_t addr = it.address(), span = it.span();
     const bool was_table = it.is_table();
+    // A level-2 table's subtree is its one page table (a collapse's common case: no walk, no
+    // allocation); higher tables are listed by a walk of the subtree.
+    std::optional<RetiredTable> page_table;
     std::vector<RetiredTable> unlinked;
-    if (was_table) list_subtree(addr, level, unlinked);
+    if (was_table && level == 2) {
+      page_table = RetiredTable{f_.table_address(old, 2), 1};
+    } else if (was_table) {
+      list_subtree(addr, level, unlinked);
+    }
     if (f_.needs_break_before_make(old, desired, level)) {
       if (!it.try_set(f_.frozen_entry())) return Installed::Lost;
       tlb_.count_break_before_make();
@@ -94,6 +101,7 @@ class EntryOps {
       if (!it.try_set(desired)) return Installed::Lost;
       flush.add({Input(addr), Input(addr + span)});
     }
+    if (page_table) flush.add_retired(*page_table);
     for (const RetiredTable& t : unlinked) flush.add_retired(t);
     return Installed::Done;
   }
@@ -273,8 +281,11 @@ class EntryOps {
   // The block that can replace the table `child` (at level - 1) under a level-`level` entry:
   // every entry a present leaf, physically contiguous from a `level`-aligned base, attributes
   // equal (or merged, see LeafMerge). nullopt otherwise. One compare per entry: each must be
-  // the first one's bits plus i spans, but for the bits allowed to differ.
-  std::optional<Entry> collapsed(Hpa child, unsigned level, LeafMerge merge = LeafMerge::Equal) const {
+  // the first one's bits plus i spans, but for the bits allowed to differ. `seen`, when given
+  // (entries(level - 1) slots), receives every entry as read, for a race check after the swap
+  // without a second read before it.
+  std::optional<Entry> collapsed(Hpa child, unsigned level, LeafMerge merge = LeafMerge::Equal,
+                                 Entry* seen = nullptr) const {
     const Geometry& g = f_.geometry();
     const unsigned cl = level - 1;
     if (!f_.block_allowed(level)) return std::nullopt;
@@ -296,6 +307,7 @@ class EntryOps {
     for (unsigned i = 0; i < g.entries(cl); ++i) {
       const Entry now = std::atomic_ref<const Entry>(e[i]).load(std::memory_order_acquire);
       if ((now & ~vary) != static_cast<Entry>((first & ~vary) + i * step)) return std::nullopt;
+      if (seen != nullptr) seen[i] = now;
       all &= now;
       any |= now;
     }
