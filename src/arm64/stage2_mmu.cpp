@@ -8,6 +8,7 @@
 #include "vmmu/arm64/walk.hpp"
 #include "vmmu/core/format.hpp"
 #include "vmmu/core/rcu.hpp"
+#include "vmmu/pt/clamp.hpp"
 
 namespace vmmu::arm64 {
 namespace {
@@ -35,8 +36,10 @@ Result<std::unique_ptr<Stage2Mmu>, pt::TableError> Stage2Mmu::create(const Layou
 
 Stage2Mmu::~Stage2Mmu() {
   slots_.remove_observer(observer_);
+  // As the TDP MMU's: the tables go back to the pool at once once the readers still inside
+  // are done (else by RCU callbacks that do not touch *this).
+  memory_.quiesce();
   tables_.reset();
-  // Tables are freed by RCU callbacks that do not touch *this; nothing to wait for.
 }
 
 Registers Stage2Mmu::registers() const {
@@ -237,22 +240,15 @@ std::optional<Stage2Tables::Mapping> Stage2Mmu::lookup(Ipa ipa) const {
 }
 
 void Stage2Mmu::on_memslot_change(const MemslotChange& change) {
-  const std::uint64_t granule = granule_bytes(layout_.granule);
-  const std::uint64_t limit = format_.geometry().input_limit();
-  auto ipa_range = [&](Range<Gfn> r) {
-    const std::uint64_t b = ipa_of_gfn(r.begin).align_down(granule).raw();
-    const std::uint64_t e = std::min(limit, (ipa_of_gfn(r.end).raw() + granule - 1) & ~(granule - 1));
-    return Range<Ipa>{Ipa(b), Ipa(e < b ? b : e)};
-  };
   auto each = [&](auto&& op) {
     for (Range<Gfn> r : {change.before, change.after}) {
-      const Range<Ipa> ipas = ipa_range(r);
-      if (ipas.empty()) continue;
+      const std::optional<Range<Ipa>> ipas = pt::clamp<Ipa>(r, format_.geometry());
+      if (!ipas) continue;
       // unmap and the others fail only on ranges the engine rejects; what a failure would
       // leave is removed by unmapping whole leaves, which cannot fail.
-      if (!op(ipas)) {
+      if (!op(*ipas)) {
         ReaderLock::Exclusive exclusive(lock_);
-        std::move(tables_->unmap(ipas, pt::WholeLeaves{})).apply(tlb_);
+        std::move(tables_->unmap(*ipas, pt::WholeLeaves{})).apply(tlb_);
       }
     }
   };

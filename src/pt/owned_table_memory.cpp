@@ -30,13 +30,21 @@
 namespace vmmu::pt {
 
 // 4 KiB table pages, carved from chunks mapped with MAP_POPULATE: one system call faults in a
-// chunk's pages, zeroed by the kernel, instead of a page fault per table on a vCPU's fault
-// path. A page given back is zeroed before it is reused. Free pages are poisoned for ASan, so
-// a walker that keeps using a freed table is still caught.
+// chunk's pages instead of a page fault per table on a vCPU's fault path. A page is zeroed as
+// it is taken, so the new table's lines are in the cache when the MMU fills it (zeroed when
+// freed, they would have left the cache by then: a fault into a table made earlier would miss
+// to memory on each new line). Freed pages are kept warm (already touched: the next table
+// there costs no host fault) up to kWarmPages; past that they go back to the kernel
+// (MADV_DONTNEED, so the pool stops growing with the largest VM the process ever had) and are
+// kept, cold, for when the warm pages run out: the first write then faults in a zeroed page,
+// as a fresh chunk's would. Free pages are poisoned for ASan, so a walker that keeps using a
+// freed table is still caught.
 class TablePool {
  public:
   static constexpr std::size_t kPageBytes = 4096;
   static constexpr std::size_t kChunkPages = 64;  // 256 KiB: one refill per 64 tables
+  // 32 MiB: the tables of a 16 GiB VM mapped with 4 KiB pages (populating 1 GiB takes 515).
+  static constexpr std::size_t kWarmPages = 8192;
 
   TablePool() = default;
   ~TablePool() {
@@ -50,11 +58,41 @@ class TablePool {
 
   // A zeroed page, or null when the system has no memory.
   std::byte* take() {
+    std::byte* p = nullptr;
     {
       std::lock_guard g(mutex_);
-      if (!free_.empty()) return pop();
+      if (!warm_.empty()) {
+        p = pop(warm_);
+      } else if (!cold_.empty()) {
+        p = pop(cold_);
+      }
     }
-    // Mapped outside the lock: another thread refilling at the same time only costs memory.
+    if (p == nullptr) p = refill();
+    if (p != nullptr) std::memset(p, 0, kPageBytes);
+    return p;
+  }
+  // `page` came from take() and no walker can reach it any more.
+  void give_back(std::byte* page) {
+    bool keep_warm = false;
+    {
+      std::lock_guard g(mutex_);
+      keep_warm = warm_.size() < kWarmPages;
+    }
+    // Still ours if madvise fails: kept warm then, only not returned.
+    if (!keep_warm && ::madvise(page, kPageBytes, MADV_DONTNEED) != 0) keep_warm = true;
+    VMMU_POISON(page, kPageBytes);
+    std::lock_guard g(mutex_);
+    (keep_warm ? warm_ : cold_).push_back(page);
+  }
+  TablePoolPages pages() {
+    std::lock_guard g(mutex_);
+    return {warm_.size(), cold_.size()};
+  }
+
+ private:
+  // A new chunk: one page of it for the caller, the rest warm. Null when the system has no
+  // memory. Mapped outside the lock: another thread refilling at the same time only costs memory.
+  std::byte* refill() {
     void* m = ::mmap(nullptr, kChunkPages * kPageBytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (m == MAP_FAILED) return nullptr;
@@ -62,43 +100,38 @@ class TablePool {
     VMMU_POISON(chunk, kChunkPages * kPageBytes);
     std::lock_guard g(mutex_);
     chunks_.push_back(chunk);
-    for (std::size_t i = kChunkPages; i-- > 0;) free_.push_back(chunk + i * kPageBytes);
-    return pop();
+    for (std::size_t i = kChunkPages; i-- > 0;) warm_.push_back(chunk + i * kPageBytes);
+    return pop(warm_);
   }
-  // `page` came from take() and no walker can reach it any more.
-  void give_back(std::byte* page) {
-    std::memset(page, 0, kPageBytes);
-    VMMU_POISON(page, kPageBytes);
-    std::lock_guard g(mutex_);
-    free_.push_back(page);
-  }
-
- private:
-  std::byte* pop() {
-    std::byte* p = free_.back();
-    free_.pop_back();
+  static std::byte* pop(std::vector<std::byte*>& from) {
+    std::byte* p = from.back();
+    from.pop_back();
     VMMU_UNPOISON(p, kPageBytes);
     return p;
   }
 
   std::mutex mutex_;
   std::vector<std::byte*> chunks_;
-  std::vector<std::byte*> free_;
+  std::vector<std::byte*> warm_;  // touched; zeroed when taken
+  std::vector<std::byte*> cold_;  // returned to the kernel: zero-filled on the next touch
 };
 
 namespace {
 
-// One pool for the process, keeping its pages: the tables of a VM created after another one
-// went reuse its pages, already touched. A fresh page costs a host fault on its first write on
-// a virtualized host even after MAP_POPULATE (microseconds: 2 ms of a 1 GiB populate's 515
-// tables, seen as the first load of each new table in a profile); glibc's heap, which the
-// tables came from before the pool, kept freed pages the same way.
+// One pool for the process, keeping up to kWarmPages free pages warm: the tables of a VM
+// created after another one went reuse its pages, already touched. A fresh page costs a host
+// fault on its first write on a virtualized host even after MAP_POPULATE (microseconds: 2 ms
+// of a 1 GiB populate's 515 tables, seen as the first load of each new table in a profile).
 std::shared_ptr<TablePool> process_pool() {
   static const std::shared_ptr<TablePool> pool = std::make_shared<TablePool>();
   return pool;
 }
 
 }  // namespace
+
+TablePoolPages table_pool_pages() { return process_pool()->pages(); }
+
+std::size_t table_pool_warm_cap() { return TablePool::kWarmPages; }
 
 OwnedTableMemory::OwnedTableMemory(const Geometry& geometry, std::uint64_t page_budget, std::size_t min_align)
     : geometry_(geometry), min_align_(min_align), budget_(page_budget), pool_(process_pool()) {}
@@ -153,7 +186,17 @@ void OwnedTableMemory::free_unpublished(Hpa table, unsigned level) {
   }
 }
 
+void OwnedTableMemory::quiesce() {
+  if (rcu::read_depth() != 0) return;
+  rcu::synchronize();
+  quiesced_.store(true, std::memory_order_release);
+}
+
 void OwnedTableMemory::retire(RetiredTable t) {
+  if (quiesced_.load(std::memory_order_acquire)) {
+    free_unpublished(t.table, t.level);  // no reader left: as if never published
+    return;
+  }
   in_use_[t.level].fetch_sub(1, std::memory_order_relaxed);
   total_.fetch_sub(1, std::memory_order_relaxed);
   // The callback must not touch *this: it may run after this object is gone (it holds the pool).

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "vmmu/core/rcu.hpp"
+#include "vmmu/pt/clamp.hpp"
 
 namespace vmmu::tdp {
 
@@ -38,15 +39,14 @@ Result<std::unique_ptr<TdpMmu>, pt::TableError> TdpMmu::create(const TdpConfig& 
 
 TdpMmu::~TdpMmu() {
   slots_.remove_observer(observer_);
-  roots_.reset();  // tables are freed by RCU callbacks that do not touch *this
+  // No vCPU or lookup starts any more: once the readers still inside are done, the tables go
+  // back to the pool at once (the next VM takes them warm), not a grace period later -- then
+  // RCU callbacks that do not touch *this free them.
+  memory_.quiesce();
+  roots_.reset();
 }
 
-std::optional<Range<Gpa>> TdpMmu::clamp(Range<Gfn> gfns) const {
-  Range<Gpa> range{gpa_of(gfns.begin), gpa_of(gfns.end)};
-  if (range.end.raw() > gpa_limit()) range.end = Gpa(gpa_limit());
-  if (!(range.begin < range.end)) return std::nullopt;
-  return range;
-}
+std::optional<Range<Gpa>> TdpMmu::clamp(Range<Gfn> gfns) const { return pt::clamp<Gpa>(gfns, format_.geometry()); }
 
 void TdpMmu::finish(pt::TlbFlush<Gpa>&& flush) {
   if (flush.kind() != pt::TlbFlush<Gpa>::Kind::None) {

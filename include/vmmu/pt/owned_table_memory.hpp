@@ -4,18 +4,19 @@
 //   allocate(level) ──► zeroed table of geometry.table_bytes(level) bytes, aligned to its own
 //                       size (so a concatenated arm64 root of 2..16 granules is size-aligned,
 //                       as VTTBR_EL2.BADDR requires; Arm ARM D8.2.7). 4 KiB tables come from
-//                       a pool of pages the kernel gave zeroed and already faulted in, many at
-//                       a time (KVM's kvm_mmu_memory_cache): no page fault and no memset on
-//                       the fault path, where two vCPUs' page faults would meet in the kernel
+//                       a pool of pages already faulted in, many at a time (KVM's
+//                       kvm_mmu_memory_cache), zeroed as taken so the new table is in the
+//                       cache: no page fault on the fault path, where vCPUs would meet
 //   read / compare_exchange / store ──► std::atomic_ref on the entry (satisfies pt::TableMemory)
 //   free_unpublished(...) ──► immediately (no walker ever saw it)
 //   retire(...)           ──► after every RCU reader that might hold it is done (rcu::defer)
 //
 // An Hpa is the host virtual address of the table (user space: "host physical" is our own
 // memory). Counts of tables in use are kept per level; a retired table stops counting at once
-// (it is unreachable) and is freed after the grace period. Pool pages go back to the pool,
-// zeroed; the pool is the process's (every table memory shares it) and keeps its pages, so a
-// VM's tables reuse pages earlier tables used instead of touching fresh ones.
+// (it is unreachable) and is freed after the grace period. Pool pages go back to the pool;
+// the pool is the process's (every table memory shares it) and keeps up to
+// table_pool_warm_cap() of them warm, so a VM's tables reuse pages earlier tables used instead
+// of touching fresh ones; pages beyond that go back to the kernel when they are freed.
 //
 // Thread safety: every member may be called concurrently.
 
@@ -40,6 +41,16 @@ struct RetiredTable {
   unsigned level;
 };
 
+// Free pages of the process's 4 KiB table pool: `warm` touched (zeroed when taken), `cold`
+// returned to the kernel (address space kept for reuse).
+struct TablePoolPages {
+  std::size_t warm;
+  std::size_t cold;
+};
+[[nodiscard]] TablePoolPages table_pool_pages();
+// How many free pages the pool keeps warm at most.
+[[nodiscard]] std::size_t table_pool_warm_cap();
+
 class OwnedTableMemory {
  public:
   // `page_budget` limits how many tables may be in use at once (tests use it to fail an
@@ -58,8 +69,15 @@ class OwnedTableMemory {
   Result<Hpa, TableError> allocate(unsigned level);
   // Frees a table no walker can have seen (it was never linked into a tree).
   void free_unpublished(Hpa table, unsigned level);
-  // Frees an unlinked table once every RCU read-side section that may see it has ended.
+  // Frees an unlinked table once every RCU read-side section that may see it has ended (at
+  // once after quiesce()).
   void retire(RetiredTable t);
+  // For an owner going away (a VM's MMU destructor): waits out every RCU reader that may still
+  // hold one of these tables, so that tables retired from now on go back to the pool at once
+  // instead of a grace period later -- the next VM reuses them warm. Only when nobody can start
+  // a new walk of these tables any more. Inside a read-side section, where waiting would wait
+  // for itself, it does nothing: frees stay deferred.
+  void quiesce();
 
   [[nodiscard]] std::uint64_t tables_in_use(unsigned level) const {
     return in_use_[level].load(std::memory_order_relaxed);
@@ -106,6 +124,7 @@ class OwnedTableMemory {
   std::atomic<std::uint64_t> budget_;
   std::atomic<std::uint64_t> total_{0};
   std::array<std::atomic<std::uint64_t>, kMaxLevels + 1> in_use_{};
+  std::atomic<bool> quiesced_{false};
   std::shared_ptr<TablePool> pool_;  // shared with RCU callbacks that free into it
 };
 

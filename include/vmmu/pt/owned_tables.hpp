@@ -87,13 +87,16 @@ class OwnedTables {
   ~OwnedTables() {
     if (root_ == Hpa{}) return;
     const Geometry& g = f_.geometry();
-    // A table is retired when its parent entry is visited and read right after, as the
-    // iterator descends into it: the read-side section keeps the grace period (and so the
-    // free) from completing until the whole tree has been read.
-    rcu::ReadGuard reading;
-    for (Iterator it(f_, *memory_, root_, 0, g.input_limit(), 2); it.valid(); it.next()) {
-      if (it.is_table()) memory_->retire({f_.table_address(it.entry(), it.level()), it.level() - 1});
+    // Listed first, retired after: a quiesced memory frees a retired table at once, and the
+    // walk must not descend into a freed one.
+    std::vector<RetiredTable> tables;
+    {
+      rcu::ReadGuard reading;
+      for (Iterator it(f_, *memory_, root_, 0, g.input_limit(), 2); it.valid(); it.next()) {
+        if (it.is_table()) tables.push_back({f_.table_address(it.entry(), it.level()), it.level() - 1});
+      }
     }
+    for (const RetiredTable& t : tables) memory_->retire(t);
     memory_->retire({root_, g.root_level()});
   }
 
