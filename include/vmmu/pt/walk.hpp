@@ -49,7 +49,11 @@ inline WalkResult<F> walk(const F& format, M& memory, typename F::Output root, s
   using Entry = typename F::Entry;
   const Geometry& g = format.geometry();
   typename F::Output table = root;
-  for (unsigned level = g.root_level();; --level) {
+  // Unrolled where the format's depth is a constant (the x86 formats): each level's shift,
+  // index mask and masks become immediates, and nothing but the entry loads is left on the
+  // dependency chain. Level 1 always returns.
+#pragma GCC unroll 6
+  for (unsigned level = g.root_level(); level >= 1; --level) {
     Step<F> step{level, entry_address<F>(table, g.index(input, level)), Entry{}};
     std::optional<Entry> value = memory.template read<Entry>(step.entry_address);
     if (!value) return {WalkEnd::Unreadable, level, step.entry_address, Entry{}};
@@ -59,6 +63,7 @@ inline WalkResult<F> walk(const F& format, M& memory, typename F::Output root, s
     if (level == 1 || format.leaf(step.entry, level)) return {WalkEnd::Leaf, level, step.entry_address, step.entry};
     table = format.table_address(step.entry, level);
   }
+  return {WalkEnd::NotPresent, 0, table, Entry{}};  // no level: an empty geometry
 }
 
 }  // namespace vmmu::pt

@@ -99,7 +99,7 @@ namespace detail {
 template <class F>
 struct EptRules {
   using Entry = std::uint64_t;
-  const F& format;
+  F format;  // by value, copyable: see GuestRules
   std::uint64_t need;  // the R/W/X bit the access needs
   std::uint64_t ad_leaf;
   bool ad;

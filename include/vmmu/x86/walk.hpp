@@ -80,11 +80,13 @@ struct Translation {
 
 namespace detail {
 
+// Held by value (the format is one pointer) and copyable: walk_core keeps it from escaping,
+// so on the warm walk its state lives in registers (see detail/walk_core.hpp).
 template <class F>
 struct GuestRules {
   using Entry = typename F::Entry;
-  const F& format;
-  const GuestPaging& paging;
+  F format;
+  const GuestPaging* paging;
   Access access;
   std::uint8_t faults;          // permission bitmap of this access class
   Entry leaf_ad;                // A, plus D for a write
@@ -110,7 +112,7 @@ struct GuestRules {
   bool permit(unsigned, Entry leaf) {
     const std::uint8_t acc = rights();
     bool fault = ((static_cast<unsigned>(faults) >> acc) & 1u) != 0;
-    if ((acc & gpte::kAccUser) != 0 && paging.protection_key_denies(format.protection_key(leaf), access)) {
+    if ((acc & gpte::kAccUser) != 0 && paging->protection_key_denies(format.protection_key(leaf), access)) {
       extra = pferr::kProtectionKey;
       fault = true;
     }
@@ -128,7 +130,7 @@ inline Result<Translation, WalkFault> walk_guest(const F& format, const GuestPag
                                                  std::uint64_t input, Access access, WalkOptions options) {
   using Entry = typename F::Entry;
   const Entry leaf_ad = static_cast<Entry>(gpte::A::mask | (access.is_write() ? gpte::D::mask : 0));
-  GuestRules<F> rules{format, paging, access, paging.permission_faults(paging.permission_index(access)), leaf_ad};
+  GuestRules<F> rules{format, &paging, access, paging.permission_faults(paging.permission_index(access)), leaf_ad};
   const auto r = walk_core(format, memory, paging.root(), input, options.update_accessed_dirty, rules);
   switch (r.end) {
     case CoreEnd::Unreadable: return Unexpected<WalkFault>{WalkFault{WalkFaultKind::TableUnreadable, 0, r.level}};

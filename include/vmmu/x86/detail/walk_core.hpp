@@ -59,7 +59,7 @@ inline std::optional<CoreResult<typename F::Entry>> settle(const pt::WalkResult<
 // expects exactly the entry the walk checked. Out of line: the warm walk never comes here.
 template <pt::Format F, class M, class Rules>
   requires pt::TableMemory<M, typename F::Output>
-[[gnu::noinline]] CoreResult<typename F::Entry> walk_core_update_ad(const F& format, M& memory,
+[[gnu::noinline]] CoreResult<typename F::Entry> walk_core_update_ad(F format, M& memory,
                                                                     typename F::Output root, std::uint64_t input,
                                                                     Rules& rules) {
   using Entry = typename F::Entry;
@@ -103,7 +103,7 @@ template <pt::Format F, class M, class Rules>
 
 template <pt::Format F, class M, class Rules>
   requires pt::TableMemory<M, typename F::Output>
-inline CoreResult<typename F::Entry> walk_core(const F& format, M& memory,
+inline CoreResult<typename F::Entry> walk_core(F format, M& memory,
                                                                       typename F::Output root, std::uint64_t input,
                                                                       bool update_ad, Rules& rules) {
   rules.start();
@@ -111,7 +111,13 @@ inline CoreResult<typename F::Entry> walk_core(const F& format, M& memory,
       pt::walk(format, memory, root, input, [&](pt::Step<F>& s) { return rules.visit(s.level, s.entry); });
   if (auto done = settle(r, rules)) return *done;
   if (!update_ad || !rules.ad_pending(r.entry)) return {CoreEnd::Leaf, r.level, r.entry};
-  return walk_core_update_ad(format, memory, root, input, rules);
+  // The out-of-line walk gets a copy: `rules` itself never has its address passed to a call,
+  // so the warm walk keeps its state in registers instead of reloading it after every entry's
+  // acquire load.
+  Rules again = rules;
+  const CoreResult<typename F::Entry> out = walk_core_update_ad(format, memory, root, input, again);
+  rules = again;
+  return out;
 }
 
 }  // namespace vmmu::x86::detail
