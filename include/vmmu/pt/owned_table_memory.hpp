@@ -4,17 +4,17 @@
 //   allocate(level) ──► zeroed table of geometry.table_bytes(level) bytes, aligned to its own
 //                       size (so a concatenated arm64 root of 2..16 granules is size-aligned,
 //                       as VTTBR_EL2.BADDR requires; Arm ARM D8.2.7). 4 KiB tables come from
-//                       a pool of pages already faulted in, many at a time (KVM's
-//                       kvm_mmu_memory_cache), zeroed as taken so the new table is in the
-//                       cache: no page fault on the fault path, where vCPUs would meet
+//                       a pool of pages the kernel gave zeroed and already faulted in, many at
+//                       a time (KVM's kvm_mmu_memory_cache): no page fault and no memset on
+//                       the fault path, where two vCPUs' page faults would meet in the kernel
 //   read / compare_exchange / store ──► std::atomic_ref on the entry (satisfies pt::TableMemory)
 //   free_unpublished(...) ──► immediately (no walker ever saw it)
 //   retire(...)           ──► after every RCU reader that might hold it is done (rcu::defer)
 //
 // An Hpa is the host virtual address of the table (user space: "host physical" is our own
 // memory). Counts of tables in use are kept per level; a retired table stops counting at once
-// (it is unreachable) and is freed after the grace period. Pool pages go back to the pool;
-// the pool is the process's (every table memory shares it) and keeps up to
+// (it is unreachable) and is freed after the grace period. Pool pages go back to the pool,
+// zeroed; the pool is the process's (every table memory shares it) and keeps up to
 // table_pool_warm_cap() of them warm, so a VM's tables reuse pages earlier tables used instead
 // of touching fresh ones; pages beyond that go back to the kernel when they are freed.
 //
@@ -41,7 +41,7 @@ struct RetiredTable {
   unsigned level;
 };
 
-// Free pages of the process's 4 KiB table pool: `warm` touched (zeroed when taken), `cold`
+// Free pages of the process's 4 KiB table pool: `warm` zeroed and touched, `cold`
 // returned to the kernel (address space kept for reuse).
 struct TablePoolPages {
   std::size_t warm;

@@ -88,7 +88,9 @@ class OwnedTables {
     if (root_ == Hpa{}) return;
     const Geometry& g = f_.geometry();
     // Listed first, retired after: a quiesced memory frees a retired table at once, and the
-    // walk must not descend into a freed one.
+    // walk must not descend into a freed one. Retired last-first and the root last, so a pool
+    // that hands back the last page freed first gives the next tree the same pages in the
+    // same order (root, then tables in address order).
     std::vector<RetiredTable> tables;
     {
       rcu::ReadGuard reading;
@@ -96,7 +98,7 @@ class OwnedTables {
         if (it.is_table()) tables.push_back({f_.table_address(it.entry(), it.level()), it.level() - 1});
       }
     }
-    for (const RetiredTable& t : tables) memory_->retire(t);
+    for (auto t = tables.rbegin(); t != tables.rend(); ++t) memory_->retire(*t);
     memory_->retire({root_, g.root_level()});
   }
 
