@@ -25,6 +25,8 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
   }
   const GuestPath path = guest_path(paging, tables, linear);
   const unsigned guest_leaf = t->level;  // 0 with paging off
+  // The host is changing the memory behind the frame (MMU notifier): wait for the end.
+  if (invalidating(gfn_of(t->gpa))) return {Fault::Invalidated, {t, std::nullopt}};
   // The guest changed the leaf since its walk (another vCPU): fault again.
   if (guest_leaf != 0 && path[guest_leaf].entry != t->entry) return {Fault::Retry, {t, std::nullopt}};
   const unsigned glevels = guest_levels(paging.mode());
@@ -91,11 +93,23 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
     rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
     emulate = emulate || access.is_write();
   }
-  std::byte* host = ram_.page(frame);
-  if (host == nullptr) {
+  const HostFrame backing = host_frame(frame);
+  if (backing.host == nullptr || (access.is_write() && !backing.writable)) {
+    // No memory, or a write to a read-only slot (ROM): the VMM emulates the access.
     std::move(flush).apply(tlb_);
     return {Fault::Reflect, {Unexpected{none}, ShadowExit::Mmio}};
   }
+  if (!backing.writable) rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+  if (backing.region != nullptr && backing.region->flags.is_log_dirty() && (rights & gpte::kAccWrite) != 0) {
+    // Dirty logging: writable only on a write, which logs the page first (a harvest under the
+    // lock never finds a writable page it has not logged).
+    if (access.is_write()) {
+      backing.region->mark_dirty(frame);
+    } else {
+      rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+    }
+  }
+  std::byte* host = backing.host;
   const std::uint64_t leaf = ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(host)), 1,
                                                       {rights, t->protection_key});
   const unsigned index = g.index(linear, 1);
@@ -139,14 +153,8 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::child(ShadowPage& parent, Iterator& i
 
 void ShadowMmu::write_protect(Gfn gfn) {
   pt::TlbFlush<Gva> flush(&memory_);
-  for (const PageCache::RmapEntry& r : pages_.rmap(gfn)) {
-    Iterator it(format_, memory_, r.root, r.gva.raw(), r.gva.raw() + 1);
-    pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, r.root);
-    ops.settle(it);
-    if (!it.is_leaf() || !gpte::RW::get(it.entry())) continue;
-    [[maybe_unused]] const pt::ops::Installed done = ops.install(it, gpte::RW::set(it.entry(), false), flush);
-  }
-  std::move(flush).apply(tlb_);
+  write_protect_locked({gfn, gfn + 1}, flush);
+  finish(std::move(flush));
 }
 
 }  // namespace vmmu::shadow
