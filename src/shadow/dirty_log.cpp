@@ -13,6 +13,15 @@
 namespace vmmu::shadow {
 
 void ShadowMmu::start_dirty_logging_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& flush) {
+  // Huge leaves: kept for reads, write-protected (the first write splits one, fault.cpp), or
+  // dropped, as KVM did before "lazily drop large spte".
+  if (config_.huge_on_dirty_log == tdp::HugeOnDirtyLog::Drop) {
+    for (const LeafRef& l : leaves_over(gfns)) {
+      if (l.level == 1) continue;
+      zap_leaf(l.gfn, l.entry, flush);
+      ++stats_.huge_dropped;
+    }
+  }
   write_protect_locked(gfns, flush);
 }
 

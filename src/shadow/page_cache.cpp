@@ -27,7 +27,11 @@ Result<ShadowPage*, pt::TableError> PageCache::create(Gfn gfn, Role role) {
   by_table_.emplace(table->raw(), std::move(page));
   hash_[gfn.raw()].push_back(p);
   peak_ = std::max(peak_, by_table_.size());
-  if (p->tracks_gfn()) ++tracked_[gfn.raw()];
+  if (p->tracks_gfn()) {
+    ++tracked_[gfn.raw()];
+    ++tracked_huge_[0][gfn.raw() >> 9];
+    ++tracked_huge_[1][gfn.raw() >> 18];
+  }
   return p;
 }
 
@@ -37,6 +41,10 @@ ShadowPage* PageCache::by_table(Hpa table) const {
 }
 
 bool PageCache::tracked(Gfn gfn) const { return tracked_.contains(gfn.raw()); }
+
+bool PageCache::tracked_within(Gfn gfn, unsigned level) const {
+  return level == 2 ? tracked_huge_[0].contains(gfn.raw() >> 9) : tracked_huge_[1].contains(gfn.raw() >> 18);
+}
 
 std::vector<ShadowPage*> PageCache::shadowing(Gfn gfn) const {
   std::vector<ShadowPage*> out;
@@ -56,8 +64,13 @@ void PageCache::unhash(ShadowPage* p) {
     if (it->second.empty()) hash_.erase(it);
   }
   if (p->tracks_gfn()) {
-    const auto t = tracked_.find(p->gfn().raw());
-    if (t != tracked_.end() && --t->second == 0) tracked_.erase(t);
+    auto drop = [](auto& counts, std::uint64_t key) {
+      const auto t = counts.find(key);
+      if (t != counts.end() && --t->second == 0) counts.erase(t);
+    };
+    drop(tracked_, p->gfn().raw());
+    drop(tracked_huge_[0], p->gfn().raw() >> 9);
+    drop(tracked_huge_[1], p->gfn().raw() >> 18);
   }
   p->mark_invalid();
 }

@@ -149,4 +149,8 @@ bool ShadowMmu::invalidating(Gfn gfn) const {
   return invalidations_in_progress_ > 0 && invalidating_.contains(gfn);
 }
 
+bool ShadowMmu::invalidating_any(Range<Gfn> gfns) const {
+  return invalidations_in_progress_ > 0 && invalidating_.overlaps(gfns);
+}
+
 }  // namespace vmmu::shadow

@@ -38,6 +38,9 @@ class PageCache {
   // The shadow page whose table holds the entry at `entry`.
   [[nodiscard]] ShadowPage* holding(Hpa entry) const { return by_table(Hpa(entry.raw() & ~(kPageSize - 1))); }
   [[nodiscard]] bool tracked(Gfn gfn) const;
+  // Some frame of the 2 MiB (level 2) or 1 GiB (level 3) page holding `gfn` is tracked: no
+  // huge leaf may map it (KVM's disallow_lpage).
+  [[nodiscard]] bool tracked_within(Gfn gfn, unsigned level) const;
   // The pages shadowing a table in `gfn` (any role).
   [[nodiscard]] std::vector<ShadowPage*> shadowing(Gfn gfn) const;
 
@@ -83,6 +86,7 @@ class PageCache {
   std::unordered_map<std::uint64_t, std::vector<ShadowPage*>> hash_;  // gfn -> pages
   std::unordered_map<std::uint64_t, std::unique_ptr<ShadowPage>> by_table_;
   std::unordered_map<std::uint64_t, std::uint32_t> tracked_;         // gfn -> tracking pages
+  std::unordered_map<std::uint64_t, std::uint32_t> tracked_huge_[2];  // 2M / 1G frame -> the same
   std::unordered_map<std::uint64_t, std::vector<RmapEntry>> rmaps_;
   std::size_t peak_ = 0;
 };

@@ -102,6 +102,9 @@ struct ShadowStats {
   std::uint64_t tlb_flushes = 0;        // flushes issued (MMU changes and guest flushes)
   std::uint64_t roots_built = 0;        // root shadow pages made
   std::uint64_t roots_reused = 0;       // root loads that found the root already there
+  std::uint64_t huge_leaves = 0;        // huge shadow leaves installed (2 MiB / 1 GiB)
+  std::uint64_t huge_splits = 0;        // huge leaves replaced by a table of small leaves
+  std::uint64_t huge_dropped = 0;       // huge leaves zapped when dirty logging started (Drop)
 };
 
 // What an access through the MMU gave: the guest's translation (gpa, guest page size), or the
@@ -293,10 +296,21 @@ class ShadowMmu {
   // The child of `parent` at the entry `it` stands on, linked if it was not; `it` moves into it.
   Result<ShadowPage*, ShadowExit> child(ShadowPage& parent, pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it,
                                         Gfn gfn, Role role, pt::TlbFlush<Gva>& flush);
+  // Write tracking starts on `gfn`: its leaves read-only, huge leaves over it zapped.
   void write_protect(Gfn gfn);
+  // Fills the new page `p` (below the entry `it` stands on, a huge leaf mapping `old`) with
+  // read-only leaves mapping the same pages, rmapped.
+  void split_into(ShadowPage& p, const pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it, GuestLeaf old);
+  // The largest shadow leaf level (1..3) for this fault: the guest's page size, the memslot's
+  // backing and extent, dirty logging and write tracking all allow it.
+  [[nodiscard]] unsigned huge_level(const x86::Translation& t, std::uint64_t linear) const;
+  // The first frame of the level-`level` page holding the fault's byte.
+  [[nodiscard]] Gfn first_frame(const x86::Translation& t, std::uint64_t linear, unsigned level) const;
+  [[nodiscard]] bool invalidating_any(Range<Gfn> gfns) const;
   [[nodiscard]] std::optional<std::string> invariants_locked() const;
-  // Invariant 5 for one leaf (rights `r`) mapping `gfn` at `gva`.
-  [[nodiscard]] std::optional<std::string> backing_broken(Gfn gfn, std::uint64_t gva, LeafRights r) const;
+  // Invariant 5 for one level-`level` leaf (rights `r`) mapping `gfn` at `gva`.
+  [[nodiscard]] std::optional<std::string> backing_broken(Gfn gfn, unsigned level, std::uint64_t gva,
+                                                          LeafRights r) const;
 
   std::unique_ptr<GuestRam> own_ram_;  // create(): the memslots as guest RAM
   GuestRam& ram_;
