@@ -69,6 +69,7 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
       return {Fault::Reflect, {Unexpected{none}, next.error()}};
     }
     sp = *next;
+    sp->touch(stats_.faults);  // for the quota's least-recently-used order
   }
 
   // The leaf: the path's rights, narrowed for dirty tracking and write tracking.

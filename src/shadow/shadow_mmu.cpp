@@ -81,6 +81,7 @@ Outcome ShadowMmu::access(const x86::GuestPaging& paging, Gva gva, Access access
     ++stats_.hardware_hits;
     return {*t, std::nullopt};
   }
+  reclaim_locked();
   Handled h = handle_fault(paging, linear, access);
   checked("a fault");
   while (h.kind == Fault::Invalidated) {

@@ -98,6 +98,11 @@ ShadowMmu::Reached ShadowMmu::reach_locked(ShadowVcpu& vcpu, const x86::GuestPag
     hit(*t, host);
     return out;
   }
+  reclaim_locked();
+  if ((*root)->role().invalid()) {
+    out.again = true;  // the quota took the root (it never does: roots stay): load again
+    return out;
+  }
   Handled h = handle_fault(paging, linear, a);
   checked("a fault");
   switch (h.kind) {

@@ -71,6 +71,9 @@ struct ShadowConfig {
   // What starting dirty logging does to huge shadow leaves (TDP's policy of the same name):
   // WriteProtect keeps them mapped for reads, Drop zaps them.
   tdp::HugeOnDirtyLog huge_on_dirty_log = tdp::HugeOnDirtyLog::WriteProtect;
+  // Most shadow pages the VM may have; 0: KVM's default, 20 per mille of the guest pages the
+  // memslots back, at least 64 (unlimited over bare GuestRam).
+  std::uint64_t page_quota = 0;
 };
 
 // Why create() refused a configuration.
@@ -105,6 +108,7 @@ struct ShadowStats {
   std::uint64_t huge_leaves = 0;        // huge shadow leaves installed (2 MiB / 1 GiB)
   std::uint64_t huge_splits = 0;        // huge leaves replaced by a table of small leaves
   std::uint64_t huge_dropped = 0;       // huge leaves zapped when dirty logging started (Drop)
+  std::uint64_t reclaimed = 0;          // pages zapped to stay within the quota
 };
 
 // What an access through the MMU gave: the guest's translation (gpa, guest page size), or the
@@ -213,6 +217,8 @@ class ShadowMmu {
 
   [[nodiscard]] ShadowStats stats() const;
   [[nodiscard]] const ShadowConfig& config() const { return config_; }
+  // The shadow-page quota now (see ShadowConfig::page_quota); ~0 when unlimited.
+  [[nodiscard]] std::uint64_t page_quota() const;
   [[nodiscard]] const ShadowFormat& format() const { return format_; }
   // For tests and invariant checks; callers hold no lock, so only while no access runs.
   [[nodiscard]] const PageCache& pages() const { return pages_; }
@@ -256,6 +262,9 @@ class ShadowMmu {
   [[nodiscard]] bool invalidating(Gfn gfn) const;
 
   void on_memslot_change(const MemslotChange& change);
+  // Before a fault builds: over the quota, zaps the least recently used non-root pages (a
+  // batch, so that the next faults do not each reclaim). Roots are never taken.
+  void reclaim_locked();
   // Zaps `sp` (KVM's prepare_zap + commit): unlinks it from its parents and children,
   // removes its leaves from the rmaps, zaps children left without a parent, and retires its
   // table with `flush`; a root still in use only becomes invalid and empty.
