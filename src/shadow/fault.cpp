@@ -1,50 +1,45 @@
 // The shadow fault path (issue 12 item 4): the guest's walk, then the chain of shadow pages
 // down to a 4 KiB leaf, then the leaf; and write tracking of the guest's tables.
 
-#include "guest_path.hpp"
 #include "vmmu/shadow/shadow_mmu.hpp"
 
 namespace vmmu::shadow {
 namespace {
 
 namespace gpte = x86::gpte;
-using detail::guest_path;
-using detail::GuestPath;
 using Iterator = pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>;
 
 }  // namespace
 
-ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::uint64_t linear, Access access) {
+ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, ShadowPage& root, std::uint64_t linear,
+                                            Access access) {
   ++stats_.faults;
   const x86::WalkFault none{};
   GuestRamTables tables(ram_);
-  const Result<x86::Translation, x86::WalkFault> t = x86::walk(paging, tables, Gva(linear), access);
+  // One guest walk: its result, its A/D bits, and the entries it used (the shadow's keys).
+  x86::WalkPath path;
+  const Result<x86::Translation, x86::WalkFault> t = x86::walk(paging, tables, Gva(linear), access, {}, path);
   if (!t) {
     ++stats_.reflected;
     return {Fault::Reflect, {t, std::nullopt}};
   }
-  const GuestPath path = guest_path(paging, tables, linear);
   const unsigned guest_leaf = t->level;  // 0 with paging off
-  // The guest changed the leaf since its walk (another vCPU): fault again.
-  if (guest_leaf != 0 && path[guest_leaf].entry != t->entry) return {Fault::Retry, {t, std::nullopt}};
   const unsigned glevels = guest_levels(paging.mode());
-  Result<ShadowPage*, ShadowExit> root = root_locked(paging);
-  if (!root) return {Fault::Reflect, {Unexpected{none}, root.error()}};
 
   // Down from the root: each level's child is found or made by (gfn, role).
   const pt::Geometry& g = format_.geometry();
-  pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, (*root)->table());
+  pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, root.table());
   pt::TlbFlush<Gva> flush(&memory_);
   // The host tables' input: the gva's bits the host indexes (sign extension dropped).
   const std::uint64_t input = linear & (g.input_limit() - 1);
-  Iterator it(format_, memory_, (*root)->table(), input, input + 1);
-  ShadowPage* sp = *root;
+  Iterator it(format_, memory_, root.table(), input, input + 1);
+  ShadowPage* sp = &root;  // the page `it` stands in; nullptr when found linked (looked up once below)
+  Role parent = root.role();
   for (unsigned level = g.root_level(); level > 1; --level) {
-    const Role parent = sp->role();
     ChildOf c{g.index(linear, level), gpte::kAccAll, false, glevels};
     Gfn gfn;
     if (parent.passthrough()) {
-      gfn = path[glevels].table;  // the guest's root table, at every passthrough level
+      gfn = gfn_of(path[glevels].address);  // the guest's root table, at every passthrough level
     } else if (parent.direct() || level <= guest_leaf) {
       // Below a guest huge leaf (or paging off): guest frames, contiguous from the first byte
       // the entry covers.
@@ -53,15 +48,18 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
       gfn = gfn_of(t->gpa - (linear & (g.span(level) - 1)));
     } else {
       c.access = path[level].rights;
-      gfn = path[level - 1].table;
+      gfn = gfn_of(path[level - 1].address);
     }
-    Result<ShadowPage*, ShadowExit> next = child(*sp, it, gfn, child_role(parent, c), flush);
+    const Role role = child_role(parent, c);
+    Result<ShadowPage*, ShadowExit> next = child(it, gfn, role, flush);
     if (!next) {
       std::move(flush).apply(tlb_);
       return {Fault::Reflect, {Unexpected{none}, next.error()}};
     }
     sp = *next;
+    parent = role;
   }
+  if (sp == nullptr) sp = pages_.by_table(it.table(1));
 
   // The leaf: the path's rights, narrowed for dirty tracking and write tracking.
   const Role role = sp->role();
@@ -104,7 +102,7 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
     [[maybe_unused]] const pt::ops::Installed done = ops.install(it, leaf, flush);  // under the lock: no race
   }
   sp->set_leaf(index, {frame, t->page_size});
-  pages_.rmap_add(frame, {it.entry_address(), (*root)->table(), Gva(input)});
+  pages_.rmap_add(frame, {it.entry_address(), root.table(), Gva(input)});
   std::move(flush).apply(tlb_);
   if (emulate) {
     ++stats_.emulated;
@@ -113,14 +111,12 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
   return {Fault::Retry, {t, std::nullopt}};
 }
 
-Result<ShadowPage*, ShadowExit> ShadowMmu::child(ShadowPage& parent, Iterator& it, Gfn gfn, Role role,
-                                                 pt::TlbFlush<Gva>& flush) {
+Result<ShadowPage*, ShadowExit> ShadowMmu::child(Iterator& it, Gfn gfn, Role role, pt::TlbFlush<Gva>& flush) {
   if (it.is_table()) {
-    // Already linked. The guest's tables are write-tracked, so the link still says what the
-    // guest's entry says; the invariants check that.
-    ShadowPage* existing = pages_.by_table(format_.table_address(it.entry(), it.level()));
+    // Already linked to the page of (gfn, role): the guest's tables are write-tracked, so the
+    // link still says what the guest's entry says (the invariants check that). No look-up.
     it.next();
-    return existing;
+    return nullptr;
   }
   ShadowPage* p = pages_.find(gfn, role);
   if (p == nullptr) {
@@ -129,7 +125,7 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::child(ShadowPage& parent, Iterator& i
     p = *made;
     if (p->tracks_gfn()) write_protect(gfn);
   }
-  pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, parent.table());
+  pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, Hpa(0));  // install needs no root
   // Under the lock nothing else writes shadow entries: the install cannot lose.
   [[maybe_unused]] const pt::ops::Installed done = ops.install(it, format_.make_table(p->table(), it.level()), flush);
   p->add_parent(it.entry_address());
@@ -140,9 +136,10 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::child(ShadowPage& parent, Iterator& i
 void ShadowMmu::write_protect(Gfn gfn) {
   pt::TlbFlush<Gva> flush(&memory_);
   for (const PageCache::RmapEntry& r : pages_.rmap(gfn)) {
-    Iterator it(format_, memory_, r.root, r.gva.raw(), r.gva.raw() + 1);
+    // Straight to the entry the rmap names (KVM's rmap walk), not down from a root.
+    const Hpa table(r.entry.raw() & ~(kPageSize - 1));
+    Iterator it = Iterator::at(format_, memory_, table, pages_.by_table(table)->role().level(), r.gva.raw());
     pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, r.root);
-    ops.settle(it);
     if (!it.is_leaf() || !gpte::RW::get(it.entry())) continue;
     [[maybe_unused]] const pt::ops::Installed done = ops.install(it, gpte::RW::set(it.entry(), false), flush);
   }

@@ -37,8 +37,8 @@ ShadowPage* PageCache::by_table(Hpa table) const {
 
 bool PageCache::tracked(Gfn gfn) const { return tracked_.contains(gfn.raw()); }
 
-const std::vector<PageCache::RmapEntry>& PageCache::rmap(Gfn gfn) const {
-  static const std::vector<RmapEntry> kNone;
+const PageCache::Rmap& PageCache::rmap(Gfn gfn) const {
+  static const Rmap kNone;
   const auto it = rmaps_.find(gfn.raw());
   return it == rmaps_.end() ? kNone : it->second;
 }

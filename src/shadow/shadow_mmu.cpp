@@ -61,20 +61,22 @@ Outcome ShadowMmu::access(const x86::GuestPaging& paging, Gva gva, Access access
   const x86::WalkFault none{};
   Result<ShadowPage*, ShadowExit> root = root_locked(paging);
   if (!root) return {Unexpected{none}, root.error()};
-  if (std::optional<x86::Translation> t = hardware(paging, **root, linear, access)) {
+  const x86::GuestPaging& host = host_paging(paging, **root);
+  if (std::optional<x86::Translation> t = hardware(host, linear, access)) {
     ++stats_.hardware_hits;
     return {*t, std::nullopt};
   }
-  Handled h = handle_fault(paging, linear, access);
+  Handled h = handle_fault(paging, **root, linear, access);
 #ifdef VMMU_CHECK_INVARIANTS
   if (std::optional<std::string> bad = invariants_locked()) {
     std::fprintf(stderr, "vmmu shadow MMU invariant broken: %s\n", bad->c_str());
     std::abort();
   }
+  // The leaf just built must let the hardware do the access; release builds trust it and
+  // answer with the guest's translation instead of walking the shadow tables again.
+  if (h.kind == Fault::Retry && !hardware(host, linear, access)) return {Unexpected{none}, ShadowExit::Stuck};
 #endif
-  if (h.kind != Fault::Retry) return std::move(h.outcome);
-  if (std::optional<x86::Translation> t = hardware(paging, **root, linear, access)) return {*t, std::nullopt};
-  return {Unexpected{none}, ShadowExit::Stuck};
+  return std::move(h.outcome);
 }
 
 std::optional<std::string> ShadowMmu::check_invariants() const {

@@ -105,13 +105,15 @@ class ShadowMmu {
     Fault kind;
     Outcome outcome;
   };
-  Handled handle_fault(const x86::GuestPaging& paging, std::uint64_t linear, Access access);
-  std::optional<x86::Translation> hardware(const x86::GuestPaging& paging, ShadowPage& root, std::uint64_t linear,
-                                           Access access);
+  Handled handle_fault(const x86::GuestPaging& paging, ShadowPage& root, std::uint64_t linear, Access access);
+  // The host's paging state for running `paging` on `root`, rebuilt only when it changes.
+  const x86::GuestPaging& host_paging(const x86::GuestPaging& paging, const ShadowPage& root);
+  std::optional<x86::Translation> hardware(const x86::GuestPaging& host, std::uint64_t linear, Access access);
   Result<ShadowPage*, ShadowExit> root_locked(const x86::GuestPaging& paging);
-  // The child of `parent` at the entry `it` stands on, linked if it was not; `it` moves into it.
-  Result<ShadowPage*, ShadowExit> child(ShadowPage& parent, pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it,
-                                        Gfn gfn, Role role, pt::TlbFlush<Gva>& flush);
+  // The child page (gfn, role) at the entry `it` stands on, found or made and linked if the
+  // entry is empty (nullptr when it was linked already); `it` moves into it.
+  Result<ShadowPage*, ShadowExit> child(pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it, Gfn gfn, Role role,
+                                        pt::TlbFlush<Gva>& flush);
   void write_protect(Gfn gfn);
   [[nodiscard]] std::optional<std::string> invariants_locked() const;
 
@@ -123,6 +125,12 @@ class ShadowMmu {
   mutable std::mutex mutex_;
   PageCache pages_;
   std::unordered_map<const ShadowPage*, x86::GuestPaging> roots_;  // each root's paging state
+  // The last host paging state built (GuestPaging::from is the cost of a hardware walk).
+  struct HostPaging {
+    x86::Registers registers;
+    x86::GuestPaging paging;
+  };
+  std::optional<HostPaging> host_;
   ShadowStats stats_{};
 };
 
