@@ -57,12 +57,14 @@ const x86::GuestPaging& ShadowMmu::host_paging(const x86::GuestPaging& paging, c
 }
 
 std::optional<x86::Translation> ShadowMmu::hardware(const x86::GuestPaging& host, std::uint64_t linear,
-                                                    Access access) {
+                                                    Access access, std::byte** host_byte) {
   HardwareView view(memory_);
   x86::WalkPath path;
   Result<x86::Translation, x86::WalkFault> r =
       x86::walk(host, view, Gva(linear), access, x86::WalkOptions{.update_accessed_dirty = false}, path);
   if (!r) return std::nullopt;
+  // The walk's "physical" address is the host address the shadow leaf maps.
+  if (host_byte != nullptr) *host_byte = reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(r->gpa.raw()));  // NOLINT
   // What the leaf maps in guest terms: the shadow page holding it (found from the leaf's
   // address the walk used) knows.
   const Hpa table(path[r->level].address.raw() & ~(kPageSize - 1));
