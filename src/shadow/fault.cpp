@@ -131,6 +131,7 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
   }
   sp->set_leaf(index, {first, t->page_size});
   pages_.rmap_add(first, {it.entry_address(), root.table(), Gva(input & ~(g.span(level) - 1))});
+  if (level == 1) prefetch(paging, *sp, root.table(), input, flush);
   std::move(flush).apply(tlb_);
   if (emulate) {
     ++stats_.emulated;

@@ -109,6 +109,7 @@ struct ShadowStats {
   std::uint64_t huge_splits = 0;        // huge leaves replaced by a table of small leaves
   std::uint64_t huge_dropped = 0;       // huge leaves zapped when dirty logging started (Drop)
   std::uint64_t reclaimed = 0;          // pages zapped to stay within the quota
+  std::uint64_t prefetched = 0;         // leaves installed for a fault's neighbours (prefetch.cpp)
 };
 
 // What an access through the MMU gave: the guest's translation (gpa, guest page size), or the
@@ -308,6 +309,10 @@ class ShadowMmu {
   // The child of `parent` at the entry `it` stands on, linked if it was not; `it` moves into it.
   Result<ShadowPage*, ShadowExit> child(ShadowPage& parent, pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it,
                                         Gfn gfn, Role role, pt::TlbFlush<Gva>& flush);
+  // Leaves for the accessed neighbours of the 4 KiB leaf just installed at `input` in `sp`.
+  static constexpr unsigned kPrefetchEntries = 8;  // KVM's PTE_PREFETCH_NUM
+  void prefetch(const x86::GuestPaging& paging, ShadowPage& sp, Hpa root, std::uint64_t input,
+                pt::TlbFlush<Gva>& flush);
   // Write tracking starts on `gfn`: its leaves read-only, huge leaves over it zapped.
   void write_protect(Gfn gfn);
   // Fills the new page `p` (below the entry `it` stands on, a huge leaf mapping `old`) with
