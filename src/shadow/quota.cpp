@@ -37,7 +37,7 @@ std::uint64_t ShadowMmu::shadow_page_bytes() const {
 std::uint64_t ShadowMmu::rmap_bytes() const {
   const std::lock_guard lock(mutex_);
   std::uint64_t bytes = 0;
-  pages_.for_each_rmap([&](Gfn, const std::vector<PageCache::RmapEntry>& e) {
+  pages_.for_each_rmap([&](Gfn, const PageCache::Rmap& e) {
     bytes += sizeof(std::uint64_t) + sizeof(e) + e.capacity() * sizeof(PageCache::RmapEntry);
   });
   return bytes;
