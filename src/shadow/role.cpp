@@ -23,6 +23,7 @@ std::string to_string(Role r) {
   flag(r.guest_mode(), "guest_mode");
   flag(r.passthrough(), "passthrough");
   flag(r.invalid(), "invalid");
+  flag(r.pke_andnot_wp(), "pke_andnot_wp");
   return s;
 }
 
@@ -50,6 +51,7 @@ Role root_role(const x86::GuestPaging& paging, unsigned host_levels, bool ad_dis
       .set_cr0_wp(wp)
       .set_smep_andnot_wp(paging_on && x86::cr4::SMEP::get(r.cr4) && !wp)
       .set_smap_andnot_wp(paging_on && x86::cr4::SMAP::get(r.cr4) && !wp)
+      .set_pke_andnot_wp(paging.protection_keys() && !wp)
       .set_efer_nx(paging.format_config().nx)
       .set_ad_disabled(ad_disabled)
       .set_guest_mode(guest_mode)

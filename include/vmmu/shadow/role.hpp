@@ -18,6 +18,8 @@
 //   16    guest_mode       built for a nested (L2) guest
 //   17    passthrough      a host level above the guest's root: no guest table, one child
 //   18    invalid          zapped while still in use as a root: never found by a lookup
+//   19    pke_andnot_wp    CR4.PKE && !CR0.WP (user pages are never made kernel-writable: a
+//                          supervisor access to a user page is subject to PKRU)
 //
 // Child roles are derived in one function, child_role(), from the parent's role.
 
@@ -43,10 +45,11 @@ using AdDisabled = Bit<15>;
 using GuestMode = Bit<16>;
 using Passthrough = Bit<17>;
 using Invalid = Bit<18>;
+using PkeAndnotWp = Bit<19>;
 static_assert(disjoint({Level::mask, Gpte4::mask, Quadrant::mask, Direct::mask, AccessBits::mask, Cr0Wp::mask,
                         SmepAndnotWp::mask, SmapAndnotWp::mask, EferNx::mask, AdDisabled::mask, GuestMode::mask,
-                        Passthrough::mask, Invalid::mask}));
-static_assert(Invalid::mask < (std::uint64_t{1} << 32));
+                        Passthrough::mask, Invalid::mask, PkeAndnotWp::mask}));
+static_assert(PkeAndnotWp::mask < (std::uint64_t{1} << 32));
 }  // namespace role_bits
 
 class Role {
@@ -74,6 +77,7 @@ class Role {
   VMMU_ROLE_FIELD(guest_mode, role_bits::GuestMode, bool)
   VMMU_ROLE_FIELD(passthrough, role_bits::Passthrough, bool)
   VMMU_ROLE_FIELD(invalid, role_bits::Invalid, bool)
+  VMMU_ROLE_FIELD(pke_andnot_wp, role_bits::PkeAndnotWp, bool)
 #undef VMMU_ROLE_FIELD
 
   friend constexpr bool operator==(Role, Role) = default;
