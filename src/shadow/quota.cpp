@@ -1,7 +1,7 @@
-// The per-VM quota of shadow pages (issue 12 item 9, KVM's n_max_mmu_pages): 20 per mille of
-// the guest's pages, at least 64, unless configured. Over it, a fault first reclaims the least
-// recently used pages that are no root (KVM's make_mmu_pages_available); their children left
-// without a parent go with them.
+// Shadow-page memory: what the pages cost in host memory, and the per-VM quota of them
+// (issue 12 item 9, KVM's n_max_mmu_pages): 20 per mille of the guest's pages, at least 64,
+// unless configured. Over it, a fault first reclaims the least recently used pages that are
+// no root (KVM's make_mmu_pages_available); their children left without a parent go with them.
 
 #include <algorithm>
 
@@ -23,6 +23,24 @@ std::uint64_t ShadowMmu::page_quota() const {
   std::uint64_t pages = 0;
   for (const MemslotRegion& r : slots_->snapshot().regions()) pages += r.pages;
   return std::max(kMinQuota, pages * kPerMille / 1000);
+}
+
+std::uint64_t ShadowMmu::shadow_page_bytes() const {
+  const std::lock_guard lock(mutex_);
+  std::uint64_t bytes = 0;
+  pages_.for_each([&](const ShadowPage& p) {
+    bytes += format_.geometry().table_bytes(p.role().level()) + sizeof(ShadowPage) + p.parents().capacity() * sizeof(Hpa);
+  });
+  return bytes;
+}
+
+std::uint64_t ShadowMmu::rmap_bytes() const {
+  const std::lock_guard lock(mutex_);
+  std::uint64_t bytes = 0;
+  pages_.for_each_rmap([&](Gfn, const PageCache::Rmap& e) {
+    bytes += sizeof(std::uint64_t) + sizeof(e) + e.capacity() * sizeof(PageCache::RmapEntry);
+  });
+  return bytes;
 }
 
 void ShadowMmu::reclaim_locked() {

@@ -12,11 +12,6 @@
 namespace vmmu::shadow::test {
 namespace {
 
-void expect_invariants(const ShadowMmu& mmu) {
-  const std::optional<std::string> bad = mmu.check_invariants();
-  EXPECT_FALSE(bad) << *bad;
-}
-
 TEST(ShadowMemslots, CreateRefusesAHostLevelCountOtherThanFourOrFive) {
   Memslots slots;
   auto bad = ShadowMmu::create({.host_levels = 3}, slots);

@@ -218,6 +218,10 @@ class ShadowMmu {
   Result<ShadowPage*, ShadowExit> load_root(const x86::GuestPaging& paging);
 
   [[nodiscard]] ShadowStats stats() const;
+  // Host memory the shadow pages take: their tables and their bookkeeping (ShadowPage: the
+  // guest frame of each leaf, parent links), not the rmaps (see rmap_bytes()).
+  [[nodiscard]] std::uint64_t shadow_page_bytes() const;
+  [[nodiscard]] std::uint64_t rmap_bytes() const;
   [[nodiscard]] const ShadowConfig& config() const { return config_; }
   // The shadow-page quota now (see ShadowConfig::page_quota); ~0 when unlimited.
   [[nodiscard]] std::uint64_t page_quota() const;
