@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "shadow/support/guest_path4.hpp"
 #include "shadow/support/sparse_ram.hpp"
 #include "vmmu/shadow/shadow_mmu.hpp"
 #include "vmmu/x86/walk.hpp"
@@ -16,7 +17,6 @@ namespace gpte = x86::gpte;
 namespace cr0 = x86::cr0;
 namespace cr4 = x86::cr4;
 
-constexpr std::uint64_t kTable = gpte::P::mask | gpte::RW::mask | gpte::US::mask;
 constexpr std::uint64_t kGva = 0x1000;
 
 class PkeRole : public ::testing::Test {
@@ -24,9 +24,7 @@ class PkeRole : public ::testing::Test {
   // PML4 0x1000 -> PDPT 0x2000 -> PD 0x3000 -> PT 0x4000; PT entry 1 -> 0x10000: a user,
   // read-only page with protection key 1.
   void SetUp() override {
-    mem.write<std::uint64_t>(Gpa(0x1000), 0x2000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x2000), 0x3000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x3000), 0x4000 | kTable);
+    write_path4(mem);
     mem.write<std::uint64_t>(Gpa(0x4008), gpte::ProtKey::set(0x10000 | gpte::P::mask | gpte::US::mask, 1));
   }
   // CR0.WP = 0; with `pke`, PKRU denies every access with key 1 (its AD bit) if `deny`.
