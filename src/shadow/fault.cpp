@@ -89,10 +89,11 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
     // CR0.WP=0: a supervisor write to a read-only page succeeds. The hardware runs with WP=1,
     // so the leaf becomes writable and, for a user page, supervisor-only (a user access faults
     // and gets the guest's rights back); with SMEP it must then not be executable, and with
-    // SMAP a user page may not lose U at all (a supervisor read would skip SMAP): emulate.
+    // SMAP (or protection keys) a user page may not lose U at all (a supervisor read would
+    // skip SMAP, a supervisor access PKRU): emulate.
     if ((rights & gpte::kAccUser) == 0) {
       rights |= gpte::kAccWrite;
-    } else if (role.smap_andnot_wp()) {
+    } else if (role.smap_andnot_wp() || role.pke_andnot_wp()) {
       emulate = true;
     } else {
       rights = static_cast<std::uint8_t>((rights | gpte::kAccWrite) & ~gpte::kAccUser);

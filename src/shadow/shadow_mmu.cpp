@@ -56,7 +56,6 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::load_root(const x86::GuestPaging& pag
 
 Result<ShadowPage*, ShadowExit> ShadowMmu::root_locked(const x86::GuestPaging& paging) {
   const x86::PagingMode mode = paging.mode();
-  if (mode == x86::PagingMode::Pae) return Unexpected{ShadowExit::Unsupported};
   if (guest_levels(mode) > config_.host_levels) return Unexpected{ShadowExit::Unsupported};
   const Role role = root_role(paging, config_.host_levels);
   // Paging off: one direct root for the whole 4 GiB; otherwise the guest's root table.

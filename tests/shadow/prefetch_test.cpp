@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "shadow/support/guest_path4.hpp"
 #include "shadow/support/sparse_ram.hpp"
 #include "vmmu/shadow/shadow_mmu.hpp"
 
@@ -12,8 +13,7 @@ namespace {
 
 namespace gpte = x86::gpte;
 
-constexpr std::uint64_t kTable = gpte::P::mask | gpte::RW::mask | gpte::US::mask;
-constexpr std::uint64_t kAccessed = kTable | gpte::A::mask;
+constexpr std::uint64_t kAccessed = kTableEntry | gpte::A::mask;
 constexpr std::uint64_t kReservedBit = std::uint64_t{1} << 51;  // above MAXPHYADDR 40
 
 class Prefetch : public ::testing::Test {
@@ -22,9 +22,7 @@ class Prefetch : public ::testing::Test {
   // Entries 0-15: accessed and dirty, but 2 (accessed, clean), 3 (not accessed), 5 (reserved
   // bit set) and 6 (not present).
   void SetUp() override {
-    mem.write<std::uint64_t>(Gpa(0x1000), 0x2000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x2000), 0x3000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x3000), 0x4000 | kTable);
+    write_path4(mem);
     for (std::uint64_t i = 0; i < 16; ++i) {
       std::uint64_t e = (0x100000 + (i << 12)) | kAccessed | gpte::D::mask;
       if (i == 2) e &= ~gpte::D::mask;

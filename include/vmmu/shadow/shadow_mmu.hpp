@@ -21,7 +21,8 @@
 // Guest modes run now: paging off (direct pages), 32-bit paging (passthrough levels above the
 // guest's root, whose four quarters and each page table's two halves are shadow pages told
 // apart by quadrant; a 4 MiB page is two 2 MiB halves of direct pages), 4-level and 5-level
-// paging. PAE guests are refused (ShadowExit::Unsupported) until their PDPTE roots land.
+// paging, and PAE paging (the page shadowing the four PDPTEs is keyed by CR3's frame and its
+// 32-byte slot, role.pdpt, below passthrough levels).
 //
 // A VM's ShadowMmu (create()) runs over its memslots: guest RAM is what they back, read-only
 // slots map read-only, dirty-logged slots map writable only on a write fault that logged the
