@@ -23,6 +23,8 @@ std::string to_string(Role r) {
   flag(r.guest_mode(), "guest_mode");
   flag(r.passthrough(), "passthrough");
   flag(r.invalid(), "invalid");
+  flag(r.pke_andnot_wp(), "pke_andnot_wp");
+  if (r.pdpt() != 0) s += fmt::format(" pdpt={}", r.pdpt());
   return s;
 }
 
@@ -50,6 +52,8 @@ Role root_role(const x86::GuestPaging& paging, unsigned host_levels, bool ad_dis
       .set_cr0_wp(wp)
       .set_smep_andnot_wp(paging_on && x86::cr4::SMEP::get(r.cr4) && !wp)
       .set_smap_andnot_wp(paging_on && x86::cr4::SMAP::get(r.cr4) && !wp)
+      .set_pke_andnot_wp(paging.protection_keys() && !wp)
+      .set_pdpt(paging.mode() == x86::PagingMode::Pae ? static_cast<unsigned>((r.cr3 >> 5) & 0x7f) : 0)
       .set_efer_nx(paging.format_config().nx)
       .set_ad_disabled(ad_disabled)
       .set_guest_mode(guest_mode)
@@ -71,7 +75,8 @@ Role child_role(Role parent, const ChildOf& c) {
     if (level == c.guest_levels) child.set_quadrant(child.gpte4() ? c.index & 3u : (c.index >> 8) & 1u);
     return child;
   }
-  child.set_access(static_cast<std::uint8_t>(parent.access() & c.access)).set_direct(parent.direct() || c.direct);
+  // Below a PAE guest's PDPT the tables are whole pages: shared whatever CR3's offset.
+  child.set_access(static_cast<std::uint8_t>(parent.access() & c.access)).set_direct(parent.direct() || c.direct).set_pdpt(0);
   // A 1024-entry guest page table is shadowed by two 512-entry pages: shadow PDE 2i maps the
   // guest PDE's low 2 MiB (guest PTEs 0..511), 2i+1 its high half.
   if (child.gpte4() && !child.direct() && level == 1) child.set_quadrant(c.index & 1u);

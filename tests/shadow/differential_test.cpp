@@ -1,4 +1,4 @@
-// The shadow MMU against the x86 walker: random guests (paging off, 32-bit, 4-level, 5-level, every
+// The shadow MMU against the x86 walker: random guests (paging off, 32-bit, PAE, 4-level, 5-level, every
 // permission feature), random tables with random bits (reserved ones included) in a few pool
 // pages that point at each other -- so guest tables are also data pages, shared between paths
 // and write-tracked -- and many accesses per case, so later accesses hit, refault and
@@ -35,18 +35,18 @@ class Guest {
   bool chance(unsigned percent) { return pick(100) < percent; }
   std::uint64_t pick(std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng_); }
 
-  // Registers for paging off (1 in 8), 32-bit (2 in 8), 4-level or 5-level paging, random
-  // features. `levels`: the guest's (0, 2, 4, 5).
+  // Registers for paging off (1 in 10), 32-bit (2 in 10), PAE (2 in 10), 4-level or 5-level
+  // paging, random features. `levels`: the guest's (0, 2, 3, 4, 5).
   x86::Registers registers(unsigned& levels) {
     x86::Registers r;
-    const unsigned mode = static_cast<unsigned>(pick(8));
-    levels = mode == 0 ? 0 : mode < 3 ? 2 : mode < 6 ? 4 : 5;
+    const unsigned mode = static_cast<unsigned>(pick(10));
+    levels = mode == 0 ? 0 : mode < 3 ? 2 : mode < 5 ? 3 : mode < 8 ? 4 : 5;
     levels_ = levels;
     r.cr0 = cr0::PE::mask | (levels != 0 ? cr0::PG::mask : 0) | (chance(60) ? cr0::WP::mask : 0);
     r.cr4 = (levels > 2 ? cr4::PAE::mask : 0) | (levels == 5 ? cr4::LA57::mask : 0) |
             (levels == 2 && chance(70) ? cr4::PSE::mask : 0) |
             (chance(50) ? cr4::SMEP::mask : 0) | (chance(50) ? cr4::SMAP::mask : 0) | (chance(40) ? cr4::PKE::mask : 0);
-    r.efer = (levels > 2 ? efer::LME::mask | efer::LMA::mask : 0) | (chance(70) ? efer::NXE::mask : 0);
+    r.efer = (levels > 3 ? efer::LME::mask | efer::LMA::mask : 0) | (chance(70) ? efer::NXE::mask : 0);
     r.rflags = 0x2 | (chance(40) ? x86::rflags::AC::mask : 0);
     r.pkru = chance(40) ? static_cast<std::uint32_t>(rng_()) : 0;
     r.cr3 = kPool + pick(kPages) * 0x1000;
@@ -119,7 +119,7 @@ class Guest {
     }
     static constexpr std::array<std::uint64_t, 4> kIndex{0, 1, 256, 511};
     for (unsigned l = 1; l <= 5; ++l) v |= kIndex[pick(4)] << (12 + 9 * (l - 1));
-    if (levels == 0) return v & 0xffff'ffffULL;
+    if (levels <= 3) return v & 0xffff'ffffULL;  // paging off, PAE: 32-bit linear addresses
     const unsigned bits = levels == 4 ? 48 : 57;
     v &= (std::uint64_t{1} << bits) - 1;
     if ((v >> (bits - 1)) & 1) v |= ~((std::uint64_t{1} << bits) - 1);  // canonical

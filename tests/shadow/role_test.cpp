@@ -21,19 +21,19 @@ TEST(ShadowRole, EveryFieldRoundTripsAndChangesTheWord) {
   Role r;
   r.set_level(5).set_gpte4(true).set_quadrant(3).set_direct(true).set_access(5).set_cr0_wp(true)
       .set_smep_andnot_wp(true).set_smap_andnot_wp(true).set_efer_nx(true).set_ad_disabled(true)
-      .set_guest_mode(true).set_passthrough(true).set_invalid(true);
+      .set_guest_mode(true).set_passthrough(true).set_invalid(true).set_pke_andnot_wp(true);
   EXPECT_EQ(r.level(), 5u);
   EXPECT_EQ(r.quadrant(), 3u);
   EXPECT_EQ(r.access(), 5u);
   EXPECT_TRUE(r.gpte4() && r.direct() && r.cr0_wp() && r.smep_andnot_wp() && r.smap_andnot_wp() && r.efer_nx() &&
-              r.ad_disabled() && r.guest_mode() && r.passthrough() && r.invalid());
+              r.ad_disabled() && r.guest_mode() && r.passthrough() && r.invalid() && r.pke_andnot_wp());
   // Each field flipped alone gives a different word (so a lookup can tell them apart).
   const std::vector<Role> one_off = {
       Role(r).set_level(4),          Role(r).set_gpte4(false),         Role(r).set_quadrant(2),
       Role(r).set_direct(false),     Role(r).set_access(4),            Role(r).set_cr0_wp(false),
       Role(r).set_smep_andnot_wp(false), Role(r).set_smap_andnot_wp(false), Role(r).set_efer_nx(false),
       Role(r).set_ad_disabled(false), Role(r).set_guest_mode(false),  Role(r).set_passthrough(false),
-      Role(r).set_invalid(false)};
+      Role(r).set_invalid(false),    Role(r).set_pke_andnot_wp(false)};
   std::set<std::uint32_t> words{r.word()};
   for (const Role& o : one_off) EXPECT_TRUE(words.insert(o.word()).second) << to_string(o);
 }
@@ -95,12 +95,13 @@ TEST(ShadowRole, ChildRoleRulesHoldForEveryReachableParent) {
           EXPECT_EQ(c.cr0_wp(), p.cr0_wp());
           EXPECT_EQ(c.smep_andnot_wp(), p.smep_andnot_wp());
           EXPECT_EQ(c.smap_andnot_wp(), p.smap_andnot_wp());
+          EXPECT_EQ(c.pke_andnot_wp(), p.pke_andnot_wp());
           EXPECT_EQ(c.efer_nx(), p.efer_nx());
           EXPECT_EQ(c.ad_disabled(), p.ad_disabled());
           EXPECT_EQ(c.guest_mode(), p.guest_mode());
           EXPECT_FALSE(c.invalid());
           // SMEP/SMAP-and-not-WP are never set with WP.
-          EXPECT_FALSE(c.cr0_wp() && (c.smep_andnot_wp() || c.smap_andnot_wp()));
+          EXPECT_FALSE(c.cr0_wp() && (c.smep_andnot_wp() || c.smap_andnot_wp() || c.pke_andnot_wp()));
           if (p.passthrough()) {
             // Above the guest's root: no guest rights yet, never direct; passthrough exactly
             // while the child is still above the guest's root level.

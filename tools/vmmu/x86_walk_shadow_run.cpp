@@ -26,9 +26,6 @@ Result<X86WalkRun, CaseError> run_x86_walk_case_shadow(const X86WalkCase& c, uns
   store(c.memory, run.memory);
   const auto paging = x86::GuestPaging::from(c.regs, x86::CpuModel{.maxphyaddr = c.maxphyaddr});
   run.mode = paging.mode();
-  if (run.mode == x86::PagingMode::Pae) {
-    return Unexpected{CaseError{CaseErrorKind::BadValue, "regs", "--mmu shadow does not run PAE guests yet"}};
-  }
   const unsigned levels = run.mode == x86::PagingMode::Long5 ? 5 : (host_levels == 0 ? 4 : host_levels);
   CaseRam ram(run.memory);
   shadow::ShadowMmu mmu(ram, {.host_levels = levels});

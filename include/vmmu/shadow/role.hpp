@@ -18,6 +18,10 @@
 //   16    guest_mode       built for a nested (L2) guest
 //   17    passthrough      a host level above the guest's root: no guest table, one child
 //   18    invalid          zapped while still in use as a root: never found by a lookup
+//   19    pke_andnot_wp    CR4.PKE && !CR0.WP (user pages are never made kernel-writable: a
+//                          supervisor access to a user page is subject to PKRU)
+//   26:20 pdpt             a PAE guest's CR3 bits 11:5 (which 32-byte PDPT of the frame), in
+//                          the page shadowing the PDPT and the passthrough pages above it
 //
 // Child roles are derived in one function, child_role(), from the parent's role.
 
@@ -43,10 +47,12 @@ using AdDisabled = Bit<15>;
 using GuestMode = Bit<16>;
 using Passthrough = Bit<17>;
 using Invalid = Bit<18>;
+using PkeAndnotWp = Bit<19>;
+using Pdpt = Field<26, 20>;
 static_assert(disjoint({Level::mask, Gpte4::mask, Quadrant::mask, Direct::mask, AccessBits::mask, Cr0Wp::mask,
                         SmepAndnotWp::mask, SmapAndnotWp::mask, EferNx::mask, AdDisabled::mask, GuestMode::mask,
-                        Passthrough::mask, Invalid::mask}));
-static_assert(Invalid::mask < (std::uint64_t{1} << 32));
+                        Passthrough::mask, Invalid::mask, PkeAndnotWp::mask, Pdpt::mask}));
+static_assert(Pdpt::mask < (std::uint64_t{1} << 32));
 }  // namespace role_bits
 
 class Role {
@@ -74,6 +80,8 @@ class Role {
   VMMU_ROLE_FIELD(guest_mode, role_bits::GuestMode, bool)
   VMMU_ROLE_FIELD(passthrough, role_bits::Passthrough, bool)
   VMMU_ROLE_FIELD(invalid, role_bits::Invalid, bool)
+  VMMU_ROLE_FIELD(pke_andnot_wp, role_bits::PkeAndnotWp, bool)
+  VMMU_ROLE_FIELD(pdpt, role_bits::Pdpt, unsigned)
 #undef VMMU_ROLE_FIELD
 
   friend constexpr bool operator==(Role, Role) = default;
@@ -93,7 +101,9 @@ unsigned guest_levels(x86::PagingMode mode);
 // The role of the root shadow page for a guest in `paging` under a host of `host_levels`
 // (4 or 5). The root is a passthrough page when the host has more levels than the guest; with
 // paging off it is direct. A guest with fewer levels than the host always gets a passthrough
-// root: no special PAE root page (KVM's pae_root) is needed, see docs/architecture.md.
+// root: no special PAE root page (KVM's pae_root) is needed -- a PAE guest's four PDPTEs are
+// shadowed by an ordinary level-3 page keyed by (CR3's frame, role.pdpt), see
+// docs/architecture.md.
 Role root_role(const x86::GuestPaging& paging, unsigned host_levels, bool ad_disabled = false, bool guest_mode = false);
 
 // What a parent entry says about the child table it points to.
