@@ -25,6 +25,8 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
   }
   const GuestPath path = guest_path(paging, tables, linear);
   const unsigned guest_leaf = t->level;  // 0 with paging off
+  // The host is changing the memory behind the frame (MMU notifier): wait for the end.
+  if (invalidating(gfn_of(t->gpa))) return {Fault::Invalidated, {t, std::nullopt}};
   // The guest changed the leaf since its walk (another vCPU): fault again.
   if (guest_leaf != 0 && path[guest_leaf].entry != t->entry) return {Fault::Retry, {t, std::nullopt}};
   const unsigned glevels = guest_levels(paging.mode());
@@ -39,7 +41,13 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
   const std::uint64_t input = linear & (g.input_limit() - 1);
   Iterator it(format_, memory_, (*root)->table(), input, input + 1);
   ShadowPage* sp = *root;
-  for (unsigned level = g.root_level(); level > 1; --level) {
+  // A huge leaf where the guest's page, the host's backing, dirty logging and write tracking
+  // allow it (an existing table there is descended instead: its pages are in use).
+  unsigned huge = huge_level(*t, linear);
+  unsigned level = g.root_level();
+  for (; level > 1; --level) {
+    // Decided again here: the guest tables shadowed on the way may lie inside the page.
+    if (level <= huge && !it.is_table() && (huge = huge_level(*t, linear)) >= level) break;
     const Role parent = sp->role();
     ChildOf c{g.index(linear, level), gpte::kAccAll, false, glevels};
     Gfn gfn;
@@ -64,11 +72,20 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
   }
 
   // The leaf: the path's rights, narrowed for dirty tracking and write tracking.
+  it.refresh();  // write tracking may have zapped a huge leaf here on the way down
+  if (level > 1) {
+    const Gfn head = first_frame(*t, linear, level);
+    if (invalidating_any({head, head + (g.span(level) >> kPageShift)})) {
+      std::move(flush).apply(tlb_);
+      return {Fault::Invalidated, {t, std::nullopt}};
+    }
+  }
   const Role role = sp->role();
   const Gfn frame = gfn_of(t->gpa);
+  const Gfn first = first_frame(*t, linear, level);  // the leaf's first frame (huge: aligned)
   const bool user_write_fix = access.is_write() && !access.user && !role.cr0_wp();
   std::uint8_t rights = role.access();
-  if (!role.direct()) rights &= path[1].rights;
+  if (!role.direct()) rights &= path[level].rights;
   const bool guest_writable = (rights & gpte::kAccWrite) != 0;
   bool emulate = false;
   if (guest_leaf != 0 && !gpte::D::get(t->entry)) rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
@@ -91,20 +108,33 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
     rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
     emulate = emulate || access.is_write();
   }
-  std::byte* host = ram_.page(frame);
-  if (host == nullptr) {
+  const HostFrame backing = host_frame(first);
+  if (backing.host == nullptr || (access.is_write() && !backing.writable)) {
+    // No memory, or a write to a read-only slot (ROM): the VMM emulates the access.
     std::move(flush).apply(tlb_);
     return {Fault::Reflect, {Unexpected{none}, ShadowExit::Mmio}};
   }
-  const std::uint64_t leaf = ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(host)), 1,
+  if (!backing.writable) rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+  if (backing.region != nullptr && backing.region->flags.is_log_dirty() && (rights & gpte::kAccWrite) != 0) {
+    // Dirty logging: writable only on a write, which logs the page first (a harvest under the
+    // lock never finds a writable page it has not logged).
+    if (access.is_write()) {
+      backing.region->mark_dirty(frame);
+    } else {
+      rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+    }
+  }
+  std::byte* host = backing.host;
+  const std::uint64_t leaf = ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(host)), level,
                                                       {rights, t->protection_key});
-  const unsigned index = g.index(linear, 1);
+  const unsigned index = g.index(linear, level);
   if (it.is_leaf()) pages_.rmap_remove(sp->leaf(index).gfn, it.entry_address());
   if (it.entry() != leaf) {
     [[maybe_unused]] const pt::ops::Installed done = ops.install(it, leaf, flush);  // under the lock: no race
+    if (level > 1) ++stats_.huge_leaves;
   }
-  sp->set_leaf(index, {frame, t->page_size});
-  pages_.rmap_add(frame, {it.entry_address(), (*root)->table(), Gva(input)});
+  sp->set_leaf(index, {first, t->page_size});
+  pages_.rmap_add(first, {it.entry_address(), (*root)->table(), Gva(input & ~(g.span(level) - 1))});
   std::move(flush).apply(tlb_);
   if (emulate) {
     ++stats_.emulated;
@@ -123,11 +153,26 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::child(ShadowPage& parent, Iterator& i
     return existing;
   }
   ShadowPage* p = pages_.find(gfn, role);
+  bool made_now = false;
   if (p == nullptr) {
     Result<ShadowPage*, pt::TableError> made = pages_.create(gfn, role);
     if (!made) return Unexpected{ShadowExit::OutOfMemory};
     p = *made;
-    if (p->tracks_gfn()) write_protect(gfn);
+    made_now = true;
+    if (p->tracks_gfn()) {
+      write_protect(gfn);
+      it.refresh();  // a huge leaf over the frame, this one too perhaps, is gone
+    }
+  }
+  if (it.is_leaf()) {
+    // A huge leaf the fault needs smaller (dirty logging started, or a read-only slot): its
+    // pages stay mapped by a table of small leaves, all read-only -- a write must fault and
+    // be logged (KVM's first version copied the huge leaf's write permission and lost
+    // dirty pages).
+    const unsigned index = format_.geometry().index(it.address(), it.level());
+    const GuestLeaf old = parent.leaf(index);
+    pages_.rmap_remove(old.gfn, it.entry_address());
+    if (made_now) split_into(*p, it, old);
   }
   pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, parent.table());
   // Under the lock nothing else writes shadow entries: the install cannot lose.
@@ -137,16 +182,54 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::child(ShadowPage& parent, Iterator& i
   return p;
 }
 
-void ShadowMmu::write_protect(Gfn gfn) {
-  pt::TlbFlush<Gva> flush(&memory_);
-  for (const PageCache::RmapEntry& r : pages_.rmap(gfn)) {
-    Iterator it(format_, memory_, r.root, r.gva.raw(), r.gva.raw() + 1);
-    pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, r.root);
-    ops.settle(it);
-    if (!it.is_leaf() || !gpte::RW::get(it.entry())) continue;
-    [[maybe_unused]] const pt::ops::Installed done = ops.install(it, gpte::RW::set(it.entry(), false), flush);
+void ShadowMmu::split_into(ShadowPage& p, const Iterator& it, GuestLeaf old) {
+  const pt::Geometry& g = format_.geometry();
+  const unsigned level = it.level() - 1;
+  LeafRights r = ShadowFormat::leaf_rights(it.entry());
+  r.access &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+  const Hpa host = format_.leaf_address(it.entry(), it.level());
+  const std::uint64_t base = it.address() & ~(it.span() - 1), frames = g.span(level) >> kPageShift;
+  for (unsigned i = 0; i < g.entries(level); ++i) {
+    // Unpublished until the parent's install: plain stores.
+    const Hpa entry = pt::entry_address<ShadowFormat>(p.table(), i);
+    memory_.store<std::uint64_t>(entry, ShadowFormat::leaf_entry(host + i * g.span(level), level, r));
+    const Gfn gfn = old.gfn + i * frames;
+    p.set_leaf(i, {gfn, old.page_size});
+    pages_.rmap_add(gfn, {entry, Hpa(0), Gva(base + i * g.span(level))});
   }
-  std::move(flush).apply(tlb_);
+  ++stats_.huge_splits;
+}
+
+void ShadowMmu::write_protect(Gfn gfn) {
+  // The frame now holds a shadowed guest table: its leaves lose write permission, and huge
+  // leaves over it go (a huge leaf never maps a write-tracked frame; faults map it small).
+  pt::TlbFlush<Gva> flush(&memory_);
+  for (const LeafRef& l : leaves_over({gfn, gfn + 1})) {
+    if (l.level > 1) zap_leaf(l.gfn, l.entry, flush);
+  }
+  write_protect_locked({gfn, gfn + 1}, flush);
+  finish(std::move(flush));
+}
+
+unsigned ShadowMmu::huge_level(const x86::Translation& t, std::uint64_t linear) const {
+  if (slots_ == nullptr) return 1;  // case files: no host page sizes known
+  const pt::Geometry& g = format_.geometry();
+  for (unsigned level = 3; level >= 2; --level) {
+    // The guest's page is at least this large (paging off: any size).
+    if (t.level != 0 && g.span(level) > t.page_size) continue;
+    const Gfn first = first_frame(t, linear, level);
+    const std::uint64_t frames = g.span(level) >> kPageShift;
+    const MemslotRegion* r = slots_->find(first);
+    if (r == nullptr || !r->contains(first + (frames - 1)) || r->backing_shift < g.shift(level)) continue;
+    if (!r->hpa_of(first).aligned_to(g.span(level))) continue;
+    if (r->flags.is_log_dirty() || pages_.tracked_within(first, level)) continue;
+    return level;
+  }
+  return 1;
+}
+
+Gfn ShadowMmu::first_frame(const x86::Translation& t, std::uint64_t linear, unsigned level) const {
+  return gfn_of(t.gpa - (linear & (format_.geometry().span(level) - 1)));
 }
 
 }  // namespace vmmu::shadow

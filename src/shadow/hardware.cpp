@@ -51,12 +51,14 @@ x86::Registers host_registers(const x86::GuestPaging& paging, Hpa root, unsigned
 }  // namespace
 
 std::optional<x86::Translation> ShadowMmu::hardware(const x86::GuestPaging& paging, ShadowPage& root,
-                                                    std::uint64_t linear, Access access) {
+                                                    std::uint64_t linear, Access access, std::byte** host_byte) {
   const x86::GuestPaging host = x86::GuestPaging::from(host_registers(paging, root.table(), config_.host_levels), {});
   HardwareView view(memory_);
   Result<x86::Translation, x86::WalkFault> r =
       x86::walk(host, view, Gva(linear), access, x86::WalkOptions{.update_accessed_dirty = false});
   if (!r) return std::nullopt;
+  // The walk's "physical" address is the host address the shadow leaf maps.
+  if (host_byte != nullptr) *host_byte = reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(r->gpa.raw()));  // NOLINT
   // What the leaf maps in guest terms: the shadow page holding it knows.
   const std::uint64_t input = linear & (format_.geometry().input_limit() - 1);
   pt::TableIterator<ShadowFormat, pt::OwnedTableMemory> it(format_, memory_, root.table(), input, input + 1);

@@ -5,13 +5,18 @@
 //      CR0.WP=0's writable supervisor-only leaf), the guest's protection key;
 //   3. every table entry points to a shadow page one level down whose parent links name the
 //      entry, and every parent link is such an entry; rmaps name exactly the leaves;
-//   4. shadow pages accounted = table pages in use = shadow pages reachable from the roots.
+//   4. shadow pages accounted = table pages in use = shadow pages reachable from the roots
+//      (after zaps too: a zapped page is unreachable and unaccounted, a root in use invalid);
+//   5. over memslots: no writable leaf in a read-only slot, nor over a dirty-logged page whose
+//      bit is not set (a harvest would miss its writes), nor a writable huge one in a
+//      dirty-logged slot; no huge leaf over a write-tracked frame.
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <set>
 
+#include "vmmu/core/rcu.hpp"
 #include "vmmu/shadow/shadow_mmu.hpp"
 
 namespace vmmu::shadow {
@@ -19,6 +24,21 @@ namespace vmmu::shadow {
 namespace {
 namespace gpte = x86::gpte;
 }  // namespace
+
+std::optional<std::string> ShadowMmu::backing_broken(Gfn gfn, unsigned level, std::uint64_t gva, LeafRights r) const {
+  if ((r.access & gpte::kAccWrite) == 0 || slots_ == nullptr) return std::nullopt;
+  const rcu::ReadGuard rcu;
+  const MemslotRegion* region = slots_->find(gfn);
+  if (region == nullptr) return fmt::format("shadow leaf for gva {:#x} maps unbacked gfn {:#x}", gva, gfn.raw());
+  if (!region->writable()) return fmt::format("writable shadow leaf for gva {:#x} in read-only gfn {:#x}", gva, gfn.raw());
+  if (region->dirty != nullptr && level > 1) {
+    return fmt::format("writable huge shadow leaf for gva {:#x} in a dirty-logged slot", gva);
+  }
+  if (region->dirty != nullptr && !region->dirty->test(region->dirty_first + (gfn.raw() - region->gfn_begin))) {
+    return fmt::format("writable shadow leaf for gva {:#x} over dirty-logged gfn {:#x} not logged", gva, gfn.raw());
+  }
+  return std::nullopt;
+}
 
 std::optional<std::string> ShadowMmu::invariants_locked() const {
   const pt::Geometry& g = format_.geometry();
@@ -51,6 +71,10 @@ std::optional<std::string> ShadowMmu::invariants_locked() const {
       if (pages_.tracked(leaf.gfn) && (r.access & gpte::kAccWrite) != 0) {
         return fmt::format("writable shadow leaf for gva {:#x} maps write-tracked gfn {:#x}", gva, leaf.gfn.raw());
       }
+      if (level > 1 && pages_.tracked_within(leaf.gfn, level)) {
+        return fmt::format("huge shadow leaf for gva {:#x} over a write-tracked frame", gva);
+      }
+      if (std::optional<std::string> bad = backing_broken(leaf.gfn, level, gva, r)) return bad;
       if (format_.leaf_address(it.entry(), level).raw() != reinterpret_cast<std::uintptr_t>(ram_.page(leaf.gfn))) {
         return fmt::format("shadow leaf for gva {:#x} is not the host page of gfn {:#x}", gva, leaf.gfn.raw());
       }

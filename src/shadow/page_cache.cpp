@@ -26,7 +26,12 @@ Result<ShadowPage*, pt::TableError> PageCache::create(Gfn gfn, Role role) {
   ShadowPage* p = page.get();
   by_table_.emplace(table->raw(), std::move(page));
   hash_[gfn.raw()].push_back(p);
-  if (p->tracks_gfn()) ++tracked_[gfn.raw()];
+  peak_ = std::max(peak_, by_table_.size());
+  if (p->tracks_gfn()) {
+    ++tracked_[gfn.raw()];
+    ++tracked_huge_[0][gfn.raw() >> 9];
+    ++tracked_huge_[1][gfn.raw() >> 18];
+  }
   return p;
 }
 
@@ -36,6 +41,75 @@ ShadowPage* PageCache::by_table(Hpa table) const {
 }
 
 bool PageCache::tracked(Gfn gfn) const { return tracked_.contains(gfn.raw()); }
+
+bool PageCache::tracked_within(Gfn gfn, unsigned level) const {
+  return level == 2 ? tracked_huge_[0].contains(gfn.raw() >> 9) : tracked_huge_[1].contains(gfn.raw() >> 18);
+}
+
+std::vector<ShadowPage*> PageCache::shadowing(Gfn gfn) const {
+  std::vector<ShadowPage*> out;
+  const auto it = hash_.find(gfn.raw());
+  if (it == hash_.end()) return out;
+  for (ShadowPage* p : it->second) {
+    if (p->tracks_gfn()) out.push_back(p);
+  }
+  return out;
+}
+
+void PageCache::unhash(ShadowPage* p) {
+  if (p->role().invalid()) return;
+  const auto it = hash_.find(p->gfn().raw());
+  if (it != hash_.end()) {
+    std::erase(it->second, p);
+    if (it->second.empty()) hash_.erase(it);
+  }
+  if (p->tracks_gfn()) {
+    auto drop = [](auto& counts, std::uint64_t key) {
+      const auto t = counts.find(key);
+      if (t != counts.end() && --t->second == 0) counts.erase(t);
+    };
+    drop(tracked_, p->gfn().raw());
+    drop(tracked_huge_[0], p->gfn().raw() >> 9);
+    drop(tracked_huge_[1], p->gfn().raw() >> 18);
+  }
+  p->mark_invalid();
+}
+
+std::unique_ptr<ShadowPage> PageCache::remove(ShadowPage* p) {
+  unhash(p);
+  const auto it = by_table_.find(p->table().raw());
+  if (it == by_table_.end()) return nullptr;
+  std::unique_ptr<ShadowPage> out = std::move(it->second);
+  by_table_.erase(it);
+  return out;
+}
+
+namespace {
+
+// The keys of `map` in `gfns` that are multiples of `stride`: key by key when that is fewer
+// look-ups than the map has entries, else one pass over the map.
+template <class Map>
+std::vector<Gfn> keys_in(const Map& map, Range<Gfn> gfns, std::uint64_t stride) {
+  std::vector<Gfn> out;
+  if (!(gfns.begin < gfns.end)) return out;
+  const std::uint64_t first = (gfns.begin.raw() + stride - 1) / stride * stride;
+  if ((gfns.end.raw() - gfns.begin.raw()) / stride < map.size()) {
+    for (std::uint64_t g = first; g < gfns.end.raw(); g += stride) {
+      if (map.contains(g)) out.emplace_back(g);
+    }
+    return out;
+  }
+  for (const auto& kv : map) {
+    if (kv.first >= first && kv.first < gfns.end.raw() && kv.first % stride == 0) out.emplace_back(kv.first);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Gfn> PageCache::rmapped(Range<Gfn> gfns, std::uint64_t stride) const { return keys_in(rmaps_, gfns, stride); }
+
+std::vector<Gfn> PageCache::shadowed(Range<Gfn> gfns) const { return keys_in(tracked_, gfns, 1); }
 
 const std::vector<PageCache::RmapEntry>& PageCache::rmap(Gfn gfn) const {
   static const std::vector<RmapEntry> kNone;

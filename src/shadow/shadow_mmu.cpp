@@ -1,5 +1,7 @@
 // ShadowMmu: construction, roots, and an access's loop (hardware walk, fault, one retry).
-// The fault path is in fault.cpp, the modelled hardware in hardware.cpp.
+// The fault path is in fault.cpp, the modelled hardware in hardware.cpp, the vCPU side in
+// vcpu.cpp, memslot events in memslot_events.cpp, zapping in zap.cpp, dirty logging in
+// dirty_log.cpp.
 
 #include "vmmu/shadow/shadow_mmu.hpp"
 
@@ -14,6 +16,7 @@ std::string_view to_string(ShadowExit e) {
     case ShadowExit::OutOfMemory: return "out of memory for shadow pages";
     case ShadowExit::Unsupported: return "a guest paging mode the shadow MMU does not run yet";
     case ShadowExit::Stuck: return "the shadow entries built do not allow the access (shadow MMU bug)";
+    case ShadowExit::RingFull: return "the dirty ring is full";
   }
   return "unknown shadow exit";
 }
@@ -25,12 +28,24 @@ ShadowMmu::ShadowMmu(GuestRam& ram, ShadowConfig config)
       memory_(format_.geometry()),
       pages_(memory_) {}
 
-ShadowMmu::~ShadowMmu() = default;
+ShadowMmu::ShadowMmu(std::unique_ptr<GuestRam> ram, Memslots& slots, ShadowConfig config)
+    : own_ram_(std::move(ram)),
+      ram_(*own_ram_),
+      slots_(&slots),
+      config_(config),
+      format_(config.host_levels),
+      memory_(format_.geometry()),
+      pages_(memory_) {}
+
+ShadowMmu::~ShadowMmu() {
+  if (slots_ != nullptr) slots_->remove_observer(observer_);
+}
 
 ShadowStats ShadowMmu::stats() const {
   const std::lock_guard lock(mutex_);
   ShadowStats s = stats_;
   s.shadow_pages = pages_.size();
+  s.shadow_pages_peak = pages_.peak();
   return s;
 }
 
@@ -49,14 +64,15 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::root_locked(const x86::GuestPaging& p
   if (ShadowPage* p = pages_.find(gfn, role)) return p;
   Result<ShadowPage*, pt::TableError> made = pages_.create(gfn, role);
   if (!made) return Unexpected{ShadowExit::OutOfMemory};
-  (*made)->hold_root();
+  ++stats_.roots_built;
   roots_.emplace(*made, paging);
   if ((*made)->tracks_gfn()) write_protect(gfn);
   return *made;
 }
 
 Outcome ShadowMmu::access(const x86::GuestPaging& paging, Gva gva, Access access) {
-  const std::lock_guard lock(mutex_);
+  rcu::ReadGuard rcu;
+  std::unique_lock lock(mutex_);
   const std::uint64_t linear = paging.linear_bits() == 32 ? gva.raw() & 0xffff'ffffULL : gva.raw();
   const x86::WalkFault none{};
   Result<ShadowPage*, ShadowExit> root = root_locked(paging);
@@ -66,15 +82,30 @@ Outcome ShadowMmu::access(const x86::GuestPaging& paging, Gva gva, Access access
     return {*t, std::nullopt};
   }
   Handled h = handle_fault(paging, linear, access);
-#ifdef VMMU_CHECK_INVARIANTS
-  if (std::optional<std::string> bad = invariants_locked()) {
-    std::fprintf(stderr, "vmmu shadow MMU invariant broken: %s\n", bad->c_str());
-    std::abort();
+  checked("a fault");
+  while (h.kind == Fault::Invalidated) {
+    lock.unlock();
+    std::this_thread::yield();  // invalidation in progress: let it end
+    lock.lock();
+    h = handle_fault(paging, linear, access);
   }
-#endif
   if (h.kind != Fault::Retry) return std::move(h.outcome);
   if (std::optional<x86::Translation> t = hardware(paging, **root, linear, access)) return {*t, std::nullopt};
   return {Unexpected{none}, ShadowExit::Stuck};
+}
+
+void ShadowMmu::finish(pt::TlbFlush<Gva>&& flush) {
+  if (flush.kind() != pt::TlbFlush<Gva>::Kind::None) ++stats_.tlb_flushes;
+  std::move(flush).apply(tlb_);
+}
+
+void ShadowMmu::checked([[maybe_unused]] const char* what) const {
+#ifdef VMMU_CHECK_INVARIANTS
+  if (std::optional<std::string> bad = invariants_locked()) {
+    std::fprintf(stderr, "vmmu shadow MMU invariant broken after %s: %s\n", what, bad->c_str());
+    std::abort();
+  }
+#endif
 }
 
 std::optional<std::string> ShadowMmu::check_invariants() const {

@@ -35,7 +35,20 @@ class PageCache {
   // A new page with an empty table. Errors: OutOfMemory.
   Result<ShadowPage*, pt::TableError> create(Gfn gfn, Role role);
   [[nodiscard]] ShadowPage* by_table(Hpa table) const;
+  // The shadow page whose table holds the entry at `entry`.
+  [[nodiscard]] ShadowPage* holding(Hpa entry) const { return by_table(Hpa(entry.raw() & ~(kPageSize - 1))); }
   [[nodiscard]] bool tracked(Gfn gfn) const;
+  // Some frame of the 2 MiB (level 2) or 1 GiB (level 3) page holding `gfn` is tracked: no
+  // huge leaf may map it (KVM's disallow_lpage).
+  [[nodiscard]] bool tracked_within(Gfn gfn, unsigned level) const;
+  // The pages shadowing a table in `gfn` (any role).
+  [[nodiscard]] std::vector<ShadowPage*> shadowing(Gfn gfn) const;
+
+  // Takes `p` out of the hash: no lookup finds it again, and it no longer write-tracks its
+  // frame; marks it invalid. A root still in use stays accounted until released.
+  void unhash(ShadowPage* p);
+  // Takes `p` out of the cache (unhashed first if it was not); the caller retires its table.
+  std::unique_ptr<ShadowPage> remove(ShadowPage* p);
 
   // A leaf mapping a frame, and one way to reach it (a root and a gva under it) for an
   // iterator that changes it through the engine.
@@ -50,6 +63,7 @@ class PageCache {
   void rmap_remove(Gfn gfn, Hpa entry);
 
   [[nodiscard]] std::size_t size() const { return by_table_.size(); }
+  [[nodiscard]] std::size_t peak() const { return peak_; }
   template <class Fn>
   void for_each(Fn&& fn) const {
     for (const auto& [table, page] : by_table_) fn(*page);
@@ -58,13 +72,23 @@ class PageCache {
   void for_each_rmap(Fn&& fn) const {
     for (const auto& [gfn, entries] : rmaps_) fn(Gfn(gfn), entries);
   }
+  // The rmapped frames in `gfns` (by the first frame a leaf maps, so callers widen the range
+  // down to the huge page holding its first frame): frame by frame when the range is smaller
+  // than the rmaps, else one pass over them.
+  // `stride`: only frames that are multiples of it (the first frames of huge leaves).
+  [[nodiscard]] std::vector<Gfn> rmapped(Range<Gfn> gfns, std::uint64_t stride = 1) const;
+  // The frames in `gfns` holding guest tables some page shadows (the same way).
+  [[nodiscard]] std::vector<Gfn> shadowed(Range<Gfn> gfns) const;
+  [[nodiscard]] std::size_t rmapped_frames() const { return rmaps_.size(); }
 
  private:
   pt::OwnedTableMemory& memory_;
   std::unordered_map<std::uint64_t, std::vector<ShadowPage*>> hash_;  // gfn -> pages
   std::unordered_map<std::uint64_t, std::unique_ptr<ShadowPage>> by_table_;
   std::unordered_map<std::uint64_t, std::uint32_t> tracked_;         // gfn -> tracking pages
+  std::unordered_map<std::uint64_t, std::uint32_t> tracked_huge_[2];  // 2M / 1G frame -> the same
   std::unordered_map<std::uint64_t, std::vector<RmapEntry>> rmaps_;
+  std::size_t peak_ = 0;
 };
 
 }  // namespace vmmu::shadow

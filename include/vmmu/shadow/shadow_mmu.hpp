@@ -23,18 +23,35 @@
 // apart by quadrant; a 4 MiB page is two 2 MiB halves of direct pages), 4-level and 5-level
 // paging. PAE guests are refused (ShadowExit::Unsupported) until their PDPTE roots land.
 //
-// Thread safety: every member takes the MMU's lock (KVM's mmu_lock); the hardware walk reads
-// entries atomically. Nothing unlinks or frees a shadow page before the MMU is destroyed yet.
+// A VM's ShadowMmu (create()) runs over its memslots: guest RAM is what they back, read-only
+// slots map read-only, dirty-logged slots map writable only on a write fault that logged the
+// page first, and memslot changes and MMU-notifier invalidations unmap what they must through
+// the rmaps. vCPUs reach it through a ShadowVcpu (shadow_vcpu.hpp): its root stays pinned
+// while it is the vCPU's, so a zap only marks it invalid.
+//
+// Thread safety: every member takes the MMU's lock (KVM's mmu_lock), inside an RCU read-side
+// section (the memslot snapshot); the hardware walk reads entries atomically and `use` runs
+// under the lock, so a zap's flush waits for it. Zapped shadow pages are unlinked, and their
+// tables retired after the flush and an RCU grace period.
+//
+// Memslot observers take the lock while Memslots holds its own: nothing here takes the
+// memslot mutex (Memslots::slot / slots) under the lock.
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "vmmu/core/access.hpp"
 #include "vmmu/core/address.hpp"
+#include "vmmu/core/rcu.hpp"
 #include "vmmu/core/result.hpp"
+#include "vmmu/memory/memslots.hpp"
 #include "vmmu/pt/owned_table_memory.hpp"
 #include "vmmu/pt/ops/install.hpp"
 #include "vmmu/pt/table_iterator.hpp"
@@ -42,6 +59,8 @@
 #include "vmmu/shadow/guest_ram.hpp"
 #include "vmmu/shadow/page_cache.hpp"
 #include "vmmu/shadow/shadow_format.hpp"
+#include "vmmu/shadow/shadow_vcpu.hpp"
+#include "vmmu/tdp/policy.hpp"
 #include "vmmu/x86/guest_paging.hpp"
 #include "vmmu/x86/walk.hpp"
 
@@ -49,7 +68,16 @@ namespace vmmu::shadow {
 
 struct ShadowConfig {
   unsigned host_levels = 4;  // 4 or 5
+  // What starting dirty logging does to huge shadow leaves (TDP's policy of the same name):
+  // WriteProtect keeps them mapped for reads, Drop zaps them.
+  tdp::HugeOnDirtyLog huge_on_dirty_log = tdp::HugeOnDirtyLog::WriteProtect;
 };
+
+// Why create() refused a configuration.
+enum class ShadowConfigError : std::uint8_t {
+  HostLevels,  // host_levels is not 4 or 5
+};
+std::string_view to_string(ShadowConfigError e);
 
 // Why an access could not complete that is not the guest's own fault.
 enum class ShadowExit : std::uint8_t {
@@ -57,15 +85,26 @@ enum class ShadowExit : std::uint8_t {
   OutOfMemory,  // no shadow page could be allocated
   Unsupported,  // a guest paging mode this MMU does not shadow yet, or a guest deeper than the host
   Stuck,        // the fault path built entries the hardware still refused (an MMU bug)
+  RingFull,     // a dirty ring is full (not used: this MMU logs into the slots' bitmaps)
 };
 std::string_view to_string(ShadowExit e);
 
 struct ShadowStats {
-  std::uint64_t hardware_hits = 0;  // accesses the shadow tables answered
-  std::uint64_t faults = 0;         // shadow faults handled
-  std::uint64_t reflected = 0;      // ... that were the guest's own #PF / #GP
-  std::uint64_t emulated = 0;       // ... whose access was emulated (write-tracked, WP=0 + SMAP)
-  std::uint64_t shadow_pages = 0;
+  std::uint64_t hardware_hits = 0;      // accesses the shadow tables answered
+  std::uint64_t faults = 0;             // shadow faults handled
+  std::uint64_t reflected = 0;          // ... that were the guest's own #PF / #GP
+  std::uint64_t emulated = 0;           // ... whose access was emulated (write-tracked, WP=0 + SMAP)
+  std::uint64_t syncs = 0;              // unsync pages synced
+  std::uint64_t unsyncs = 0;            // pages let go unsync
+  std::uint64_t shadow_pages = 0;       // now
+  std::uint64_t shadow_pages_peak = 0;  // most at once
+  std::uint64_t zapped_pages = 0;       // shadow pages zapped
+  std::uint64_t tlb_flushes = 0;        // flushes issued (MMU changes and guest flushes)
+  std::uint64_t roots_built = 0;        // root shadow pages made
+  std::uint64_t roots_reused = 0;       // root loads that found the root already there
+  std::uint64_t huge_leaves = 0;        // huge shadow leaves installed (2 MiB / 1 GiB)
+  std::uint64_t huge_splits = 0;        // huge leaves replaced by a table of small leaves
+  std::uint64_t huge_dropped = 0;       // huge leaves zapped when dirty logging started (Drop)
 };
 
 // What an access through the MMU gave: the guest's translation (gpa, guest page size), or the
@@ -77,6 +116,11 @@ struct Outcome {
 
 class ShadowMmu {
  public:
+  // A VM's shadow MMU over its memslots (see the header comment); it observes them until
+  // destroyed. Errors: HostLevels.
+  static Result<std::unique_ptr<ShadowMmu>, ShadowConfigError> create(const ShadowConfig& config, Memslots& slots);
+  // Over guest RAM alone (case files: `vmmu walk --mmu shadow`): every frame writable, no
+  // memslot events.
   ShadowMmu(GuestRam& ram, ShadowConfig config);
   ~ShadowMmu();
   ShadowMmu(const ShadowMmu&) = delete;
@@ -86,11 +130,89 @@ class ShadowMmu {
   // refusal the fault path and one retry.
   Outcome access(const x86::GuestPaging& paging, Gva gva, Access access);
 
+  // ---- the vCPU side (KVM's kvm_mmu ops) --------------------------------------------------
+
+  // The modelled hardware's access with data: the walk of the vCPU's root (loaded for
+  // `paging` first if it is not that root: a role change keeps the old root), the fault path
+  // on a refusal, then use(host address of gva's byte) under the lock. `use` stays in the
+  // 4 KiB page and must not call the MMU. A write to a write-tracked guest table goes through
+  // `use` too; the MMU then brings the shadow pages of that table in line. Faults on a range
+  // under invalidation wait (outside the lock) until it ends.
+  template <class Use>
+  Outcome access(ShadowVcpu& vcpu, const x86::GuestPaging& paging, Gva gva, Access a, Use&& use) {
+    for (;;) {
+      {
+        rcu::ReadGuard rcu;
+        const std::lock_guard lock(mutex_);
+        Reached r = reach_locked(vcpu, paging, gva, a);
+        if (!r.again) {
+          if (r.host != nullptr) {
+            use(r.host);
+            if (r.table_written) table_written_locked(r.frame);
+          }
+          return std::move(r.outcome);
+        }
+      }
+      std::this_thread::yield();  // invalidation in progress: let it end
+    }
+  }
+
+  // A guest-physical access (device DMA, Vm::read / write): use(host address of gpa's byte)
+  // under the lock, the page logged first when written, and a write to a guest table has the
+  // consequences a guest write has. Errors: Mmio (no memory, or a write to a read-only slot).
+  template <class Use>
+  Status<ShadowExit> access_gpa(Gpa gpa, Access a, Use&& use) {
+    rcu::ReadGuard rcu;
+    const std::lock_guard lock(mutex_);
+    const GpaReached r = reach_gpa_locked(gpa, a);
+    if (r.host == nullptr) return Unexpected{ShadowExit::Mmio};
+    use(r.host);
+    if (r.table_written) table_written_locked(gfn_of(gpa));
+    return {};
+  }
+
+  // CR3 load (and any paging-state change): the vCPU's root becomes the one for `paging`,
+  // found (cached in the MMU) or built; the old root is released, not zapped. `flush`: the
+  // guest asked for a TLB flush (CR3 bit 63 clear with PCIDs, always without).
+  Status<ShadowExit> load_cr3(ShadowVcpu& vcpu, const x86::GuestPaging& paging, bool flush = true);
+  // INVLPG: the guest changed its mapping of `gva` and flushed it.
+  void invlpg(ShadowVcpu& vcpu, Gva gva);
+  // A guest TLB flush (CR4 write, INVPCID all, ...).
+  void flush_tlb(ShadowVcpu& vcpu);
+  // Releases the vCPU's root (KVM's kvm_mmu_unload); the next access loads one.
+  void unload(ShadowVcpu& vcpu);
+
+  // ---- host-side events ---------------------------------------------------------------------
+
+  // MMU notifier: the host is about to change the memory behind `gfns`: unmaps what maps
+  // them (and shadow pages of guest tables in them); faults on them wait until
+  // invalidate_end.
+  void invalidate_begin(Range<Gfn> gfns);
+  void invalidate_end(Range<Gfn> gfns);
+  // Unmaps every shadow leaf mapping a frame of `gfns`, and zaps the shadow pages of guest
+  // tables in them (their contents came from that memory).
+  void unmap(Range<Gfn> gfns);
+  // Zaps every shadow page (roots in use stay, invalid, until released).
+  void unmap_all();
+
+  // ---- dirty logging (the slot's LogDirty flag is set / cleared through Memslots) ---------
+
+  // KVM_GET_DIRTY_LOG: takes and clears the slot's dirty bits and write-protects the pages
+  // they name. Errors: UnknownSlot, NotLoggingDirty.
+  Result<std::vector<std::uint64_t>, MemslotError> get_dirty_log(SlotId slot);
+  // The slot's dirty bits, not cleared. Errors: UnknownSlot, NotLoggingDirty.
+  Result<std::vector<std::uint64_t>, MemslotError> peek_dirty_log(SlotId slot);
+  // KVM_CLEAR_DIRTY_LOG: clears the bits of `mask` for pages [first_page, first_page + pages)
+  // and write-protects those pages. Errors: UnknownSlot, NotLoggingDirty, RangeOutsideSlot.
+  Status<MemslotError> clear_dirty_log(SlotId slot, std::uint64_t first_page, std::uint64_t pages,
+                                       std::span<const std::uint64_t> mask);
+
   // The root shadow page for `paging` (found or made, held as a root).
   // Errors: OutOfMemory, Unsupported.
   Result<ShadowPage*, ShadowExit> load_root(const x86::GuestPaging& paging);
 
   [[nodiscard]] ShadowStats stats() const;
+  [[nodiscard]] const ShadowConfig& config() const { return config_; }
   [[nodiscard]] const ShadowFormat& format() const { return format_; }
   // For tests and invariant checks; callers hold no lock, so only while no access runs.
   [[nodiscard]] const PageCache& pages() const { return pages_; }
@@ -100,22 +222,100 @@ class ShadowMmu {
   [[nodiscard]] std::optional<std::string> check_invariants() const;
 
  private:
-  enum class Fault : std::uint8_t { Retry, Reflect, Emulate };
+  friend class ShadowVcpu;
+  ShadowMmu(std::unique_ptr<GuestRam> ram, Memslots& slots, ShadowConfig config);
+
+  // What the vCPU side reached: the outcome, and the host byte for `use` (null: no access).
+  struct Reached {
+    Outcome outcome;
+    std::byte* host = nullptr;
+    Gfn frame;                   // the frame accessed
+    bool table_written = false;  // a write to a write-tracked guest table
+    bool again = false;          // the frame is under invalidation: wait, then again
+  };
+  Reached reach_locked(ShadowVcpu& vcpu, const x86::GuestPaging& paging, Gva gva, Access a);
+  struct GpaReached {
+    std::byte* host = nullptr;
+    bool table_written = false;
+  };
+  GpaReached reach_gpa_locked(Gpa gpa, Access a);
+  // After a write to a write-tracked guest table in `gfn`: its shadow pages follow it.
+  void table_written_locked(Gfn gfn);
+  // The vCPU's root for `paging`, loaded (and pinned) if it is not already.
+  Result<ShadowPage*, ShadowExit> vcpu_root_locked(ShadowVcpu& vcpu, const x86::GuestPaging& paging);
+  void release_root_locked(ShadowPage* root);
+
+  // A guest frame's backing as the fault path needs it: host page (null: none), whether it
+  // may be written, and the region (null without memslots) for dirty logging.
+  struct HostFrame {
+    std::byte* host = nullptr;
+    bool writable = true;
+    const MemslotRegion* region = nullptr;
+  };
+  HostFrame host_frame(Gfn gfn) const;
+  [[nodiscard]] bool invalidating(Gfn gfn) const;
+
+  void on_memslot_change(const MemslotChange& change);
+  // Zaps `sp` (KVM's prepare_zap + commit): unlinks it from its parents and children,
+  // removes its leaves from the rmaps, zaps children left without a parent, and retires its
+  // table with `flush`; a root still in use only becomes invalid and empty.
+  void zap_page(ShadowPage* sp, pt::TlbFlush<Gva>& flush);
+  void zap_pages(const std::vector<Hpa>& tables, pt::TlbFlush<Gva>& flush);
+  // A shadow leaf by its rmap: the first frame it maps, its entry, its level.
+  struct LeafRef {
+    Gfn gfn;
+    Hpa entry;
+    unsigned level;
+  };
+  // The shadow leaves mapping any frame of `gfns` (huge ones starting below it included).
+  [[nodiscard]] std::vector<LeafRef> leaves_over(Range<Gfn> gfns) const;
+  // Clears the shadow leaf at `entry` (a leaf of the rmap of `gfn`).
+  void zap_leaf(Gfn gfn, Hpa entry, pt::TlbFlush<Gva>& flush);
+  void unmap_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& flush);
+  // Removes write permission from every leaf mapping a frame of `gfns`.
+  void write_protect_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& flush);
+  // Dirty logging starts on `gfns`: their leaves lose write permission (huge ones as the
+  // policy says: write-protected, or dropped).
+  void start_dirty_logging_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& flush);
+  // Write-protects the pages first + 64 * w + i for each bit i of words[w].
+  void reprotect_masked(Gfn first, std::span<const std::uint64_t> words, pt::TlbFlush<Gva>& flush);
+  // Applies a flush: one per operation, counted.
+  void finish(pt::TlbFlush<Gva>&& flush);
+  void checked(const char* what) const;
+
+  enum class Fault : std::uint8_t { Retry, Reflect, Emulate, Invalidated };
   struct Handled {
     Fault kind;
     Outcome outcome;
   };
   Handled handle_fault(const x86::GuestPaging& paging, std::uint64_t linear, Access access);
+  // `host_byte`, when given, receives the host address of the byte reached.
   std::optional<x86::Translation> hardware(const x86::GuestPaging& paging, ShadowPage& root, std::uint64_t linear,
-                                           Access access);
+                                           Access access, std::byte** host_byte = nullptr);
   Result<ShadowPage*, ShadowExit> root_locked(const x86::GuestPaging& paging);
   // The child of `parent` at the entry `it` stands on, linked if it was not; `it` moves into it.
   Result<ShadowPage*, ShadowExit> child(ShadowPage& parent, pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it,
                                         Gfn gfn, Role role, pt::TlbFlush<Gva>& flush);
+  // Write tracking starts on `gfn`: its leaves read-only, huge leaves over it zapped.
   void write_protect(Gfn gfn);
+  // Fills the new page `p` (below the entry `it` stands on, a huge leaf mapping `old`) with
+  // read-only leaves mapping the same pages, rmapped.
+  void split_into(ShadowPage& p, const pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it, GuestLeaf old);
+  // The largest shadow leaf level (1..3) for this fault: the guest's page size, the memslot's
+  // backing and extent, dirty logging and write tracking all allow it.
+  [[nodiscard]] unsigned huge_level(const x86::Translation& t, std::uint64_t linear) const;
+  // The first frame of the level-`level` page holding the fault's byte.
+  [[nodiscard]] Gfn first_frame(const x86::Translation& t, std::uint64_t linear, unsigned level) const;
+  [[nodiscard]] bool invalidating_any(Range<Gfn> gfns) const;
   [[nodiscard]] std::optional<std::string> invariants_locked() const;
+  // Invariant 5 for one level-`level` leaf (rights `r`) mapping `gfn` at `gva`.
+  [[nodiscard]] std::optional<std::string> backing_broken(Gfn gfn, unsigned level, std::uint64_t gva,
+                                                          LeafRights r) const;
 
+  std::unique_ptr<GuestRam> own_ram_;  // create(): the memslots as guest RAM
   GuestRam& ram_;
+  Memslots* slots_ = nullptr;
+  std::uint64_t observer_ = 0;
   ShadowConfig config_;
   ShadowFormat format_;
   mutable pt::OwnedTableMemory memory_;  // const checks iterate the tables (reads only)
@@ -124,6 +324,10 @@ class ShadowMmu {
   PageCache pages_;
   std::unordered_map<const ShadowPage*, x86::GuestPaging> roots_;  // each root's paging state
   ShadowStats stats_{};
+
+  // MMU-notifier state (KVM's mmu_invalidate_in_progress / range), under the lock.
+  unsigned invalidations_in_progress_ = 0;
+  Range<Gfn> invalidating_{};
 };
 
 }  // namespace vmmu::shadow

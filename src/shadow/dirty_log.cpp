@@ -1,0 +1,98 @@
+// Dirty logging under shadow paging, with the TDP MMU's signatures and meaning: starting it
+// write-protects the slot's leaves through the rmaps; a write fault logs the page into the
+// slot's bitmap before its leaf becomes writable (fault.cpp); harvesting takes the bits and
+// write-protects the pages they name.
+//
+// Completeness: a leaf becomes writable only in a fault that logged its page first, and
+// faults, accesses (their `use` included) and harvests all hold the lock, so no harvest falls
+// between "logged" and "writable".
+
+#include "vmmu/core/rcu.hpp"
+#include "vmmu/shadow/shadow_mmu.hpp"
+
+namespace vmmu::shadow {
+
+void ShadowMmu::start_dirty_logging_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& flush) {
+  // Huge leaves: kept for reads, write-protected (the first write splits one, fault.cpp), or
+  // dropped, as KVM did before "lazily drop large spte".
+  if (config_.huge_on_dirty_log == tdp::HugeOnDirtyLog::Drop) {
+    for (const LeafRef& l : leaves_over(gfns)) {
+      if (l.level == 1) continue;
+      zap_leaf(l.gfn, l.entry, flush);
+      ++stats_.huge_dropped;
+    }
+  }
+  write_protect_locked(gfns, flush);
+}
+
+void ShadowMmu::reprotect_masked(Gfn first, std::span<const std::uint64_t> words, pt::TlbFlush<Gva>& flush) {
+  for (std::size_t w = 0; w < words.size(); ++w) {
+    for (std::uint64_t bits = words[w]; bits != 0; bits &= bits - 1) {
+      const Gfn gfn = first + (w * 64 + static_cast<unsigned>(__builtin_ctzll(bits)));
+      write_protect_locked({gfn, gfn + 1}, flush);
+    }
+  }
+}
+
+namespace {
+
+// The slot and its bitmap as the current snapshot has them (inside the caller's RCU section,
+// before the MMU lock: the memslot mutex is never taken under it).
+struct SlotLog {
+  MemslotSpec spec;
+  DirtyBitmap* bitmap;
+};
+
+Result<SlotLog, MemslotError> slot_log(Memslots* slots, SlotId id) {
+  if (slots == nullptr) return Unexpected{MemslotError::UnknownSlot};
+  const std::optional<MemslotSpec> spec = slots->slot(id);
+  if (!spec) return Unexpected{MemslotError::UnknownSlot};
+  const MemslotRegion* r = slots->find(spec->base);
+  if (r == nullptr || r->slot != id) return Unexpected{MemslotError::UnknownSlot};  // changed meanwhile
+  if (r->dirty == nullptr) return Unexpected{MemslotError::NotLoggingDirty};
+  return SlotLog{*spec, r->dirty};
+}
+
+}  // namespace
+
+Result<std::vector<std::uint64_t>, MemslotError> ShadowMmu::get_dirty_log(SlotId id) {
+  const rcu::ReadGuard rcu;
+  const Result<SlotLog, MemslotError> log = slot_log(slots_, id);
+  if (!log) return Unexpected{log.error()};
+  const std::lock_guard lock(mutex_);
+  std::vector<std::uint64_t> bits = log->bitmap->get_and_clear(0, log->spec.pages);
+  pt::TlbFlush<Gva> flush(&memory_);
+  reprotect_masked(log->spec.base, bits, flush);
+  finish(std::move(flush));
+  checked("get_dirty_log");
+  return bits;
+}
+
+Result<std::vector<std::uint64_t>, MemslotError> ShadowMmu::peek_dirty_log(SlotId id) {
+  const rcu::ReadGuard rcu;
+  const Result<SlotLog, MemslotError> log = slot_log(slots_, id);
+  if (!log) return Unexpected{log.error()};
+  return log->bitmap->peek(0, log->spec.pages);
+}
+
+Status<MemslotError> ShadowMmu::clear_dirty_log(SlotId id, std::uint64_t first_page, std::uint64_t pages,
+                                                std::span<const std::uint64_t> mask) {
+  const rcu::ReadGuard rcu;
+  const Result<SlotLog, MemslotError> log = slot_log(slots_, id);
+  if (!log) return Unexpected{log.error()};
+  const MemslotSpec& spec = log->spec;
+  if (first_page > spec.pages || pages > spec.pages - first_page || mask.size() < (pages + 63) / 64) {
+    return Unexpected{MemslotError::RangeOutsideSlot};
+  }
+  const std::lock_guard lock(mutex_);
+  log->bitmap->clear(first_page, pages, mask);
+  std::vector<std::uint64_t> words(mask.begin(), mask.begin() + static_cast<std::ptrdiff_t>((pages + 63) / 64));
+  if (pages % 64 != 0) words.back() &= (std::uint64_t{1} << (pages % 64)) - 1;
+  pt::TlbFlush<Gva> flush(&memory_);
+  reprotect_masked(spec.base + first_page, words, flush);
+  finish(std::move(flush));
+  checked("clear_dirty_log");
+  return {};
+}
+
+}  // namespace vmmu::shadow
