@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "guest_copy.hpp"
+#include "shadow_backend.hpp"
 #include "tdp_backend.hpp"
 #include "vmmu/vm/vcpu.hpp"
 
@@ -36,11 +37,22 @@ Result<std::unique_ptr<detail::MmuBackend>, VmError> make_tdp(const VmConfig& co
   return std::unique_ptr<detail::MmuBackend>(std::make_unique<detail::TdpBackend>(std::move(*mmu)));
 }
 
+// The shadow MMU's tables have the depth the TDP ones would (tdp.format.levels); its
+// huge-on-dirty-log choice is the TDP policy of the same name.
+Result<std::unique_ptr<detail::MmuBackend>, VmError> make_shadow(const VmConfig& config, Memslots& slots) {
+  shadow::ShadowConfig sc;
+  sc.host_levels = config.tdp.format.levels;
+  sc.huge_on_dirty_log = config.tdp.policies.huge_on_dirty_log;
+  Result<std::unique_ptr<shadow::ShadowMmu>, shadow::ShadowConfigError> mmu = shadow::ShadowMmu::create(sc, slots);
+  if (!mmu) return Unexpected{VmError::BadLevels};
+  return std::unique_ptr<detail::MmuBackend>(std::make_unique<detail::ShadowBackend>(std::move(*mmu)));
+}
+
 }  // namespace
 
 std::string_view to_string(VmError e) {
   switch (e) {
-    case VmError::BadLevels: return "TDP tables must have 4 or 5 levels";
+    case VmError::BadLevels: return "the MMU's tables must have 4 or 5 levels";
     case VmError::OutOfMemory: return "out of memory for the first TDP root";
   }
   return "?";
@@ -54,7 +66,8 @@ Result<std::unique_ptr<Vm>, VmError> Vm::create(const VmConfig& config) {
   const unsigned levels = config.tdp.format.levels;
   if (levels != 4 && levels != 5) return Unexpected{VmError::BadLevels};
   std::unique_ptr<Vm> vm(new Vm(config));
-  Result<std::unique_ptr<detail::MmuBackend>, VmError> mmu = make_tdp(config, *vm->slots_);
+  Result<std::unique_ptr<detail::MmuBackend>, VmError> mmu =
+      config.mmu == mmu::MmuKind::Shadow ? make_shadow(config, *vm->slots_) : make_tdp(config, *vm->slots_);
   if (!mmu) return Unexpected{mmu.error()};
   vm->mmu_ = std::move(*mmu);
   return vm;

@@ -87,6 +87,10 @@ struct StatsSnapshot {
 std::uint64_t host_page_faults();
 // Error: a counter that went backwards, named ("statistic zaps went backwards (...)").
 Result<std::vector<Metric>, std::string> stats_metrics(const StatsSnapshot& before, const StatsSnapshot& after);
+// Under vm.mmu shadow (stats_metrics calls it): faults, reflected, emulated, syncs, unsyncs,
+// zapped_pages, tlb_flushes, roots_created, root_loads, host_page_faults (deltas);
+// tables_in_use (shadow pages after). Keys both MMUs have are spelled alike, for --compare mmu.
+Result<std::vector<Metric>, std::string> shadow_stats_metrics(const StatsSnapshot& before, const StatsSnapshot& after);
 // True for the keys stats_metrics() reports as levels after the phase, not deltas.
 bool is_gauge(std::string_view key);
 

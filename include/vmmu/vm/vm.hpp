@@ -36,12 +36,15 @@ class MmuBackend;
 
 struct VmConfig {
   mmu::MmuKind mmu = mmu::MmuKind::Tdp;
-  tdp::TdpConfig tdp;       // EPT or NPT, levels, A/D, policies, dirty ring size
+  // EPT or NPT, levels, A/D, policies, dirty ring size. Under shadow: format.levels is the
+  // depth of the shadow tables and policies.huge_on_dirty_log what dirty logging does to huge
+  // shadow leaves; the rest is TDP's.
+  tdp::TdpConfig tdp;
   x86::CpuModel cpu;        // what the guest's CPU supports (guest walks)
 };
 
 enum class VmError : std::uint8_t {
-  BadLevels,    // TDP levels other than 4 or 5
+  BadLevels,    // table levels other than 4 or 5
   OutOfMemory,  // the first root could not be allocated
 };
 std::string_view to_string(VmError e);
