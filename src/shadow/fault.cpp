@@ -1,46 +1,41 @@
 // The shadow fault path (issue 12 item 4): the guest's walk, then the chain of shadow pages
 // down to a 4 KiB leaf, then the leaf; and write tracking of the guest's tables.
 
-#include "guest_path.hpp"
 #include "vmmu/shadow/shadow_mmu.hpp"
 
 namespace vmmu::shadow {
 namespace {
 
 namespace gpte = x86::gpte;
-using detail::guest_path;
-using detail::GuestPath;
 using Iterator = pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>;
 
 }  // namespace
 
-ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::uint64_t linear, Access access) {
+ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, ShadowPage& root, std::uint64_t linear,
+                                            Access access) {
   ++stats_.faults;
   const x86::WalkFault none{};
   GuestRamTables tables(ram_);
-  const Result<x86::Translation, x86::WalkFault> t = x86::walk(paging, tables, Gva(linear), access);
+  // One guest walk: its result, its A/D bits, and the entries it used (the shadow's keys).
+  x86::WalkPath path;
+  const Result<x86::Translation, x86::WalkFault> t = x86::walk(paging, tables, Gva(linear), access, {}, path);
   if (!t) {
     ++stats_.reflected;
     return {Fault::Reflect, {t, std::nullopt}};
   }
-  const GuestPath path = guest_path(paging, tables, linear);
   const unsigned guest_leaf = t->level;  // 0 with paging off
   // The host is changing the memory behind the frame (MMU notifier): wait for the end.
   if (invalidating(gfn_of(t->gpa))) return {Fault::Invalidated, {t, std::nullopt}};
-  // The guest changed the leaf since its walk (another vCPU): fault again.
-  if (guest_leaf != 0 && path[guest_leaf].entry != t->entry) return {Fault::Retry, {t, std::nullopt}};
   const unsigned glevels = guest_levels(paging.mode());
-  Result<ShadowPage*, ShadowExit> root = root_locked(paging);
-  if (!root) return {Fault::Reflect, {Unexpected{none}, root.error()}};
 
   // Down from the root: each level's child is found or made by (gfn, role).
   const pt::Geometry& g = format_.geometry();
-  pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, (*root)->table());
+  pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, root.table());
   pt::TlbFlush<Gva> flush(&memory_);
   // The host tables' input: the gva's bits the host indexes (sign extension dropped).
   const std::uint64_t input = linear & (g.input_limit() - 1);
-  Iterator it(format_, memory_, (*root)->table(), input, input + 1);
-  ShadowPage* sp = *root;
+  Iterator it(format_, memory_, root.table(), input, input + 1);
+  ShadowPage* sp = &root;
   // A huge leaf where the guest's page, the host's backing, dirty logging and write tracking
   // allow it (an existing table there is descended instead: its pages are in use).
   unsigned huge = huge_level(*t, linear);
@@ -52,7 +47,7 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
     ChildOf c{g.index(linear, level), gpte::kAccAll, false, glevels};
     Gfn gfn;
     if (parent.passthrough()) {
-      gfn = path[glevels].table;  // the guest's root table, at every passthrough level
+      gfn = gfn_of(path[glevels].address);  // the guest's root table, at every passthrough level
     } else if (parent.direct() || level <= guest_leaf) {
       // Below a guest huge leaf (or paging off): guest frames, contiguous from the first byte
       // the entry covers.
@@ -61,7 +56,7 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
       gfn = gfn_of(t->gpa - (linear & (g.span(level) - 1)));
     } else {
       c.access = path[level].rights;
-      gfn = path[level - 1].table;
+      gfn = gfn_of(path[level - 1].address);
     }
     Result<ShadowPage*, ShadowExit> next = child(*sp, it, gfn, child_role(parent, c), flush);
     if (!next) {
@@ -69,6 +64,7 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
       return {Fault::Reflect, {Unexpected{none}, next.error()}};
     }
     sp = *next;
+    sp->touch(stats_.faults);  // for the quota's least-recently-used order
   }
 
   // The leaf: the path's rights, narrowed for dirty tracking and write tracking.
@@ -134,7 +130,8 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, std::
     if (level > 1) ++stats_.huge_leaves;
   }
   sp->set_leaf(index, {first, t->page_size});
-  pages_.rmap_add(first, {it.entry_address(), (*root)->table(), Gva(input & ~(g.span(level) - 1))});
+  pages_.rmap_add(first, {it.entry_address(), root.table(), Gva(input & ~(g.span(level) - 1))});
+  if (level == 1) prefetch(paging, *sp, root.table(), input, flush);
   std::move(flush).apply(tlb_);
   if (emulate) {
     ++stats_.emulated;
@@ -174,7 +171,7 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::child(ShadowPage& parent, Iterator& i
     pages_.rmap_remove(old.gfn, it.entry_address());
     if (made_now) split_into(*p, it, old);
   }
-  pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, parent.table());
+  pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, Hpa(0));  // install needs no root
   // Under the lock nothing else writes shadow entries: the install cannot lose.
   [[maybe_unused]] const pt::ops::Installed done = ops.install(it, format_.make_table(p->table(), it.level()), flush);
   p->add_parent(it.entry_address());

@@ -50,23 +50,27 @@ x86::Registers host_registers(const x86::GuestPaging& paging, Hpa root, unsigned
 
 }  // namespace
 
-std::optional<x86::Translation> ShadowMmu::hardware(const x86::GuestPaging& paging, ShadowPage& root,
-                                                    std::uint64_t linear, Access access, std::byte** host_byte) {
-  const x86::GuestPaging host = x86::GuestPaging::from(host_registers(paging, root.table(), config_.host_levels), {});
+const x86::GuestPaging& ShadowMmu::host_paging(const x86::GuestPaging& paging, const ShadowPage& root) {
+  const x86::Registers r = host_registers(paging, root.table(), config_.host_levels);
+  if (!host_ || host_->registers != r) host_.emplace(HostPaging{r, x86::GuestPaging::from(r, {})});
+  return host_->paging;
+}
+
+std::optional<x86::Translation> ShadowMmu::hardware(const x86::GuestPaging& host, std::uint64_t linear,
+                                                    Access access, std::byte** host_byte) {
   HardwareView view(memory_);
+  x86::WalkPath path;
   Result<x86::Translation, x86::WalkFault> r =
-      x86::walk(host, view, Gva(linear), access, x86::WalkOptions{.update_accessed_dirty = false});
+      x86::walk(host, view, Gva(linear), access, x86::WalkOptions{.update_accessed_dirty = false}, path);
   if (!r) return std::nullopt;
   // The walk's "physical" address is the host address the shadow leaf maps.
   if (host_byte != nullptr) *host_byte = reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(r->gpa.raw()));  // NOLINT
-  // What the leaf maps in guest terms: the shadow page holding it knows.
-  const std::uint64_t input = linear & (format_.geometry().input_limit() - 1);
-  pt::TableIterator<ShadowFormat, pt::OwnedTableMemory> it(format_, memory_, root.table(), input, input + 1);
-  pt::ops::EntryOps<ShadowFormat>(format_, memory_, tlb_, root.table()).settle(it);
-  const ShadowPage* leaf_page = pages_.by_table(it.table(it.level()));
-  const GuestLeaf leaf = leaf_page->leaf(format_.geometry().index(linear, it.level()));
+  // What the leaf maps in guest terms: the shadow page holding it (found from the leaf's
+  // address the walk used) knows.
+  const Hpa table(path[r->level].address.raw() & ~(kPageSize - 1));
+  const GuestLeaf leaf = pages_.by_table(table)->leaf(format_.geometry().index(linear, r->level));
   x86::Translation t = *r;
-  t.gpa = gpa_of(leaf.gfn) + (linear & (format_.geometry().span(it.level()) - 1));
+  t.gpa = gpa_of(leaf.gfn) + (linear & (format_.geometry().span(r->level) - 1));
   t.page_size = leaf.page_size;
   return t;
 }

@@ -126,7 +126,7 @@ std::optional<std::string> ShadowMmu::invariants_locked() const {
     }
   });
   if (bad) return bad;
-  pages_.for_each_rmap([&](Gfn gfn, const std::vector<PageCache::RmapEntry>& entries) {
+  pages_.for_each_rmap([&](Gfn gfn, const PageCache::Rmap& entries) {
     for (const PageCache::RmapEntry& e : entries) {
       if (bad) return;
       if (!leaves.contains(e.entry.raw())) bad = fmt::format("rmap of gfn {:#x} names an entry that is no leaf", gfn.raw());

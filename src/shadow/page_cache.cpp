@@ -111,8 +111,8 @@ std::vector<Gfn> PageCache::rmapped(Range<Gfn> gfns, std::uint64_t stride) const
 
 std::vector<Gfn> PageCache::shadowed(Range<Gfn> gfns) const { return keys_in(tracked_, gfns, 1); }
 
-const std::vector<PageCache::RmapEntry>& PageCache::rmap(Gfn gfn) const {
-  static const std::vector<RmapEntry> kNone;
+const PageCache::Rmap& PageCache::rmap(Gfn gfn) const {
+  static const Rmap kNone;
   const auto it = rmaps_.find(gfn.raw());
   return it == rmaps_.end() ? kNone : it->second;
 }

@@ -77,21 +77,26 @@ Outcome ShadowMmu::access(const x86::GuestPaging& paging, Gva gva, Access access
   const x86::WalkFault none{};
   Result<ShadowPage*, ShadowExit> root = root_locked(paging);
   if (!root) return {Unexpected{none}, root.error()};
-  if (std::optional<x86::Translation> t = hardware(paging, **root, linear, access)) {
+  const x86::GuestPaging& host = host_paging(paging, **root);
+  if (std::optional<x86::Translation> t = hardware(host, linear, access)) {
     ++stats_.hardware_hits;
     return {*t, std::nullopt};
   }
-  Handled h = handle_fault(paging, linear, access);
+  reclaim_locked();
+  Handled h = handle_fault(paging, **root, linear, access);
   checked("a fault");
   while (h.kind == Fault::Invalidated) {
     lock.unlock();
     std::this_thread::yield();  // invalidation in progress: let it end
     lock.lock();
-    h = handle_fault(paging, linear, access);
+    h = handle_fault(paging, **root, linear, access);
   }
-  if (h.kind != Fault::Retry) return std::move(h.outcome);
-  if (std::optional<x86::Translation> t = hardware(paging, **root, linear, access)) return {*t, std::nullopt};
-  return {Unexpected{none}, ShadowExit::Stuck};
+#ifdef VMMU_CHECK_INVARIANTS
+  // The leaf just built must let the hardware do the access; release builds trust it and
+  // answer with the guest's translation instead of walking the shadow tables again.
+  if (h.kind == Fault::Retry && !hardware(host, linear, access)) return {Unexpected{none}, ShadowExit::Stuck};
+#endif
+  return std::move(h.outcome);
 }
 
 void ShadowMmu::finish(pt::TlbFlush<Gva>&& flush) {

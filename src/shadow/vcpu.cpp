@@ -93,12 +93,17 @@ ShadowMmu::Reached ShadowMmu::reach_locked(ShadowVcpu& vcpu, const x86::GuestPag
     out.frame = gfn_of(t.gpa);
   };
   std::byte* host = nullptr;
-  if (std::optional<x86::Translation> t = hardware(paging, **root, linear, a, &host)) {
+  if (std::optional<x86::Translation> t = hardware(host_paging(paging, **root), linear, a, &host)) {
     ++stats_.hardware_hits;
     hit(*t, host);
     return out;
   }
-  Handled h = handle_fault(paging, linear, a);
+  reclaim_locked();
+  if ((*root)->role().invalid()) {
+    out.again = true;  // the quota took the root (it never does: roots stay): load again
+    return out;
+  }
+  Handled h = handle_fault(paging, **root, linear, a);
   checked("a fault");
   switch (h.kind) {
     case Fault::Invalidated: out.again = true; return out;
@@ -115,7 +120,7 @@ ShadowMmu::Reached ShadowMmu::reach_locked(ShadowVcpu& vcpu, const x86::GuestPag
     }
     case Fault::Retry: break;
   }
-  if (std::optional<x86::Translation> t = hardware(paging, **root, linear, a, &host)) {
+  if (std::optional<x86::Translation> t = hardware(host_paging(paging, **root), linear, a, &host)) {
     hit(*t, host);
   } else {
     out.outcome = {Unexpected{x86::WalkFault{}}, ShadowExit::Stuck};

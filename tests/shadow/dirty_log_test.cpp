@@ -10,13 +10,6 @@ namespace {
 
 constexpr std::uint64_t kDataPage = kData >> kPageShift;
 
-bool bit(const std::vector<std::uint64_t>& bits, std::uint64_t page) { return (bits[page / 64] >> (page % 64)) & 1; }
-
-void expect_invariants(const ShadowMmu& mmu) {
-  const std::optional<std::string> bad = mmu.check_invariants();
-  EXPECT_FALSE(bad) << *bad;
-}
-
 TEST(ShadowDirtyLog, EveryWriteAfterAHarvestIsInTheNextOne) {
   ShadowVm vm;
   ShadowVcpu v(*vm.mmu);
@@ -34,22 +27,22 @@ TEST(ShadowDirtyLog, EveryWriteAfterAHarvestIsInTheNextOne) {
   ASSERT_TRUE(vm.write64(v, p, 1 * kPageSize, 11).guest.has_value());
   const auto peek = vm.mmu->peek_dirty_log(SlotId{1});
   ASSERT_TRUE(peek.has_value());
-  EXPECT_TRUE(bit(*peek, kDataPage + 1));
+  EXPECT_TRUE(dirty_bit(*peek, kDataPage + 1));
   auto log = vm.mmu->get_dirty_log(SlotId{1});
   ASSERT_TRUE(log.has_value());
-  EXPECT_TRUE(bit(*log, kDataPage + 1));
-  EXPECT_FALSE(bit(*log, kDataPage + 2));
-  EXPECT_FALSE(bit(*log, kDataPage + 0));
+  EXPECT_TRUE(dirty_bit(*log, kDataPage + 1));
+  EXPECT_FALSE(dirty_bit(*log, kDataPage + 2));
+  EXPECT_FALSE(dirty_bit(*log, kDataPage + 0));
   expect_invariants(*vm.mmu);
   // Harvested: the next write to the same page faults and logs again.
   ASSERT_TRUE(vm.write64(v, p, 1 * kPageSize, 12).guest.has_value());
   log = vm.mmu->get_dirty_log(SlotId{1});
   ASSERT_TRUE(log.has_value());
-  EXPECT_TRUE(bit(*log, kDataPage + 1));
+  EXPECT_TRUE(dirty_bit(*log, kDataPage + 1));
   // A device's write logs too.
   ASSERT_TRUE(vm.mmu->access_gpa(Gpa(kData + 3 * kPageSize), Access::write(), [](std::byte* b) { *b = std::byte{1}; }));
   log = vm.mmu->get_dirty_log(SlotId{1});
-  EXPECT_TRUE(bit(*log, kDataPage + 3));
+  EXPECT_TRUE(dirty_bit(*log, kDataPage + 3));
   expect_invariants(*vm.mmu);
 }
 
@@ -64,14 +57,14 @@ TEST(ShadowDirtyLog, ClearDirtyLogWriteProtectsTheClearedPagesOnly) {
   std::vector<std::uint64_t> mask{std::uint64_t{1} << (kDataPage - first)};
   ASSERT_TRUE(vm.mmu->clear_dirty_log(SlotId{1}, first, 64, mask).has_value());
   const auto peek = vm.mmu->peek_dirty_log(SlotId{1});
-  EXPECT_FALSE(bit(*peek, kDataPage));
-  EXPECT_TRUE(bit(*peek, kDataPage + 1));
+  EXPECT_FALSE(dirty_bit(*peek, kDataPage));
+  EXPECT_TRUE(dirty_bit(*peek, kDataPage + 1));
   const std::uint64_t faults = vm.mmu->stats().faults;
   ASSERT_TRUE(vm.write64(v, p, kPageSize, 2).guest.has_value());  // still writable
   EXPECT_EQ(vm.mmu->stats().faults, faults);
   ASSERT_TRUE(vm.write64(v, p, 0, 2).guest.has_value());  // protected again: faults, logs
   EXPECT_EQ(vm.mmu->stats().faults, faults + 1);
-  EXPECT_TRUE(bit(*vm.mmu->peek_dirty_log(SlotId{1}), kDataPage));
+  EXPECT_TRUE(dirty_bit(*vm.mmu->peek_dirty_log(SlotId{1}), kDataPage));
   EXPECT_FALSE(vm.mmu->clear_dirty_log(SlotId{1}, vm.mem.pages(), 1, mask).has_value());
   expect_invariants(*vm.mmu);
 }

@@ -25,13 +25,6 @@ struct HugeVm : ShadowVm {
   std::uint64_t faults() const { return mmu->stats().faults; }
 };
 
-bool bit(const std::vector<std::uint64_t>& bits, std::uint64_t page) { return (bits[page / 64] >> (page % 64)) & 1; }
-
-void expect_invariants(const ShadowMmu& mmu) {
-  const std::optional<std::string> bad = mmu.check_invariants();
-  EXPECT_FALSE(bad) << *bad;
-}
-
 TEST(ShadowHugePages, AGuestHugePageBackedHugeIsOneShadowLeaf) {
   HugeVm vm;
   ShadowVcpu v(*vm.mmu);
@@ -125,7 +118,7 @@ TEST(ShadowHugePages, DirtyLoggingWriteProtectsHugeLeavesReadsKeepThemAWriteSpli
   const auto log = vm.mmu->get_dirty_log(SlotId{1});
   ASSERT_TRUE(log.has_value());
   const std::uint64_t first = kHugeData >> kPageShift;
-  for (std::uint64_t i = 0; i < 1024; ++i) EXPECT_EQ(bit(*log, first + i), i == 7 || i == 9) << i;
+  for (std::uint64_t i = 0; i < 1024; ++i) EXPECT_EQ(dirty_bit(*log, first + i), i == 7 || i == 9) << i;
   expect_invariants(*vm.mmu);
 }
 

@@ -43,6 +43,13 @@ class TableIterator {
     load();
   }
 
+  // An iterator standing on the entry for `input` in `table`, a table at `level` (over
+  // [input, input + 1)): how a reverse map that stores an entry's table reaches the entry
+  // without walking from the root. The path above `level` is unknown (tables above it unset).
+  static TableIterator at(const F& format, M& memory, Output table, unsigned level, std::uint64_t input) {
+    return TableIterator(AtEntry{}, format, memory, table, level, input);
+  }
+
   [[nodiscard]] bool valid() const { return valid_; }
   [[nodiscard]] unsigned level() const { return level_; }
   // Input address of the first byte the current entry covers.
@@ -108,6 +115,14 @@ class TableIterator {
   }
 
  private:
+  struct AtEntry {};
+  TableIterator(AtEntry, const F& format, M& memory, Output table, unsigned level, std::uint64_t input)
+      : format_(format), memory_(memory), end_(input + 1), min_level_(1), level_(level), target_(input) {
+    tables_[level_] = table;
+    address_ = input & ~(format_.geometry().span(level_) - 1);
+    load();
+  }
+
   void step_down() {
     const Geometry& g = format_.geometry();
     const Output child = format_.table_address(entry_, level_);

@@ -71,6 +71,9 @@ struct ShadowConfig {
   // What starting dirty logging does to huge shadow leaves (TDP's policy of the same name):
   // WriteProtect keeps them mapped for reads, Drop zaps them.
   tdp::HugeOnDirtyLog huge_on_dirty_log = tdp::HugeOnDirtyLog::WriteProtect;
+  // Most shadow pages the VM may have; 0: KVM's default, 20 per mille of the guest pages the
+  // memslots back, at least 64 (unlimited over bare GuestRam).
+  std::uint64_t page_quota = 0;
 };
 
 // Why create() refused a configuration.
@@ -105,6 +108,8 @@ struct ShadowStats {
   std::uint64_t huge_leaves = 0;        // huge shadow leaves installed (2 MiB / 1 GiB)
   std::uint64_t huge_splits = 0;        // huge leaves replaced by a table of small leaves
   std::uint64_t huge_dropped = 0;       // huge leaves zapped when dirty logging started (Drop)
+  std::uint64_t reclaimed = 0;          // pages zapped to stay within the quota
+  std::uint64_t prefetched = 0;         // leaves installed for a fault's neighbours (prefetch.cpp)
 };
 
 // What an access through the MMU gave: the guest's translation (gpa, guest page size), or the
@@ -212,7 +217,13 @@ class ShadowMmu {
   Result<ShadowPage*, ShadowExit> load_root(const x86::GuestPaging& paging);
 
   [[nodiscard]] ShadowStats stats() const;
+  // Host memory the shadow pages take: their tables and their bookkeeping (ShadowPage: the
+  // guest frame of each leaf, parent links), not the rmaps (see rmap_bytes()).
+  [[nodiscard]] std::uint64_t shadow_page_bytes() const;
+  [[nodiscard]] std::uint64_t rmap_bytes() const;
   [[nodiscard]] const ShadowConfig& config() const { return config_; }
+  // The shadow-page quota now (see ShadowConfig::page_quota); ~0 when unlimited.
+  [[nodiscard]] std::uint64_t page_quota() const;
   [[nodiscard]] const ShadowFormat& format() const { return format_; }
   // For tests and invariant checks; callers hold no lock, so only while no access runs.
   [[nodiscard]] const PageCache& pages() const { return pages_; }
@@ -256,6 +267,9 @@ class ShadowMmu {
   [[nodiscard]] bool invalidating(Gfn gfn) const;
 
   void on_memslot_change(const MemslotChange& change);
+  // Before a fault builds: over the quota, zaps the least recently used non-root pages (a
+  // batch, so that the next faults do not each reclaim). Roots are never taken.
+  void reclaim_locked();
   // Zaps `sp` (KVM's prepare_zap + commit): unlinks it from its parents and children,
   // removes its leaves from the rmaps, zaps children left without a parent, and retires its
   // table with `flush`; a root still in use only becomes invalid and empty.
@@ -288,14 +302,21 @@ class ShadowMmu {
     Fault kind;
     Outcome outcome;
   };
-  Handled handle_fault(const x86::GuestPaging& paging, std::uint64_t linear, Access access);
-  // `host_byte`, when given, receives the host address of the byte reached.
-  std::optional<x86::Translation> hardware(const x86::GuestPaging& paging, ShadowPage& root, std::uint64_t linear,
-                                           Access access, std::byte** host_byte = nullptr);
+  Handled handle_fault(const x86::GuestPaging& paging, ShadowPage& root, std::uint64_t linear, Access access);
+  // The host's paging state for running `paging` on `root`, rebuilt only when it changes.
+  const x86::GuestPaging& host_paging(const x86::GuestPaging& paging, const ShadowPage& root);
+  // The hardware walk with the host's paging state; `host_byte`, when given, receives the
+  // host address of the byte reached.
+  std::optional<x86::Translation> hardware(const x86::GuestPaging& host, std::uint64_t linear, Access access,
+                                           std::byte** host_byte = nullptr);
   Result<ShadowPage*, ShadowExit> root_locked(const x86::GuestPaging& paging);
   // The child of `parent` at the entry `it` stands on, linked if it was not; `it` moves into it.
   Result<ShadowPage*, ShadowExit> child(ShadowPage& parent, pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it,
                                         Gfn gfn, Role role, pt::TlbFlush<Gva>& flush);
+  // Leaves for the accessed neighbours of the 4 KiB leaf just installed at `input` in `sp`.
+  static constexpr unsigned kPrefetchEntries = 8;  // KVM's PTE_PREFETCH_NUM
+  void prefetch(const x86::GuestPaging& paging, ShadowPage& sp, Hpa root, std::uint64_t input,
+                pt::TlbFlush<Gva>& flush);
   // Write tracking starts on `gfn`: its leaves read-only, huge leaves over it zapped.
   void write_protect(Gfn gfn);
   // Fills the new page `p` (below the entry `it` stands on, a huge leaf mapping `old`) with
@@ -323,6 +344,12 @@ class ShadowMmu {
   mutable std::mutex mutex_;
   PageCache pages_;
   std::unordered_map<const ShadowPage*, x86::GuestPaging> roots_;  // each root's paging state
+  // The last host paging state built (GuestPaging::from is the cost of a hardware walk).
+  struct HostPaging {
+    x86::Registers registers;
+    x86::GuestPaging paging;
+  };
+  std::optional<HostPaging> host_;
   ShadowStats stats_{};
 
   // MMU-notifier state (KVM's mmu_invalidate_in_progress / range), under the lock.

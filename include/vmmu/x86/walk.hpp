@@ -27,8 +27,10 @@
 //   - Outside long mode a linear address has 32 bits: the gva is truncated to bits 31:0 (with
 //     paging off too: gpa = gva mod 2^32). The CLI rejects wider gvas as input errors first.
 
+#include <array>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 #include "vmmu/core/access.hpp"
 #include "vmmu/core/address.hpp"
@@ -78,9 +80,23 @@ struct Translation {
   std::uint64_t entry;      // the leaf entry as the walk left it (with the A/D bits it set); 0 with paging off
 };
 
+// One guest entry a walk used: where it is, its value as read (before the walk set A/D bits in
+// it), the rights it grants alone (gpte::kAcc* bits).
+struct WalkStep {
+  Gpa address;
+  std::uint64_t entry = 0;
+  std::uint8_t rights = 0;
+};
+// The entries a walk used, by level (index 0 unused; levels below the leaf untouched): what
+// the shadow MMU builds its pages from, so it need not walk the guest's tables twice.
+using WalkPath = std::array<WalkStep, pt::kMaxLevels + 1>;
+
 namespace detail {
 
-template <class F>
+// No path recorded: the plain walk.
+struct NoPath {};
+
+template <class F, class Path = NoPath>
 struct GuestRules {
   using Entry = typename F::Entry;
   const F& format;
@@ -90,6 +106,13 @@ struct GuestRules {
   Entry leaf_ad;                // A, plus D for a write
   std::uint64_t path = ~std::uint64_t{0};  // AND of format.path_word() over the entries used
   std::uint32_t extra = 0;      // P / RSVD / PK bits of the fault found
+  [[no_unique_address]] Path out{};  // WalkPath* when the walk records its path
+
+  void record(const pt::Step<F>& s)
+    requires std::is_same_v<Path, WalkPath*>
+  {
+    (*out)[s.level] = WalkStep{s.entry_address, std::uint64_t{s.entry}, format.access(s.entry, s.level)};
+  }
 
   void start() {
     path = ~std::uint64_t{0};
@@ -123,12 +146,13 @@ struct GuestRules {
   }
 };
 
-template <class F, class M>
+template <class F, class M, class Path>
 inline Result<Translation, WalkFault> walk_guest(const F& format, const GuestPaging& paging, M& memory,
-                                                 std::uint64_t input, Access access, WalkOptions options) {
+                                                 std::uint64_t input, Access access, WalkOptions options, Path out) {
   using Entry = typename F::Entry;
   const Entry leaf_ad = static_cast<Entry>(gpte::A::mask | (access.is_write() ? gpte::D::mask : 0));
-  GuestRules<F> rules{format, paging, access, paging.permission_faults(paging.permission_index(access)), leaf_ad};
+  GuestRules<F, Path> rules{format, paging, access, paging.permission_faults(paging.permission_index(access)), leaf_ad};
+  rules.out = out;
   const auto r = walk_core(format, memory, paging.root(), input, options.update_accessed_dirty, rules);
   switch (r.end) {
     case CoreEnd::Unreadable: return Unexpected<WalkFault>{WalkFault{WalkFaultKind::TableUnreadable, 0, r.level}};
@@ -150,6 +174,27 @@ inline Result<Translation, WalkFault> walk_guest(const F& format, const GuestPag
 
 }  // namespace detail
 
+namespace detail {
+
+template <class M, class Path>
+inline Result<Translation, WalkFault> walk_mode(const GuestPaging& paging, M& memory, Gva gva, Access access,
+                                                WalkOptions options, Path out) {
+  constexpr std::uint64_t k32 = 0xffff'ffffULL;
+  const GuestFormatConfig& config = paging.format_config();
+  switch (paging.mode()) {
+    case PagingMode::Off: return Translation{Gpa(gva.raw() & k32), kPageSize, 0, true, true, false, 0, 0};
+    case PagingMode::Bits32: return walk_guest(Format32(config), paging, memory, gva.raw() & k32, access, options, out);
+    case PagingMode::Pae: return walk_guest(FormatPae(config), paging, memory, gva.raw() & k32, access, options, out);
+    case PagingMode::Long4:
+    case PagingMode::Long5: break;
+  }
+  if (!paging.canonical(gva)) return Unexpected<WalkFault>{WalkFault{WalkFaultKind::GeneralProtection, 0, 0}};
+  if (paging.mode() == PagingMode::Long5) return walk_guest(Format5(config), paging, memory, gva.raw(), access, options, out);
+  return walk_guest(Format4(config), paging, memory, gva.raw(), access, options, out);
+}
+
+}  // namespace detail
+
 // Translate `gva` for `access` through the guest's tables in `memory`, checking every
 // permission, reserved-bit and canonical-address rule of the mode, and (unless
 // options.update_accessed_dirty is false) setting A/D bits with compare-exchange.
@@ -159,18 +204,16 @@ template <class M>
   requires pt::TableMemory<M, Gpa>
 inline Result<Translation, WalkFault> walk(const GuestPaging& paging, M& memory, Gva gva, Access access,
                                            WalkOptions options = {}) {
-  constexpr std::uint64_t k32 = 0xffff'ffffULL;
-  const GuestFormatConfig& config = paging.format_config();
-  switch (paging.mode()) {
-    case PagingMode::Off: return Translation{Gpa(gva.raw() & k32), kPageSize, 0, true, true, false, 0, 0};
-    case PagingMode::Bits32: return detail::walk_guest(Format32(config), paging, memory, gva.raw() & k32, access, options);
-    case PagingMode::Pae: return detail::walk_guest(FormatPae(config), paging, memory, gva.raw() & k32, access, options);
-    case PagingMode::Long4:
-    case PagingMode::Long5: break;
-  }
-  if (!paging.canonical(gva)) return Unexpected<WalkFault>{WalkFault{WalkFaultKind::GeneralProtection, 0, 0}};
-  if (paging.mode() == PagingMode::Long5) return detail::walk_guest(Format5(config), paging, memory, gva.raw(), access, options);
-  return detail::walk_guest(Format4(config), paging, memory, gva.raw(), access, options);
+  return detail::walk_mode(paging, memory, gva, access, options, detail::NoPath{});
+}
+
+// The same walk, also handing back the entries it used (`path`, valid for the levels from the
+// root down to the leaf of a successful walk; nothing with paging off).
+template <class M>
+  requires pt::TableMemory<M, Gpa>
+inline Result<Translation, WalkFault> walk(const GuestPaging& paging, M& memory, Gva gva, Access access,
+                                           WalkOptions options, WalkPath& path) {
+  return detail::walk_mode(paging, memory, gva, access, options, &path);
 }
 
 }  // namespace vmmu::x86

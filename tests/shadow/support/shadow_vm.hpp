@@ -9,6 +9,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
 
 #include "tdp/support/tdp_fixture.hpp"
 #include "vmmu/memory/memslots.hpp"
@@ -69,5 +74,15 @@ struct ShadowVm {
   Memslots slots;
   std::unique_ptr<ShadowMmu> mmu;
 };
+
+// Bit `page` of a dirty log.
+inline bool dirty_bit(const std::vector<std::uint64_t>& bits, std::uint64_t page) {
+  return (bits[page / 64] >> (page % 64)) & 1;
+}
+
+inline void expect_invariants(const ShadowMmu& mmu) {
+  const std::optional<std::string> bad = mmu.check_invariants();
+  EXPECT_FALSE(bad) << *bad;
+}
 
 }  // namespace vmmu::shadow::test

@@ -13,6 +13,8 @@
 //   bool ad_pending(Entry leaf);                any A/D bit still to set? (skips the write-back
 //                                               loop on the warm path, where all are set)
 //   Entry ad_bits(unsigned level, Entry e, bool leaf);  bits to set after a successful walk
+//   void record(const pt::Step<F>& s);          optional: every entry read, with its address
+//                                               (rules without it compile to the plain walk)
 //
 // A/D bits are set only when the whole walk succeeds (the format pages leave the A bits of a
 // faulting walk implementation-specific; KVM's walker does the same). They are written top-down
@@ -72,6 +74,7 @@ template <pt::Format F, class M, class Rules>
     rules.start();
     const pt::WalkResult<F> r = pt::walk(format, memory, root, input, [&](pt::Step<F>& s) {
       path[s.level] = Used{s.entry_address, s.entry};
+      if constexpr (requires { rules.record(s); }) rules.record(s);
       return rules.visit(s.level, s.entry);
     });
     if (auto done = settle(r, rules)) return *done;
@@ -107,8 +110,10 @@ inline CoreResult<typename F::Entry> walk_core(const F& format, M& memory,
                                                                       typename F::Output root, std::uint64_t input,
                                                                       bool update_ad, Rules& rules) {
   rules.start();
-  const pt::WalkResult<F> r =
-      pt::walk(format, memory, root, input, [&](pt::Step<F>& s) { return rules.visit(s.level, s.entry); });
+  const pt::WalkResult<F> r = pt::walk(format, memory, root, input, [&](pt::Step<F>& s) {
+    if constexpr (requires { rules.record(s); }) rules.record(s);
+    return rules.visit(s.level, s.entry);
+  });
   if (auto done = settle(r, rules)) return *done;
   if (!update_ad || !rules.ad_pending(r.entry)) return {CoreEnd::Leaf, r.level, r.entry};
   return walk_core_update_ad(format, memory, root, input, rules);
