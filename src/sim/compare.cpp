@@ -46,19 +46,31 @@ CompareTable compare_table(std::string policy, std::vector<std::string> values, 
   return t;
 }
 
+std::vector<std::string_view> compare_values(std::string_view dimension) {
+  if (dimension == kCompareMmu) return {mmu::to_string(mmu::MmuKind::Tdp), mmu::to_string(mmu::MmuKind::Shadow)};
+  return tdp::policy_values(dimension);
+}
+
+std::string compare_dimensions() {
+  std::string known;
+  for (std::string_view n : tdp::kPolicyNames) known += (known.empty() ? "" : ", ") + std::string(n);
+  return known + ", " + std::string(kCompareMmu);
+}
+
 Result<CompareReport, std::string> run_compare(const Scenario& scenario, std::string_view policy,
                                                const RunOptions& options) {
-  const std::vector<std::string_view> values = tdp::policy_values(policy);
+  const std::vector<std::string_view> values = compare_values(policy);
   if (values.empty()) {
-    std::string known;
-    for (std::string_view n : tdp::kPolicyNames) known += (known.empty() ? "" : ", ") + std::string(n);
-    return Unexpected{fmt::format("unknown policy \"{}\" (expected one of {})", policy, known)};
+    return Unexpected{fmt::format("unknown policy \"{}\" (expected one of {})", policy, compare_dimensions())};
   }
   CompareReport out;
   std::vector<std::string> names;
   for (std::string_view v : values) {
     Scenario s = scenario;
-    tdp::set_policy(s.policies, policy, v);
+    if (policy == kCompareMmu)
+      s.vm.mmu = *mmu::parse_mmu_kind(v);
+    else
+      tdp::set_policy(s.policies, policy, v);
     RunOptions o = options;
     o.variant = fmt::format("{}={}", policy, v);
     auto r = run(s, o);

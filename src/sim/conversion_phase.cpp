@@ -41,7 +41,9 @@ struct Counts {
 }  // namespace
 
 Status<std::string> run_conversion(PhaseContext& c, const ConversionPhase& p) {
-  tdp::TdpMmu& mmu = c.vm.mmu();
+  // A TDX idea: scenarios under vm.mmu shadow are refused before they run (validate()).
+  if (c.vm.tdp_mmu() == nullptr) return Unexpected{std::string("conversion needs the TDP MMU (vm.mmu tdp)")};
+  tdp::TdpMmu& mmu = *c.vm.tdp_mmu();
   VcpuAccess& a = c.access[0];
   const std::vector<Gfn> all = huge_ranges(c.vm);
   auto shared = HostBuffer::allocate(p.ranges * kPageSize, kPageSize);

@@ -16,8 +16,7 @@ Status<std::string> set_dirty_logging(SimVm& vm, bool on) {
 
 void drain_dirty_rings(SimVm& vm) {
   for (unsigned v = 0; v < vm.vcpus(); ++v) {
-    tdp::VcpuMmu& h = vm.vcpu_mmu(v);
-    if (h.dirty_ring() == nullptr) continue;
+    mmu::VcpuContext& h = vm.vcpu_mmu(v);  // without a ring: nothing to harvest
     std::vector<DirtyGfn> dropped;
     vm.mmu().harvest_dirty_ring(h, dropped);
     vm.mmu().reset_dirty_ring(h);

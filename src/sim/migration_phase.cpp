@@ -48,7 +48,7 @@ void mark_entries(const SimVm& vm, const std::vector<DirtyGfn>& entries, std::ve
 
 // Harvest of one round: bitmaps (get_dirty_log + clear_dirty_log) or rings (harvest + reset).
 Status<std::string> harvest(PhaseContext& c, const MigrationPhase& p, MigrationIteration& it, Round& r) {
-  tdp::TdpMmu& mmu = c.vm.mmu();
+  mmu::Mmu& mmu = c.vm.mmu();
   const auto& slots = c.vm.slots();
   if (c.scenario.vm.dirty_ring_size == 0) {
     std::vector<std::vector<std::uint64_t>> maps(slots.size());

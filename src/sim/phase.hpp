@@ -44,11 +44,11 @@ struct ExitLog {
   std::uint64_t count = 0;
   bool out_of_memory = false;
   std::string first;
-  void add(unsigned vcpu, Gpa gpa, bool write, tdp::AccessExit e) {
-    if (e == tdp::AccessExit::OutOfMemory) out_of_memory = true;
+  void add(unsigned vcpu, Gpa gpa, bool write, mmu::Exit e) {
+    if (e == mmu::Exit::OutOfMemory) out_of_memory = true;
     if (count++ == 0)
       first = fmt::format("vCPU {}: {} at gpa {:#x} ended in a {} exit", vcpu, write ? "write" : "read", gpa.raw(),
-                          tdp::to_string(e));
+                          mmu::to_string(e));
   }
 };
 

@@ -147,13 +147,13 @@ Status<ReplayError> Replayer::miss(unsigned proc, Gva gva, Access a, bool write)
       if (auto s = kernel_.fault(proc, gva); !s) return Unexpected{failed(s.error())};
       continue;
     }
-    auto s = vm_->mmu().access(vcpu_.mmu(), t->gpa, a, [](std::byte*) {});
+    auto s = vm_->tdp_mmu()->access(*vcpu_.tdp_mmu(), t->gpa, a, [](std::byte*) {});
     if (!s) return Unexpected{failed(fmt::format("process {}: {} at {}", proc, tdp::to_string(s.error()), t->gpa))};
     tlb::GuestPath path = kernel_.path(proc, gva);
     path.gpa = t->gpa;
     path.write = write;
     hw_.walk(path, [this](Gpa g) {
-      const std::optional<tdp::TdpMmu::Leaf> leaf = vm_->mmu().lookup(g);
+      const std::optional<tdp::TdpMmu::Leaf> leaf = vm_->tdp_mmu()->lookup(g);
       return leaf ? leaf->level : 1u;
     });
     return {};
@@ -244,8 +244,8 @@ Status<ReplayError> Replayer::run(std::vector<Process>& procs, std::optional<std
 
 StatsSnapshot snapshot(vm::Vm& vm) {
   StatsSnapshot s;
-  s.tdp = vm.mmu().stats();
-  for (std::size_t i = 0; i < vm.vcpu_count(); ++i) s.root_loads += vm.vcpu(i).mmu().root_loads();
+  s.tdp = vm.tdp_mmu()->stats();
+  for (std::size_t i = 0; i < vm.vcpu_count(); ++i) s.root_loads += vm.vcpu(i).mmu().stats().root_loads;
   s.host_page_faults = host_page_faults();
   return s;
 }

@@ -37,6 +37,11 @@ std::optional<ScenarioError> check_vm(const Scenario& s) {
   const bool has_ad = vm.tdp == tdp::TdpKind::Npt || vm.ad_bits;
   if (s.policies.dirty_tracking == tdp::DirtyTracking::DirtyBits && !has_ad)
     return error("policies.dirty-tracking", "dirty-bits needs A/D bits: set vm.ad_bits to true (EPT) or use NPT");
+  if (vm.mmu == mmu::MmuKind::Shadow) {
+    if (ring != 0) return error("vm.dirty_ring_size", "the shadow MMU logs dirty pages in bitmaps: expected 0");
+    if (s.policies.dirty_tracking == tdp::DirtyTracking::DirtyBits)
+      return error("policies.dirty-tracking", "dirty-bits is a TDP policy: under vm.mmu shadow use write-protect");
+  }
   return std::nullopt;
 }
 
@@ -67,6 +72,10 @@ std::optional<ScenarioError> check_memslots(const Scenario& s) {
     if (base >= limit || m.size > limit - base)
       return error(at + ".gpa",
                    fmt::format("the slot ends beyond the {}-level tables' reach ({:#x})", s.vm.levels, limit));
+    if (s.vm.mmu == mmu::MmuKind::Shadow && (base >= kShadowMemoryLimit || m.size > kShadowMemoryLimit - base))
+      return error(at + ".gpa", fmt::format("under vm.mmu shadow the vCPUs reach memory with paging off: the slot "
+                                            "must end by {:#x}, not {:#x}",
+                                            kShadowMemoryLimit, base + m.size));
     for (std::size_t j = 0; j < ranges.size(); ++j) {
       if (base < ranges[j].second && ranges[j].first < base + m.size)
         return error(at + ".gpa", fmt::format("the slot [{:#x}, {:#x}) overlaps memslots[{}]", base, base + m.size, j));
@@ -129,8 +138,10 @@ std::optional<ScenarioError> check_phases(const Scenario& s) {
             if (!logging) e = error(at, "dirty-log-disable: dirty logging is not enabled at this point");
             logging = false;
           } else if constexpr (std::is_same_v<T, ConversionPhase>) {
+            if (s.vm.mmu == mmu::MmuKind::Shadow)
+              e = error(at, "conversion (private/shared memory) is a TDX idea the shadow MMU does not run: use vm.mmu tdp");
             const std::uint64_t available = conversion_ranges_available(s);
-            if (q.ranges == 0 || q.ranges > available)
+            if (!e && (q.ranges == 0 || q.ranges > available))
               e = error(at + ".ranges",
                         fmt::format("expected 1 to {} ranges (the 2M-aligned 2 MiB ranges inside memslots), got {}",
                                     available, q.ranges));

@@ -11,6 +11,7 @@ namespace vmmu::sim {
 Result<std::unique_ptr<SimVm>, std::string> SimVm::create(const Scenario& s) {
   std::unique_ptr<SimVm> sim(new SimVm());
   vm::VmConfig config;
+  config.mmu = s.vm.mmu;
   config.tdp.format.kind = s.vm.tdp;
   config.tdp.format.levels = s.vm.levels;
   config.tdp.format.ad_bits = s.vm.tdp == tdp::TdpKind::Npt || s.vm.ad_bits;
@@ -108,8 +109,10 @@ Result<Range<Gpa>, std::string> SimVm::add_table_pool(std::uint64_t pages) {
 
 StatsSnapshot SimVm::snapshot() {
   StatsSnapshot s;
-  s.tdp = vm_->mmu().stats();
-  for (vm::Vcpu* v : vcpus_) s.root_loads += v->mmu().root_loads();
+  s.kind = mmu().kind();
+  if (tdp::TdpMmu* t = tdp_mmu()) s.tdp = t->stats();
+  s.mmu = mmu().stats();
+  for (vm::Vcpu* v : vcpus_) s.root_loads += v->mmu().stats().root_loads;
   s.host_page_faults = host_page_faults();
   return s;
 }

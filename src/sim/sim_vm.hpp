@@ -47,12 +47,14 @@ class SimVm {
   SimVm& operator=(const SimVm&) = delete;
 
   [[nodiscard]] vm::Vm& vm() { return *vm_; }
-  [[nodiscard]] tdp::TdpMmu& mmu() { return vm_->mmu(); }
+  [[nodiscard]] mmu::Mmu& mmu() { return vm_->mmu(); }
+  // The TDP MMU for its own verbs (conversion); null under vm.mmu shadow.
+  [[nodiscard]] tdp::TdpMmu* tdp_mmu() { return vm_->tdp_mmu(); }
   [[nodiscard]] Memslots& memslots() { return vm_->memslots(); }
   [[nodiscard]] unsigned vcpus() const { return static_cast<unsigned>(vcpus_.size()); }
   // vCPU i and its MMU handle; used by one thread at a time.
   [[nodiscard]] vm::Vcpu& vcpu(unsigned i) { return *vcpus_[i]; }
-  [[nodiscard]] tdp::VcpuMmu& vcpu_mmu(unsigned i) { return vcpus_[i]->mmu(); }
+  [[nodiscard]] mmu::VcpuContext& vcpu_mmu(unsigned i) { return vcpus_[i]->mmu(); }
 
   [[nodiscard]] const std::vector<SimSlot>& slots() const { return slots_; }
   [[nodiscard]] std::uint64_t pages() const { return pages_; }

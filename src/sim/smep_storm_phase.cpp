@@ -119,9 +119,12 @@ Status<std::string> run_smep_storm(PhaseContext& c, const SmepStormPhase& p) {
   c.result("flips", "CR4.SMEP flips", p.flips * n);
   c.result("touches", "guest reads", p.flips * n * p.touch_pages);
   c.report.results.push_back(Metric{"storm_ns", "flips and reads time", storm_ns, Unit::Nanoseconds});
-  c.result("storm_faults", "TDP faults during the flips", after.tdp.faults.faults - before.tdp.faults.faults);
-  c.result("storm_zaps", "zaps during the flips", after.tdp.zaps - before.tdp.zaps);
-  c.result("storm_roots_created", "roots created during the flips", after.tdp.roots_created - before.tdp.roots_created);
+  c.result("storm_faults", "MMU faults during the flips", after.mmu.faults - before.mmu.faults);
+  // TDP: zap operations; shadow: shadow pages zapped (a role change must zap none).
+  const std::uint64_t zaps = after.kind == mmu::MmuKind::Shadow ? after.mmu.zapped - before.mmu.zapped
+                                                                  : after.tdp.zaps - before.tdp.zaps;
+  c.result("storm_zaps", "zaps during the flips", zaps);
+  c.result("storm_roots_created", "roots created during the flips", after.mmu.roots_created - before.mmu.roots_created);
   c.result("role_refreshes", "cpu role refreshes", refreshes);
   c.result("root_unloads", "root unloads", unloads);
   c.result("guest_tlb_flushes", "guest TLB flushes", flushes);

@@ -28,30 +28,30 @@ std::uint64_t pattern_word(Gfn gfn, std::uint64_t word, std::uint64_t salt) {
 }
 
 template <class Use>
-Status<tdp::AccessExit> VcpuAccess::access(Gpa gpa, Access a, Use&& use) {
+Status<mmu::Exit> VcpuAccess::access(Gpa gpa, Access a, Use&& use) {
   // A full ring: the reset frees every harvested entry, so one retry finds room; more retries
   // only if other writes filled it again in between (not possible from this one thread).
   for (int attempt = 0;; ++attempt) {
-    Status<tdp::AccessExit> s = mmu_.access(vcpu_, gpa, a, use);
-    if (s || s.error() != tdp::AccessExit::RingFull || attempt == 2) return s;
+    Status<mmu::Exit> s = vcpu_.access_gpa(gpa, a, use);
+    if (s || s.error() != mmu::Exit::RingFull || attempt == 2) return s;
     ++ring_full_exits_;
     mmu_.harvest_dirty_ring(vcpu_, harvested_);
     mmu_.reset_dirty_ring(vcpu_);
   }
 }
 
-Status<tdp::AccessExit> VcpuAccess::write64(Gpa gpa, std::uint64_t value) {
+Status<mmu::Exit> VcpuAccess::write64(Gpa gpa, std::uint64_t value) {
   return access(gpa, Access::write(), [&](std::byte* host) { word_at(host).store(value, std::memory_order_relaxed); });
 }
 
-Result<std::uint64_t, tdp::AccessExit> VcpuAccess::read64(Gpa gpa) {
+Result<std::uint64_t, mmu::Exit> VcpuAccess::read64(Gpa gpa) {
   std::uint64_t v = 0;
   auto s = access(gpa, Access::read(), [&](std::byte* host) { v = word_at(host).load(std::memory_order_relaxed); });
   if (!s) return Unexpected{s.error()};
   return v;
 }
 
-Status<tdp::AccessExit> VcpuAccess::fill_page(Gpa page, std::uint64_t salt) {
+Status<mmu::Exit> VcpuAccess::fill_page(Gpa page, std::uint64_t salt) {
   const Gfn gfn = gfn_of(page);
   return access(page, Access::write(), [&](std::byte* host) {
     for (std::uint64_t i = 0; i < kWordsPerPage; ++i)
@@ -59,7 +59,7 @@ Status<tdp::AccessExit> VcpuAccess::fill_page(Gpa page, std::uint64_t salt) {
   });
 }
 
-Result<std::uint64_t, tdp::AccessExit> VcpuAccess::check_page(Gpa page, std::uint64_t salt) {
+Result<std::uint64_t, mmu::Exit> VcpuAccess::check_page(Gpa page, std::uint64_t salt) {
   const Gfn gfn = gfn_of(page);
   std::uint64_t bad = 0;
   auto s = access(page, Access::read(), [&](std::byte* host) {

@@ -1,7 +1,7 @@
 #pragma once
 // VcpuAccess: what a vCPU thread of the simulator does to memory -- 8-byte and whole-page
-// accesses at guest-physical addresses through its MMU handle (faulting mappings in, as the
-// modelled hardware would), with a dirty ring that fills handled as KVM's userspace does on
+// accesses at guest-physical addresses through its MMU context (mmu::VcpuContext::access_gpa:
+// TDP or shadow, faulting mappings in as the modelled hardware would), with a dirty ring that fills handled as KVM's userspace does on
 // KVM_EXIT_DIRTY_RING_FULL: harvest it, reset it, run on.
 //
 // Host memory is read and written with relaxed atomics: vCPUs of a random-access phase may hit
@@ -14,7 +14,7 @@
 #include "vmmu/core/address.hpp"
 #include "vmmu/core/result.hpp"
 #include "vmmu/memory/dirty_ring.hpp"
-#include "vmmu/tdp/tdp_mmu.hpp"
+#include "vmmu/mmu/mmu.hpp"
 
 namespace vmmu::sim {
 
@@ -25,15 +25,15 @@ std::uint64_t mix64(std::uint64_t x);
 
 class VcpuAccess {
  public:
-  VcpuAccess(tdp::TdpMmu& mmu, tdp::VcpuMmu& vcpu) : mmu_(mmu), vcpu_(vcpu) {}
+  VcpuAccess(mmu::Mmu& mmu, mmu::VcpuContext& vcpu) : mmu_(mmu), vcpu_(vcpu) {}
 
   // `gpa` 8-byte aligned.
-  Status<tdp::AccessExit> write64(Gpa gpa, std::uint64_t value);
-  Result<std::uint64_t, tdp::AccessExit> read64(Gpa gpa);
+  Status<mmu::Exit> write64(Gpa gpa, std::uint64_t value);
+  Result<std::uint64_t, mmu::Exit> read64(Gpa gpa);
   // Writes the whole 4 KiB page at `page` with pattern `salt` (one translation).
-  Status<tdp::AccessExit> fill_page(Gpa page, std::uint64_t salt);
+  Status<mmu::Exit> fill_page(Gpa page, std::uint64_t salt);
   // How many words of the page at `page` differ from pattern `salt`.
-  Result<std::uint64_t, tdp::AccessExit> check_page(Gpa page, std::uint64_t salt);
+  Result<std::uint64_t, mmu::Exit> check_page(Gpa page, std::uint64_t salt);
 
   // Entries this thread harvested from its own ring when it filled (since the last take).
   std::vector<DirtyGfn> take_harvested() { return std::exchange(harvested_, {}); }
@@ -41,10 +41,10 @@ class VcpuAccess {
 
  private:
   template <class Use>
-  Status<tdp::AccessExit> access(Gpa gpa, Access a, Use&& use);
+  Status<mmu::Exit> access(Gpa gpa, Access a, Use&& use);
 
-  tdp::TdpMmu& mmu_;
-  tdp::VcpuMmu& vcpu_;
+  mmu::Mmu& mmu_;
+  mmu::VcpuContext& vcpu_;
   std::vector<DirtyGfn> harvested_;
   std::uint64_t ring_full_exits_ = 0;
 };

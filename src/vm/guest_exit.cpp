@@ -12,6 +12,7 @@ std::string_view to_string(GuestExitKind k) {
     case GuestExitKind::RingFull: return "dirty ring full";
     case GuestExitKind::OutOfRange: return "gpa out of range";
     case GuestExitKind::OutOfMemory: return "out of table memory";
+    case GuestExitKind::Unsupported: return "paging mode not run by this MMU";
   }
   return "?";
 }
@@ -25,7 +26,8 @@ std::string to_string(const GuestExit& e) {
     case GuestExitKind::OutOfRange:
       return fmt::format("{} at gpa:{:#x} (gva:{:#x})", to_string(e.kind), e.gpa.raw(), e.gva.raw());
     case GuestExitKind::RingFull:
-    case GuestExitKind::OutOfMemory: return fmt::format("{} at gva:{:#x}", to_string(e.kind), e.gva.raw());
+    case GuestExitKind::OutOfMemory:
+    case GuestExitKind::Unsupported: return fmt::format("{} at gva:{:#x}", to_string(e.kind), e.gva.raw());
   }
   return "?";
 }

@@ -27,73 +27,74 @@ constexpr Effects kNone{};
 // set_efer in arch/x86/kvm/x86.c, KVM_MMU_CR0/CR4/EFER_ROLE_BITS in mmu.h.
 constexpr std::array kRules{
     // ---- CR0 ----
-    EffectRule{Cr0, Cr0Pe::mask, Toggle, kNone, "CR0.PE", "no paging effect by itself (CR0.PG requires it)"},
-    EffectRule{Cr0, cr0::WP::mask, Toggle, RoleRefresh, "CR0.WP",
+    EffectRule{Cr0, Cr0Pe::mask, Toggle, kNone, kNone, "CR0.PE", "no paging effect by itself (CR0.PG requires it)"},
+    EffectRule{Cr0, cr0::WP::mask, Toggle, RoleRefresh, RoleRefresh | SwitchRoot, "CR0.WP",
                "supervisor-write rule, checked on each access (SDM 4.6): no flush; KVM 6.4+ re-inits the "
                "role and keeps the roots"},
-    EffectRule{Cr0, cr0::PG::mask, Set, RoleRefresh, "CR0.PG 0->1",
+    EffectRule{Cr0, cr0::PG::mask, Set, RoleRefresh, RoleRefresh | SwitchRoot, "CR0.PG 0->1",
                "new paging mode; nothing is cached while PG = 0, the clear already emptied the TLB"},
-    EffectRule{Cr0, cr0::PG::mask, Clear, RoleRefresh | TlbFlushAll, "CR0.PG 1->0",
+    EffectRule{Cr0, cr0::PG::mask, Clear, RoleRefresh | TlbFlushAll, RoleRefresh | TlbFlushAll | SwitchRoot, "CR0.PG 1->0",
                "SDM 4.10.4.1: clearing PG invalidates every entry of every PCID, global ones included"},
-    EffectRule{Cr0, kAll & ~kCr0Named, Toggle, kNone, "CR0 other bits",
+    EffectRule{Cr0, kAll & ~kCr0Named, Toggle, kNone, kNone, "CR0 other bits",
                "CD/NW/TS/...: SDM 4.10.4.1 says they may invalidate, never that they must"},
     // ---- CR3 ----
-    EffectRule{Cr3, kAll, Write, TlbFlush, "CR3 write",
+    EffectRule{Cr3, kAll, Write, TlbFlush, TlbFlush | SwitchRoot, "CR3 write",
                "SDM 4.10.4.1: MOV to CR3 invalidates the non-global entries of the PCID it loads (PCID 0 "
                "without CR4.PCIDE), even when the value does not change; the TDP root is untouched"},
-    EffectRule{Cr3, Cr3NoFlush::mask, NoFlushWrite, kNone, "CR3 write, NOFLUSH",
+    EffectRule{Cr3, Cr3NoFlush::mask, NoFlushWrite, kNone, SwitchRoot, "CR3 write, NOFLUSH",
                "SDM 4.10.4.1: with CR4.PCIDE = 1 and operand bit 63 set, nothing need be invalidated"},
     // ---- CR4 ----
-    EffectRule{Cr4, cr4::PSE::mask, Toggle, RoleRefresh, "CR4.PSE", "4 MiB pages in 32-bit paging: a role bit"},
-    EffectRule{Cr4, cr4::PAE::mask, Toggle, RoleRefresh | TlbFlushCurrent, "CR4.PAE",
+    EffectRule{Cr4, cr4::PSE::mask, Toggle, RoleRefresh, RoleRefresh | SwitchRoot, "CR4.PSE", "4 MiB pages in 32-bit paging: a role bit"},
+    EffectRule{Cr4, cr4::PAE::mask, Toggle, RoleRefresh | TlbFlushCurrent, RoleRefresh | TlbFlushCurrent | SwitchRoot, "CR4.PAE",
                "SDM 4.10.4.1: changing PAE invalidates the current PCID's entries; a role bit"},
-    EffectRule{Cr4, cr4::PGE::mask, Toggle, TlbFlushAll, "CR4.PGE",
+    EffectRule{Cr4, cr4::PGE::mask, Toggle, TlbFlushAll, TlbFlushAll, "CR4.PGE",
                "SDM 4.10.4.1: changing PGE invalidates everything, global entries included; not a role bit"},
-    EffectRule{Cr4, Cr4Pcide::mask, Set, kNone, "CR4.PCIDE 0->1",
+    EffectRule{Cr4, Cr4Pcide::mask, Set, kNone, kNone, "CR4.PCIDE 0->1",
                "SDM 4.10.4.1 asks for no flush (CR3[11:0] must be 0, so the current PCID stays 0)"},
-    EffectRule{Cr4, Cr4Pcide::mask, Clear, TlbFlushAll, "CR4.PCIDE 1->0",
+    EffectRule{Cr4, Cr4Pcide::mask, Clear, TlbFlushAll, TlbFlushAll, "CR4.PCIDE 1->0",
                "SDM 4.10.4.1: clearing PCIDE invalidates every entry of every PCID"},
-    EffectRule{Cr4, cr4::LA57::mask, Toggle, RoleRefresh, "CR4.LA57",
+    EffectRule{Cr4, cr4::LA57::mask, Toggle, RoleRefresh, RoleRefresh | SwitchRoot, "CR4.LA57",
                "5-level paging: a role bit; writable only outside long mode, where nothing cached uses it"},
-    EffectRule{Cr4, cr4::SMEP::mask, Set, RoleRefresh | TlbFlushCurrent, "CR4.SMEP 0->1",
+    EffectRule{Cr4, cr4::SMEP::mask, Set, RoleRefresh | TlbFlushCurrent, RoleRefresh | TlbFlushCurrent | SwitchRoot, "CR4.SMEP 0->1",
                "SDM 4.10.4.1: setting SMEP invalidates the current PCID's entries; a role bit"},
-    EffectRule{Cr4, cr4::SMEP::mask, Clear, RoleRefresh, "CR4.SMEP 1->0",
+    EffectRule{Cr4, cr4::SMEP::mask, Clear, RoleRefresh, RoleRefresh | SwitchRoot, "CR4.SMEP 1->0",
                "checked on each access (SDM 4.6): no flush; a role bit"},
-    EffectRule{Cr4, cr4::SMAP::mask, Toggle, RoleRefresh, "CR4.SMAP",
+    EffectRule{Cr4, cr4::SMAP::mask, Toggle, RoleRefresh, RoleRefresh | SwitchRoot, "CR4.SMAP",
                "checked on each access (SDM 4.6): no flush; a role bit"},
-    EffectRule{Cr4, cr4::PKE::mask, Toggle, RoleRefresh, "CR4.PKE",
+    EffectRule{Cr4, cr4::PKE::mask, Toggle, RoleRefresh, RoleRefresh | SwitchRoot, "CR4.PKE",
                "protection keys: a role bit, no flush (KVM resets the role only); the software TLB re-walks "
                "entries filled under the other PKE value"},
-    EffectRule{Cr4, kAll & ~kCr4Named, Toggle, kNone, "CR4 other bits",
+    EffectRule{Cr4, kAll & ~kCr4Named, Toggle, kNone, kNone, "CR4 other bits",
                "VME/PVI/TSD/DE/.../PKS (not modelled): no paging effect in this model"},
     // ---- EFER ----
-    EffectRule{Efer, efer::LME::mask, Toggle, RoleRefresh, "EFER.LME",
+    EffectRule{Efer, efer::LME::mask, Toggle, RoleRefresh, RoleRefresh | SwitchRoot, "EFER.LME",
                "a role bit (KVM_MMU_EFER_ROLE_BITS); changes only with CR0.PG = 0 (#GP otherwise)"},
-    EffectRule{Efer, efer::LMA::mask, Toggle, RoleRefresh, "EFER.LMA",
+    EffectRule{Efer, efer::LMA::mask, Toggle, RoleRefresh, RoleRefresh | SwitchRoot, "EFER.LMA",
                "long mode active (CR0.PG && EFER.LME): the role's efer_lma"},
-    EffectRule{Efer, efer::NXE::mask, Toggle, RoleRefresh, "EFER.NXE",
+    EffectRule{Efer, efer::NXE::mask, Toggle, RoleRefresh, RoleRefresh | SwitchRoot, "EFER.NXE",
                "XD in effect: a role bit; WRMSR invalidates nothing, a refused fetch re-walks"},
-    EffectRule{Efer, kAll & ~kEferNamed, Toggle, kNone, "EFER other bits", "SCE/SVME/...: no paging effect"},
+    EffectRule{Efer, kAll & ~kEferNamed, Toggle, kNone, kNone, "EFER other bits", "SCE/SVME/...: no paging effect"},
     // ---- PKRU ----
-    EffectRule{Pkru, kAll, Toggle, kNone, "PKRU",
+    EffectRule{Pkru, kAll, Toggle, kNone, kNone, "PKRU",
                "SDM 4.6.2: PKRU is read on every data access to a user page; TLBs do not cache it"},
     // ---- RFLAGS ----
-    EffectRule{Rflags, x86::rflags::AC::mask, Toggle, kNone, "RFLAGS.AC",
+    EffectRule{Rflags, x86::rflags::AC::mask, Toggle, kNone, kNone, "RFLAGS.AC",
                "SDM 4.6: SMAP's AC exception is decided per access; KVM reads it live"},
-    EffectRule{Rflags, kAll & ~x86::rflags::AC::mask, Toggle, kNone, "RFLAGS other bits", "no paging effect"},
+    EffectRule{Rflags, kAll & ~x86::rflags::AC::mask, Toggle, kNone, kNone, "RFLAGS other bits", "no paging effect"},
 };
 
 }  // namespace
 
 std::span<const EffectRule> effect_rules() { return kRules; }
 
-Effects classify(const x86::Registers& before, Register reg, std::uint64_t value, tdp::RootPolicy roots) {
+Effects classify(const x86::Registers& before, Register reg, std::uint64_t value, tdp::RootPolicy roots,
+                 mmu::MmuKind kind) {
   Effects out;
   if (reg == Cr3) {
     const bool no_flush = Cr4Pcide::get(before.cr4) && Cr3NoFlush::get(value);
     const Trigger fired = no_flush ? NoFlushWrite : Write;
     for (const EffectRule& r : kRules) {
-      if (r.reg == Cr3 && r.trigger == fired) out |= r.effects;
+      if (r.reg == Cr3 && r.trigger == fired) out |= r.under(kind);
     }
   } else {
     if (reg == Pkru) value &= 0xffff'ffffULL;
@@ -109,7 +110,7 @@ Effects classify(const x86::Registers& before, Register reg, std::uint64_t value
         case Write:
         case NoFlushWrite: break;
       }
-      if ((hit & r.mask) != 0) out |= r.effects;
+      if ((hit & r.mask) != 0) out |= r.under(kind);
     }
   }
   // KVM before 6.4: kvm_mmu_reset_context() unloaded the roots on every role change.
@@ -144,13 +145,14 @@ std::string_view to_string(Effect e) {
     case TlbFlushAll: return "tlb-flush-all";
     case RoleRefresh: return "role-refresh";
     case NewRoot: return "new-root";
+    case SwitchRoot: return "switch-root";
   }
   return "?";
 }
 
 std::string to_string(Effects e) {
   std::string out;
-  for (Effect one : {TlbFlush, TlbFlushCurrent, TlbFlushAll, RoleRefresh, NewRoot}) {
+  for (Effect one : {TlbFlush, TlbFlushCurrent, TlbFlushAll, RoleRefresh, NewRoot, SwitchRoot}) {
     if (!e.has(one)) continue;
     if (!out.empty()) out += '|';
     out += to_string(one);

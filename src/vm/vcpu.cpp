@@ -3,6 +3,7 @@
 
 #include "vmmu/vm/vcpu.hpp"
 
+#include "mmu_backend.hpp"
 #include "vmmu/vm/vm.hpp"
 
 namespace vmmu::vm {
@@ -23,8 +24,11 @@ Vcpu::Vcpu(Vm& vm, std::size_t index)
       index_(index),
       cpu_(vm.config().cpu),
       root_policy_(vm.config().tdp.policies.roots),
+      kind_(vm.config().mmu),
       paging_(x86::GuestPaging::from(regs_, cpu_)),
-      mmu_(vm.mmu(), tdp::RootRole{static_cast<std::uint8_t>(vm.config().tdp.format.levels)}, true) {}
+      mmu_(vm.mmu_->vcpu_context(tlb_)) {
+  mmu_->load_root(paging_, true);
+}
 
 Vcpu::~Vcpu() = default;
 
@@ -43,7 +47,7 @@ Effects Vcpu::write_register(Register reg, std::uint64_t value) {
   bump(c_.register_writes);
   const x86::Registers before = regs_;
   if (reg == Register::Efer) value = with_derived_lma(value, regs_.cr0);  // LMA is not writable
-  Effects e = classify(before, reg, value, root_policy_);
+  Effects e = classify(before, reg, value, root_policy_, kind_);
   const std::uint64_t stored = stored_value(reg, value);
   switch (reg) {
     case Register::Cr0: regs_.cr0 = stored; break;
@@ -57,7 +61,7 @@ Effects Vcpu::write_register(Register reg, std::uint64_t value) {
     // Setting or clearing PG with LME set enters or leaves long mode: LMA follows.
     const std::uint64_t lma = with_derived_lma(regs_.efer, regs_.cr0);
     if (lma != regs_.efer) {
-      e |= classify(before, Register::Efer, lma, root_policy_);
+      e |= classify(before, Register::Efer, lma, root_policy_, kind_);
       regs_.efer = lma;
     }
   }
@@ -69,16 +73,16 @@ Effects Vcpu::set_registers(const x86::Registers& regs) {
   bump(c_.register_writes);
   const x86::Registers before = regs_;
   Effects e;
-  e |= classify(before, Register::Cr0, regs.cr0, root_policy_);
-  e |= classify(before, Register::Cr4, regs.cr4, root_policy_);
-  e |= classify(before, Register::Efer, regs.efer, root_policy_);
-  e |= classify(before, Register::Pkru, regs.pkru, root_policy_);
-  e |= classify(before, Register::Rflags, regs.rflags, root_policy_);
+  e |= classify(before, Register::Cr0, regs.cr0, root_policy_, kind_);
+  e |= classify(before, Register::Cr4, regs.cr4, root_policy_, kind_);
+  e |= classify(before, Register::Efer, regs.efer, root_policy_, kind_);
+  e |= classify(before, Register::Pkru, regs.pkru, root_policy_, kind_);
+  e |= classify(before, Register::Rflags, regs.rflags, root_policy_, kind_);
   if (regs.cr3 != before.cr3) {
     // A state load is not a MOV to CR3: it reloads CR3 only when it differs, under the new CR4.
     x86::Registers mid = before;
     mid.cr4 = regs.cr4;
-    e |= classify(mid, Register::Cr3, regs.cr3, root_policy_);
+    e |= classify(mid, Register::Cr3, regs.cr3, root_policy_, kind_);
   }
   regs_ = regs;
   regs_.cr3 = stored_value(Register::Cr3, regs.cr3);
@@ -105,8 +109,16 @@ void Vcpu::apply(Effects e) {
     refresh_live();
   }
   if (e.has(Effect::NewRoot)) {
-    mmu_.unload_root();
+    mmu_->unload_root();
     bump(c_.root_unloads);
+  }
+  // The MMU's side (shadow: its tables stand for the guest's; TDP: nothing, its column never
+  // switches roots and the software TLB was flushed above).
+  if (e.has(Effect::SwitchRoot)) {
+    mmu_->load_root(paging_, e.flushes());
+    bump(c_.root_switches);
+  } else if (e.flushes()) {
+    mmu_->flush_tlb(paging_);
   }
 }
 
@@ -115,20 +127,25 @@ void Vcpu::refresh_live() {
   // RFLAGS.AC); they are not role inputs, but the copy must follow them. GuestPaging has no
   // cheaper way to update them than being rebuilt (not counted as a role refresh).
   const x86::Registers& seen = paging_.registers();
+  // CR4.PGE too: the TLB fill reads it from here to tell global entries.
   const bool ac_changed = x86::rflags::AC::get(seen.rflags) != x86::rflags::AC::get(regs_.rflags);
-  if (seen.cr3 != regs_.cr3 || seen.pkru != regs_.pkru || ac_changed) paging_ = x86::GuestPaging::from(regs_, cpu_);
+  const bool pge_changed = x86::cr4::PGE::get(seen.cr4) != x86::cr4::PGE::get(regs_.cr4);
+  if (seen.cr3 != regs_.cr3 || seen.pkru != regs_.pkru || ac_changed || pge_changed)
+    paging_ = x86::GuestPaging::from(regs_, cpu_);
 }
 
 void Vcpu::invlpg(Gva gva) {
   const std::uint64_t linear = paging_.linear_bits() == 32 ? gva.raw() & 0xffff'ffffULL : gva.raw();
   tlb_.invalidate_page(linear >> kPageShift, pcid());
+  mmu_->invlpg(paging_, Gva(linear));
   bump(c_.tlb_flushes);
 }
 
 VcpuStats Vcpu::stats() const {
   auto get = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+  const mmu::VcpuMmuStats m = mmu_->stats();
   return VcpuStats{get(c_.register_writes), get(c_.role_refreshes), get(c_.tlb_flushes), get(c_.root_unloads),
-                   get(c_.tlb_hits),        get(c_.walks),          get(c_.page_faults)};
+                   get(c_.root_switches),   m.tlb_hits,             m.walks,             get(c_.page_faults)};
 }
 
 }  // namespace vmmu::vm

@@ -45,9 +45,9 @@ Delta run_storm(const Storm& s, tdp::RootPolicy policy, unsigned flips) {
   for (unsigned p = 0; p < kPages; ++p) {
     EXPECT_TRUE(v.write(kData + p * kPageSize, buf));  // everything faulted in, A/D set
   }
-  const tdp::TdpStats t0 = g.mmu().stats();
-  const tdp::FaultStats f0 = v.mmu().stats();
-  const std::uint64_t loads0 = v.mmu().root_loads();
+  const tdp::TdpStats t0 = g.tdp().stats();
+  const tdp::FaultStats f0 = v.tdp_mmu()->stats();
+  const std::uint64_t loads0 = v.tdp_mmu()->root_loads();
   const VcpuStats v0 = v.stats();
 
   const auto start = std::chrono::steady_clock::now();
@@ -67,8 +67,8 @@ Delta run_storm(const Storm& s, tdp::RootPolicy policy, unsigned flips) {
   }
   const auto elapsed = std::chrono::steady_clock::now() - start;
 
-  const tdp::TdpStats t1 = g.mmu().stats();
-  const tdp::FaultStats f1 = v.mmu().stats();
+  const tdp::TdpStats t1 = g.tdp().stats();
+  const tdp::FaultStats f1 = v.tdp_mmu()->stats();
   const VcpuStats v1 = v.stats();
   Delta d;
   d.zaps = t1.zaps - t0.zaps;
@@ -77,7 +77,7 @@ Delta run_storm(const Storm& s, tdp::RootPolicy policy, unsigned flips) {
   d.tdp_flushes = t1.tlb_flushes - t0.tlb_flushes;
   d.tdp_faults = t1.faults.faults - t0.faults.faults;
   d.vcpu_faults = f1.faults - f0.faults;
-  d.root_loads = v.mmu().root_loads() - loads0;
+  d.root_loads = v.tdp_mmu()->root_loads() - loads0;
   d.root_unloads = v1.root_unloads - v0.root_unloads;
   d.role_refreshes = v1.role_refreshes - v0.role_refreshes;
   d.tlb_flushes = v1.tlb_flushes - v0.tlb_flushes;

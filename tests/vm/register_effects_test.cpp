@@ -112,6 +112,32 @@ TEST(RegisterEffects, EveryCaseMatchesTheHandWrittenExpectation) {
   }
 }
 
+// The shadow column: the guest's CR3 and cpu role pick the shadow root, so exactly the
+// writes that change the role or write CR3 switch roots (SwitchRoot); flushes are the
+// architecture's, as under TDP; and no write ever drops the root (NewRoot) under Keep.
+TEST(RegisterEffects, ShadowColumnSwitchesRootOnEveryCr3WriteAndRoleChangeAndNeverZaps) {
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.what);
+    Effects shadow = c.keep;
+    if (c.keep.has(E::RoleRefresh) || c.reg == Register::Cr3) shadow |= E::SwitchRoot;
+    EXPECT_EQ(to_string(classify(c.before, c.reg, c.value, RootPolicy::Keep, mmu::MmuKind::Shadow)),
+              to_string(shadow));
+    EXPECT_FALSE(classify(c.before, c.reg, c.value, RootPolicy::Keep, mmu::MmuKind::Tdp).has(E::SwitchRoot));
+  }
+}
+
+TEST(RegisterEffects, ShadowCr0WpAndSmepFlipsAreRoleChangesNotZaps) {
+  const x86::Registers lm = long_mode();
+  const Effects wp = classify(lm, Register::Cr0, lm.cr0 & ~kCr0Wp, RootPolicy::Keep, mmu::MmuKind::Shadow);
+  EXPECT_EQ(to_string(wp), to_string(E::RoleRefresh | E::SwitchRoot));
+  const Effects smep_off =
+      classify(with_cr4(cr4::SMEP::mask), Register::Cr4, lm.cr4, RootPolicy::Keep, mmu::MmuKind::Shadow);
+  EXPECT_EQ(to_string(smep_off), to_string(E::RoleRefresh | E::SwitchRoot));
+  const Effects noflush =
+      classify(with_cr4(kPcide), Register::Cr3, 0x5003 | kNoFlush, RootPolicy::Keep, mmu::MmuKind::Shadow);
+  EXPECT_EQ(to_string(noflush), to_string(Effects(E::SwitchRoot)));
+}
+
 TEST(RegisterEffects, EveryRowIsExercisedByACase) {
   // A row fires in a case when the case changes (or, for CR3, writes) the row's bits in the
   // row's direction; every row of the table must be met by at least one hand-written case.
@@ -154,6 +180,7 @@ TEST(RegisterEffects, EveryBitOfEveryRegisterIsClassifiedOncePerDirection) {
   for (const EffectRule& r : effect_rules()) {
     EXPECT_FALSE(r.why.empty()) << r.name;
     EXPECT_FALSE(r.effects.has(E::NewRoot)) << r.name << ": the table is written for RootPolicy::Keep";
+    EXPECT_FALSE(r.shadow.has(E::NewRoot)) << r.name << ": the table is written for RootPolicy::Keep";
     cr3_write += r.reg == Register::Cr3 && r.trigger == Trigger::Write ? 1 : 0;
     cr3_noflush += r.reg == Register::Cr3 && r.trigger == Trigger::NoFlushWrite ? 1 : 0;
   }

@@ -181,7 +181,7 @@ TEST(VcpuAccess5Level, FiveLevelGuestOnFiveLevelTdp) {
   const std::vector<std::byte> data = pattern(kPageSize, 6);
   ASSERT_TRUE(v.write(high + 0x800, data));
   EXPECT_EQ(std::memcmp(g.host(Gpa(0x40'0800)), data.data(), data.size()), 0);
-  EXPECT_EQ(g.mmu().format().geometry().levels(), 5u);
+  EXPECT_EQ(g.tdp().format().geometry().levels(), 5u);
 }
 
 }  // namespace

@@ -15,7 +15,7 @@ constexpr Gva kData(0x4000'0000);
 constexpr Gpa kDataGpa(0x10'0000);
 
 std::set<std::uint64_t> dirty_gfns(GuestVm& g) {
-  auto log = g.mmu().get_dirty_log(GuestVm::kSlot);
+  auto log = g.tdp().get_dirty_log(GuestVm::kSlot);
   EXPECT_TRUE(log);
   std::set<std::uint64_t> out;
   if (!log) return out;

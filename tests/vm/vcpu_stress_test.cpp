@@ -134,7 +134,7 @@ TEST(VcpuStress, WritesThroughSharedGuestTablesAreAllLoggedInTheBitmap) {
   std::vector<std::vector<std::uint64_t>> harvests;  // harvest j at j - 1
   auto harvest = [&] {
     clock.started.fetch_add(1);
-    auto log = g.mmu().get_dirty_log(GuestVm::kSlot);
+    auto log = g.tdp().get_dirty_log(GuestVm::kSlot);
     clock.finished.fetch_add(1);
     ASSERT_TRUE(log);
     harvests.push_back(std::move(*log));
@@ -161,7 +161,7 @@ TEST(VcpuStress, WritesThroughSharedGuestTablesAreAllLoggedInTheBitmap) {
   for (unsigned t = 0; t < kThreads; ++t)
     check_last_writes(last[t], t, harvests.size(),
                       [&](std::uint64_t j, std::uint64_t gfn) { return bit_set(harvests[j - 1], gfn); });
-  if (auto bad = g.mmu().check_invariants()) ADD_FAILURE() << *bad;
+  if (auto bad = g.tdp().check_invariants()) ADD_FAILURE() << *bad;
 }
 
 TEST(VcpuStress, DirtyRingsFillAndAreHarvestedByTheirVcpus) {
@@ -185,10 +185,10 @@ TEST(VcpuStress, DirtyRingsFillAndAreHarvestedByTheirVcpus) {
       auto drain = [&] {
         clocks[t].started.fetch_add(1);
         std::vector<DirtyGfn> out;
-        g.mmu().harvest_dirty_ring(v.mmu(), out);
+        g.tdp().harvest_dirty_ring(*v.tdp_mmu(), out);
         std::set<std::uint64_t>& pages = drains[t].emplace_back();
         for (const DirtyGfn& d : out) pages.insert(d.page);  // slot 1 starts at gfn 0
-        g.mmu().reset_dirty_ring(v.mmu());
+        g.tdp().reset_dirty_ring(*v.tdp_mmu());
         clocks[t].finished.fetch_add(1);
       };
       last[t] = run_vcpu(v, t, clocks[t], [&] {
@@ -206,7 +206,7 @@ TEST(VcpuStress, DirtyRingsFillAndAreHarvestedByTheirVcpus) {
     check_last_writes(last[t], t, drains[t].size(),
                       [&](std::uint64_t j, std::uint64_t gfn) { return drains[t][j - 1].count(gfn) != 0; });
   }
-  if (auto bad = g.mmu().check_invariants()) ADD_FAILURE() << *bad;
+  if (auto bad = g.tdp().check_invariants()) ADD_FAILURE() << *bad;
 }
 
 }  // namespace

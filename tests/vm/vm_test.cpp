@@ -24,7 +24,7 @@ TEST(Vm, CreateRejectsLevelsOtherThanFourOrFive) {
     c.tdp.format.levels = levels;
     auto vm = Vm::create(c);
     ASSERT_TRUE(vm) << levels;
-    EXPECT_EQ((*vm)->mmu().format().geometry().levels(), levels);
+    EXPECT_EQ((*vm)->tdp_mmu()->format().geometry().levels(), levels);
   }
 }
 
@@ -62,7 +62,7 @@ TEST(Vm, GuestPhysicalReadWriteCrossesPagesAndReachesHostMemory) {
   std::vector<std::byte> back(data.size());
   ASSERT_TRUE(g.vm().read(Gpa(0x12'3f00), back));
   EXPECT_EQ(back, data);
-  EXPECT_GE(g.mmu().stats().leaves[0] + g.mmu().stats().leaves[1], 1u);  // it went through the tables
+  EXPECT_GE(g.tdp().stats().leaves[0] + g.tdp().stats().leaves[1], 1u);  // it went through the tables
 }
 
 TEST(Vm, AccessOutsideMemslotsIsMmioAndReadOnlySlotsRefuseWrites) {
@@ -75,14 +75,14 @@ TEST(Vm, AccessOutsideMemslotsIsMmioAndReadOnlySlotsRefuseWrites) {
   ASSERT_TRUE(g.vm().memslots().add(MemslotSpec{SlotId{2}, gfn_of(Gpa(16 * MiB)), 4, rom.data(),
                                                 MemslotFlags::read_only()}));
   std::vector<std::byte> buf(16);
-  Status<tdp::AccessExit> s = g.vm().read(Gpa(8 * MiB - 8), buf);  // runs off the first slot
+  Status<mmu::Exit> s = g.vm().read(Gpa(8 * MiB - 8), buf);  // runs off the first slot
   ASSERT_FALSE(s);
-  EXPECT_EQ(s.error(), tdp::AccessExit::Mmio);
+  EXPECT_EQ(s.error(), mmu::Exit::Mmio);
   ASSERT_TRUE(g.vm().read(Gpa(16 * MiB), buf));
   EXPECT_EQ(buf[0], std::byte{0xab});
   s = g.vm().write(Gpa(16 * MiB), buf);
   ASSERT_FALSE(s);
-  EXPECT_EQ(s.error(), tdp::AccessExit::Mmio);
+  EXPECT_EQ(s.error(), mmu::Exit::Mmio);
   EXPECT_EQ(std::to_integer<int>(rom.data()[0]), 0xab);
 }
 
@@ -92,7 +92,7 @@ TEST(Vm, DeviceWritesAreLoggedInTheSlotBitmap) {
   std::vector<std::byte> buf(8);
   ASSERT_TRUE(g.vm().write(Gpa(0x5000), buf));
   ASSERT_TRUE(g.vm().read(Gpa(0x9000), buf));
-  auto log = g.mmu().get_dirty_log(GuestVm::kSlot);
+  auto log = g.tdp().get_dirty_log(GuestVm::kSlot);
   ASSERT_TRUE(log);
   EXPECT_EQ((*log)[0], 1ULL << 5);
 }

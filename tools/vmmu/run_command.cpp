@@ -57,10 +57,9 @@ int run_run(const RunCommandOptions& options, std::ostream& out, std::ostream& e
     err << "vmmu run: " << scenario.error() << '\n';
     return kBadInput;
   }
-  if (!options.compare.empty() && tdp::policy_values(options.compare).empty()) {
-    std::string known;
-    for (std::string_view n : tdp::kPolicyNames) known += (known.empty() ? "" : ", ") + std::string(n);
-    err << fmt::format("vmmu run: --compare {}: unknown policy (expected one of: {})\n", options.compare, known);
+  if (!options.compare.empty() && sim::compare_values(options.compare).empty()) {
+    err << fmt::format("vmmu run: --compare {}: unknown policy (expected one of: {})\n", options.compare,
+                       sim::compare_dimensions());
     return kBadInput;
   }
 
@@ -112,8 +111,8 @@ void register_run_command(CLI::App& app) {
       ->type_name("FILE");
   cmd->add_flag("--json", options->json, "print JSON (vmmu-run-report/1, or vmmu-run-compare/1 with --compare)");
   cmd->add_option("--compare", options->compare,
-                  "run once per value of POLICY (huge-on-dirty-log, split, recovery, roots, dirty-tracking) and "
-                  "print one table with a column per value")
+                  "run once per value of POLICY (huge-on-dirty-log, split, recovery, roots, dirty-tracking) or "
+                  "of the VM's MMU (mmu: tdp, shadow) and print one table with a column per value")
       ->type_name("POLICY");
   cmd->add_option("--set", options->sets,
                   "override a scenario parameter: NAME=VALUE, NAME a key path (vm.vcpus, memslots[0].size, "

@@ -27,6 +27,11 @@ std::string vm_line(const sim::Scenario& s) {
   std::string backing;
   for (const std::string& b : backings) backing += (backing.empty() ? "" : "/") + b;
   const bool ad = vm.tdp == tdp::TdpKind::Npt || vm.ad_bits;
+  if (vm.mmu == mmu::MmuKind::Shadow) {
+    return fmt::format("shadow MMU, {}-level shadow tables; {} vCPU{}; {} in {} memslot{} ({} backing); dirty bitmaps",
+                       vm.levels, vm.vcpus, vm.vcpus == 1 ? "" : "s", size_name(total), s.memslots.size(),
+                       s.memslots.size() == 1 ? "" : "s", backing);
+  }
   return fmt::format("{} {}-level{}{}; {} vCPU{}; {} in {} memslot{} ({} backing); {}",
                      vm.tdp == tdp::TdpKind::Ept ? "EPT" : "NPT", vm.levels, ad ? ", A/D bits" : "",
                      vm.pages_1g ? ", 1G pages" : "", vm.vcpus, vm.vcpus == 1 ? "" : "s", size_name(total),

@@ -189,6 +189,13 @@ class Reader {
 
 void read_vm(Reader& r, const Json& j, sim::VmParams& vm) {
   if (!r.object(j, "vm", kVmKeys, "the VM's settings")) return;
+  if (auto it = j.find("mmu"); it != j.end()) {
+    const std::string m = r.string(*it, "vm.mmu");
+    if (const std::optional<mmu::MmuKind> k = mmu::parse_mmu_kind(m))
+      vm.mmu = *k;
+    else if (!r.error)
+      r.fail("vm.mmu", fmt::format("expected \"tdp\" or \"shadow\", got {}", shown(*it)));
+  }
   if (auto it = j.find("tdp"); it != j.end()) {
     const std::string t = r.string(*it, "vm.tdp");
     if (t == "ept")
@@ -410,7 +417,8 @@ nlohmann::ordered_json scenario_to_json(const sim::Scenario& s) {
   out["name"] = s.name;
   out["description"] = s.description;
   out["seed"] = s.seed;
-  out["vm"] = {{"tdp", s.vm.tdp == tdp::TdpKind::Ept ? "ept" : "npt"},
+  out["vm"] = {{"mmu", std::string(mmu::to_string(s.vm.mmu))},
+               {"tdp", s.vm.tdp == tdp::TdpKind::Ept ? "ept" : "npt"},
                {"levels", s.vm.levels},
                {"ad_bits", s.vm.ad_bits},
                {"pages_1g", s.vm.pages_1g},

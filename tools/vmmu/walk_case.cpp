@@ -24,8 +24,10 @@ Result<std::string, CaseError> answer_walk_case_through(const Json& doc, const W
   if (*kind == WalkCaseKind::X86) {
     auto c = parse_x86_walk_case(doc);
     if (!c) return Unexpected{c.error()};
-    if (!through.shadow) return x86_walk_result_json(*c, run_x86_walk_case(*c));
-    Result<X86WalkRun, CaseError> run = run_x86_walk_case_shadow(*c, through.host_levels);
+    if (!through.mmu) return x86_walk_result_json(*c, run_x86_walk_case(*c));
+    Result<X86WalkRun, CaseError> run = *through.mmu == mmu::MmuKind::Tdp
+                                            ? run_x86_walk_case_tdp(*c, through.host_levels)
+                                            : run_x86_walk_case_shadow(*c, through.host_levels);
     if (!run) return Unexpected{run.error()};
     return x86_walk_result_json(*c, *run);
   }

@@ -51,7 +51,7 @@ int answer_case_files(const std::vector<std::string>& files, const std::string& 
 
 int run_walk(const WalkCommandOptions& options, std::ostream& out, std::ostream& err) {
   const std::string dir = options.samples_dir.empty() ? default_samples_dir() : options.samples_dir;
-  const WalkThrough through{options.mmu == "shadow", options.host_levels};
+  const WalkThrough through{mmu::parse_mmu_kind(options.mmu), options.host_levels};
   return answer_case_files(options.files, dir, "walk", "set --samples DIR or VMMU_SAMPLES", options.table,
                            [through](const Json& doc) { return answer_walk_case_through(doc, through); },
                            walk_table_rows, out, err);
@@ -69,8 +69,9 @@ void register_walk_command(CLI::App& app) {
                   "directory of sample cases walked when no FILE is given (default: $VMMU_SAMPLES, else " +
                       std::string(VMMU_SAMPLES_DIR) + ")");
   cmd->add_option("--mmu", options->mmu,
-                  "run each x86 case inside a VM under this MMU (shadow), which must give the direct walk's result")
-      ->check(CLI::IsMember({"shadow"}));
+                  "run each x86 case inside a VM under this MMU (tdp or shadow), which must give the direct walk's "
+                  "result")
+      ->check(CLI::IsMember({"tdp", "shadow"}));
   cmd->add_option("--host-levels", options->host_levels, "levels of the MMU's own tables: 4 (default) or 5")
       ->check(CLI::IsMember({4u, 5u}));
   cmd->callback([options] {

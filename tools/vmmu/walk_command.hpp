@@ -21,7 +21,7 @@ struct WalkCommandOptions {
   std::vector<std::string> files;  // empty: every *.json / *.jsonl in samples_dir, sorted
   bool table = false;
   std::string samples_dir;         // empty: default_samples_dir()
-  std::string mmu;                 // "" (walk directly) or "shadow"
+  std::string mmu;                 // "" (walk directly), "tdp" or "shadow"
   unsigned host_levels = 0;        // --host-levels (0: not given)
 };
 

@@ -67,6 +67,14 @@ struct X86WalkRun {
 // Errors: none (guest faults are outcomes).
 X86WalkRun run_x86_walk_case(const X86WalkCase& c);
 
+// The same inside a VM under the TDP MMU (x86-walk.md, "Through an MMU"): the case's memory
+// is the VM's, in one-page memslots added as accesses reach frames; one vCPU with the case's
+// registers walks the guest's tables through the TDP tables and makes each access through them.
+// `host_levels`: 4 or 5 (0: 4, or 5 when maxphyaddr exceeds the 48 bits 4 levels translate).
+// Errors (CaseError): host levels too few for the case's maxphyaddr ("maxphyaddr"); an access
+// the VM could not complete (its exit named).
+Result<X86WalkRun, CaseError> run_x86_walk_case_tdp(const X86WalkCase& c, unsigned host_levels);
+
 // The same inside a VM under the shadow MMU (x86-walk.md, "Through an MMU"): the case's memory
 // is guest RAM, each access goes through the modelled hardware and the shadow fault path.
 // `host_levels`: 4 or 5 (0: 4, and always 5 for a 5-level guest).

@@ -46,7 +46,14 @@ struct CompareReport {
 // they first appear).
 CompareTable compare_table(std::string policy, std::vector<std::string> values, const std::vector<RunReport>& runs);
 
-// Runs `scenario` once per value of `policy` (one of tdp::kPolicyNames).
+// What --compare may vary: a policy (tdp::kPolicyNames) or "mmu" (vm.mmu: tdp, shadow).
+inline constexpr std::string_view kCompareMmu = "mmu";
+// The values of `dimension` in column order; empty when it is neither.
+std::vector<std::string_view> compare_values(std::string_view dimension);
+// "huge-on-dirty-log, split, recovery, roots, dirty-tracking, mmu".
+std::string compare_dimensions();
+
+// Runs `scenario` once per value of `policy` (one of tdp::kPolicyNames, or kCompareMmu).
 // RunOptions::progress is told which value runs through `Progress::variant`.
 // Errors: an unknown policy name (naming the known ones), or a run's error prefixed with
 // "policy=value: ".

@@ -11,6 +11,7 @@
 
 #include "vmmu/core/result.hpp"
 #include "vmmu/sim/scenario.hpp"
+#include "vmmu/mmu/mmu.hpp"
 #include "vmmu/tdp/stats.hpp"
 
 namespace vmmu::sim {
@@ -76,7 +77,9 @@ struct RunReport {
 // merge_races, recovered_by_zap, write_protected, dirty_cleared, tlb_flushes, invalidations,
 // aged, host_page_faults (deltas); leaves_4k/2m/1g, tables_in_use (after).
 struct StatsSnapshot {
-  tdp::TdpStats tdp;
+  mmu::MmuKind kind = mmu::MmuKind::Tdp;
+  tdp::TdpStats tdp;   // TDP MMU (zero under shadow)
+  mmu::MmuStats mmu;   // what both MMUs count; the shadow figures are reported from it
   std::uint64_t root_loads = 0;
   std::uint64_t host_page_faults = 0;  // the process's minor + major faults (getrusage)
 };
@@ -84,6 +87,10 @@ struct StatsSnapshot {
 std::uint64_t host_page_faults();
 // Error: a counter that went backwards, named ("statistic zaps went backwards (...)").
 Result<std::vector<Metric>, std::string> stats_metrics(const StatsSnapshot& before, const StatsSnapshot& after);
+// Under vm.mmu shadow (stats_metrics calls it): faults, reflected, emulated, syncs, unsyncs,
+// zapped_pages, tlb_flushes, roots_created, root_loads, host_page_faults (deltas);
+// tables_in_use (shadow pages after). Keys both MMUs have are spelled alike, for --compare mmu.
+Result<std::vector<Metric>, std::string> shadow_stats_metrics(const StatsSnapshot& before, const StatsSnapshot& after);
 // True for the keys stats_metrics() reports as levels after the phase, not deltas.
 bool is_gauge(std::string_view key);
 

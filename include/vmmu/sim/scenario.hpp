@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "vmmu/mmu/mmu.hpp"
 #include "vmmu/tdp/policy.hpp"
 #include "vmmu/tdp/tdp_format.hpp"
 
@@ -102,6 +103,7 @@ struct MemslotParams {
 };
 
 struct VmParams {
+  mmu::MmuKind mmu = mmu::MmuKind::Tdp;  // the VM's MMU: TDP (EPT/NPT) or shadow paging
   tdp::TdpKind tdp = tdp::TdpKind::Ept;
   unsigned levels = 4;
   bool ad_bits = true;  // EPT only (NPT always has A/D)
@@ -134,9 +136,13 @@ inline constexpr std::uint64_t kMaxScenarioMemory = std::uint64_t{1} << 40;  // 
 inline constexpr std::uint32_t kMaxIterations = 100'000;
 inline constexpr std::uint64_t kMaxTouchPages = 512;
 inline constexpr std::uint32_t kMinDirtyRing = 16, kMaxDirtyRing = 1u << 20;
+// Under shadow the phases' vCPUs make their guest-physical accesses with paging off, which
+// reaches the first 4 GiB; the last 64 MiB stay free for guest page tables (smep-storm).
+inline constexpr std::uint64_t kShadowMemoryLimit = (std::uint64_t{1} << 32) - (std::uint64_t{64} << 20);
 
 // The first problem found, or none: value ranges, memslot sizes and alignment, overlaps,
-// policy combinations (dirty-bits needs A/D), the dirty-logging state each phase needs
+// policy combinations (dirty-bits needs A/D), what the shadow MMU cannot run (conversion, a
+// TDX idea; dirty rings; dirty-bit tracking; memory above 4 GiB), the dirty-logging state each phase needs
 // (dirty-log-enable when off, dirty-log-disable when on, migration when off), conversion
 // ranges available.
 std::optional<ScenarioError> validate(const Scenario& s);

@@ -16,8 +16,9 @@ enum class GuestExitKind : std::uint8_t {
   GeneralProtection,  // non-canonical gva in long mode: inject #GP(0)
   Mmio,               // gpa has no memslot, or a write to a read-only one: emulate
   RingFull,           // the vCPU's dirty ring is full: harvest and reset, then run again
-  OutOfRange,         // gpa beyond what the TDP tables translate
-  OutOfMemory,        // the TDP MMU's table budget is exhausted
+  OutOfRange,         // gpa beyond what the MMU's tables translate
+  OutOfMemory,        // the MMU's table budget is exhausted
+  Unsupported,        // a guest paging mode the VM's MMU does not run (shadow: not yet PAE)
 };
 std::string_view to_string(GuestExitKind k);
 

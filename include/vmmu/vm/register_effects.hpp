@@ -7,10 +7,14 @@
 //   write(reg, value) ──► rows of reg whose trigger fires ──► union of their effects
 //                                                     RootPolicy::Rebuild: RoleRefresh => NewRoot
 //
-// The TDP root role depends on no guest register (vmmu/tdp/roots.hpp), so with
-// RootPolicy::Keep no write ever needs a new root: only the guest-walk rules (the cpu role)
-// and the guest TLB change. RootPolicy::Rebuild models KVM before 6.4, whose
-// kvm_mmu_reset_context() also unloaded the vCPU's root on every role change.
+// Two columns, one per MMU (VmConfig::mmu). TDP: the root role depends on no guest register
+// (vmmu/tdp/roots.hpp), so with RootPolicy::Keep no write ever needs a new root: only the
+// guest-walk rules (the cpu role) and the guest TLB change. Shadow: the shadow tables stand
+// for the guest's, so a CR3 write and every role change (CR0.WP, CR4.SMEP, ...) switch the
+// vCPU to the root for the new CR3 / role (SwitchRoot: found in the MMU's cache or built),
+// never zapping the old one, so switching back is free (KVM's kvm_mmu_new_pgd and role-keyed
+// roots). RootPolicy::Rebuild models KVM before 6.4, whose kvm_mmu_reset_context() also
+// unloaded the vCPU's root on every role change, under either MMU.
 //
 // Permission-only inputs (CR0.WP, CR4.SMEP/SMAP, PKRU, RFLAGS.AC) need no flush: a TLB entry
 // keeps the walk's rights and the check against the current registers happens at use
@@ -22,6 +26,7 @@
 #include <string_view>
 
 #include "vmmu/core/bits.hpp"
+#include "vmmu/mmu/mmu.hpp"
 #include "vmmu/tdp/policy.hpp"
 #include "vmmu/x86/registers.hpp"
 
@@ -42,6 +47,8 @@ enum class Effect : std::uint8_t {
   RoleRefresh = 1u << 3,      // recompute the cpu role (the guest walk's rules)
   NewRoot = 1u << 4,          // drop the vCPU's TDP root (RootPolicy::Rebuild only); loading
                               // the next one flushes the whole guest TLB, as kvm_mmu_load does
+  SwitchRoot = 1u << 5,       // shadow only: load the root for the new CR3 / cpu role, keeping
+                              // the old one (with a flush effect: the guest TLB flush too)
 };
 
 // A set of effects; empty = the write needs nothing.
@@ -87,9 +94,11 @@ struct EffectRule {
   Register reg;
   std::uint64_t mask;  // the bits the row is about
   Trigger trigger;
-  Effects effects;     // under RootPolicy::Keep
+  Effects effects;     // under RootPolicy::Keep, TDP MMU
+  Effects shadow;      // under RootPolicy::Keep, shadow MMU
   std::string_view name;
   std::string_view why;  // the manual's section and KVM's handling
+  [[nodiscard]] constexpr Effects under(mmu::MmuKind k) const { return k == mmu::MmuKind::Shadow ? shadow : effects; }
 };
 
 // Every row, in register order. For each register the Toggle/Set/Clear rows cover all 64
@@ -97,8 +106,10 @@ struct EffectRule {
 std::span<const EffectRule> effect_rules();
 
 // The effects of writing `value` to `reg` when the registers are `before` (CR3: the
-// MOV-to-CR3 operand, bit 63 included). Register::Cr3 rows use before.cr4 for PCIDE.
-Effects classify(const x86::Registers& before, Register reg, std::uint64_t value, tdp::RootPolicy roots);
+// MOV-to-CR3 operand, bit 63 included) under `kind`'s column. Register::Cr3 rows use
+// before.cr4 for PCIDE.
+Effects classify(const x86::Registers& before, Register reg, std::uint64_t value, tdp::RootPolicy roots,
+                 mmu::MmuKind kind = mmu::MmuKind::Tdp);
 
 // What the register holds after writing `value` (CR3 drops the NOFLUSH bit, SDM 4.10.4.1).
 std::uint64_t stored_value(Register reg, std::uint64_t value);

@@ -1,17 +1,19 @@
 #pragma once
 // Vcpu: one virtual CPU -- its paging registers, its cpu role (how the guest walks, derived
-// from the registers), its software TLB and its handle on the VM's TDP MMU -- and memory
-// access at guest-virtual addresses the way the hardware does it.
+// from the registers), its software TLB and its context on the VM's MMU (mmu::VcpuContext,
+// whichever MMU the VM chose) -- and memory access at guest-virtual addresses the way the
+// hardware does it.
 //
-//   read/write/fetch(gva) ─► TLB hit, allowed by the current role? ─► gpa
-//          │ miss / refused / write without D                            │
-//          ▼                                                             ▼
-//   x86::walk over the guest's tables ── reads, A/D compare-exchanges ──► TdpMmu::access
-//   (the guest's own #PF / #GP come out here)   (fault TDP entries in, log A/D writes dirty)
+//   read/write/fetch(gva) ─► VcpuContext::access ─┬─ TDP: TLB hit allowed by the current role,
+//   (the guest's own #PF / #GP come out)          │  else x86::walk of the guest's tables
+//                                                 │  through the TDP tables; data through them
+//                                                 └─ shadow: the hardware walk of the shadow
+//                                                    tables; on a miss the shadow fault path
 //
 // Register writes: every setter classifies the write with the register-effect table
-// (vmmu/vm/register_effects.hpp) and applies the effects: TLB flushes, a role refresh, and
-// with RootPolicy::Rebuild a root unload. It returns what it applied.
+// (vmmu/vm/register_effects.hpp, the VM's MMU's column) and applies the effects: TLB flushes,
+// a role refresh, a root switch (shadow), and with RootPolicy::Rebuild a root unload. It
+// returns what it applied.
 //
 // Register values are taken as given (no #GP for combinations hardware refuses); EFER.LMA is
 // kept equal to CR0.PG && EFER.LME by set_cr0 / set_efer, as hardware does, and taken as given
@@ -22,11 +24,13 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "vmmu/core/access.hpp"
 #include "vmmu/core/address.hpp"
 #include "vmmu/core/result.hpp"
+#include "vmmu/mmu/mmu.hpp"
 #include "vmmu/tdp/tdp_mmu.hpp"
 #include "vmmu/vm/guest_exit.hpp"
 #include "vmmu/vm/register_effects.hpp"
@@ -43,8 +47,9 @@ struct VcpuStats {
   std::uint64_t register_writes = 0;
   std::uint64_t role_refreshes = 0;  // cpu role recomputed (RoleRefresh)
   std::uint64_t tlb_flushes = 0;     // flush effects applied (any scope) and INVLPGs
-  std::uint64_t root_unloads = 0;    // TDP roots dropped (NewRoot, RootPolicy::Rebuild)
-  std::uint64_t tlb_hits = 0;        // pages translated from the TLB
+  std::uint64_t root_unloads = 0;    // roots dropped (NewRoot, RootPolicy::Rebuild)
+  std::uint64_t root_switches = 0;   // roots switched to (SwitchRoot: shadow)
+  std::uint64_t tlb_hits = 0;        // pages translated without a guest walk (TLB / shadow tables)
   std::uint64_t walks = 0;           // guest page walks
   std::uint64_t page_faults = 0;     // #PF exits
 };
@@ -97,18 +102,25 @@ class Vcpu {
   // gva -> gpa for `access` (TLB, else a walk that sets A/D and fills the TLB).
   // Errors: as read / write.
   Result<GvaTranslation, GuestExit> translate(Gva gva, Access access);
+  // One access at `gva` inside its page, the way the hardware makes it: translated, then
+  // through the MMU to memory, where `use` gets the host address of the byte (and must stay
+  // in that page, and not call the MMU). Errors: as read / write.
+  Result<GvaTranslation, GuestExit> access(Gva gva, Access access, mmu::HostUse use);
 
-  // Guest-physical access through this vCPU's TDP root (what it does with paging off).
+  // Guest-physical access by this vCPU through the MMU (what it does with paging off).
   // Errors: Mmio, RingFull, OutOfRange, OutOfMemory (exit.gpa: the first byte not transferred).
   Status<GuestExit> read_gpa(Gpa gpa, std::span<std::byte> out);
   Status<GuestExit> write_gpa(Gpa gpa, std::span<const std::byte> in);
 
   // ---- parts -----------------------------------------------------------------------------
-  [[nodiscard]] tdp::VcpuMmu& mmu() { return mmu_; }
+  [[nodiscard]] mmu::VcpuContext& mmu() { return *mmu_; }
+  // The TDP MMU's handle for TDP-only operations; null under shadow.
+  [[nodiscard]] tdp::VcpuMmu* tdp_mmu() { return mmu_->tdp(); }
+  // The software TLB (filled under TDP; the shadow MMU's hardware walk needs none).
   [[nodiscard]] const SoftTlb& tlb() const { return tlb_; }
   [[nodiscard]] VcpuStats stats() const;
   // Whether walks write A/D bits back (default: yes).
-  void set_walk_options(x86::WalkOptions o) { walk_options_ = o; }
+  void set_walk_options(x86::WalkOptions o) { mmu_->set_walk_options(o); }
 
  private:
   friend class Vm;
@@ -122,7 +134,6 @@ class Vcpu {
   Status<GuestExit> transfer(Gva gva, std::size_t size, Access access, Copy&& copy);
   template <class Copy>
   Status<GuestExit> transfer_gpa(Gpa gpa, std::size_t size, Access access, Copy&& copy);
-  Result<GvaTranslation, GuestExit> walk(Gva gva, std::uint64_t linear, Access access);
 
   static void bump(std::atomic<std::uint64_t>& c) {
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -132,14 +143,14 @@ class Vcpu {
   std::size_t index_;
   x86::CpuModel cpu_;
   tdp::RootPolicy root_policy_;
+  mmu::MmuKind kind_;
   x86::Registers regs_{};
   x86::GuestPaging paging_;
   SoftTlb tlb_;
-  tdp::VcpuMmu mmu_;
-  x86::WalkOptions walk_options_{};
+  std::unique_ptr<mmu::VcpuContext> mmu_;
   struct Counters {
-    std::atomic<std::uint64_t> register_writes{0}, role_refreshes{0}, tlb_flushes{0}, root_unloads{0}, tlb_hits{0},
-        walks{0}, page_faults{0};
+    std::atomic<std::uint64_t> register_writes{0}, role_refreshes{0}, tlb_flushes{0}, root_unloads{0},
+        root_switches{0}, page_faults{0};
   } c_;
 };
 

@@ -56,6 +56,22 @@ const BadCase kBadCases[] = {
     {"FractionalSeed", [](Json& d) { d["seed"] = 1.5; }, "seed", "non-negative integer"},
     {"VmNotObject", [](Json& d) { d["vm"] = 3; }, "vm", "JSON object"},
     {"UnknownVmKey", [](Json& d) { d["vm"]["smt"] = true; }, "vm.smt", "unknown key"},
+    {"UnknownMmu", [](Json& d) { d["vm"]["mmu"] = "ept"; }, "vm.mmu", "\"tdp\" or \"shadow\""},
+    {"MmuNotString", [](Json& d) { d["vm"]["mmu"] = 1; }, "vm.mmu", "expected a string"},
+    // The default scenario ends with a conversion phase (phases[7]).
+    {"ShadowWithConversion", [](Json& d) { d["vm"]["mmu"] = "shadow"; }, "phases[7]", "TDX"},
+    {"ShadowWithDirtyRing",
+     [](Json& d) {
+       d["vm"]["mmu"] = "shadow";
+       d["vm"]["dirty_ring_size"] = 64;
+     },
+     "vm.dirty_ring_size", "bitmaps"},
+    {"ShadowAbove4G",
+     [](Json& d) {
+       d["vm"]["mmu"] = "shadow";
+       d["memslots"][0]["gpa"] = "0x100000000";
+     },
+     "memslots[0].gpa", "paging off"},
     {"UnknownTdp", [](Json& d) { d["vm"]["tdp"] = "shadow"; }, "vm.tdp", "\"ept\" or \"npt\""},
     {"ThreeLevels", [](Json& d) { d["vm"]["levels"] = 3; }, "vm.levels", "4 or 5"},
     {"NoVcpus", [](Json& d) { d["vm"]["vcpus"] = 0; }, "vm.vcpus", "1 to 64"},

@@ -78,7 +78,7 @@ class GuestVm {
   }
 
   [[nodiscard]] Vm& vm() { return *vm_; }
-  [[nodiscard]] tdp::TdpMmu& mmu() { return vm_->mmu(); }
+  [[nodiscard]] tdp::TdpMmu& tdp() { return *vm_->tdp_mmu(); }
   [[nodiscard]] GuestPageTableBuilder& tables() { return *tables_; }
   [[nodiscard]] Range<Gpa> pool() const { return {Gpa(options_.memory - options_.table_pool), Gpa(options_.memory)}; }
   // The host byte behind `gpa` (inside the slot).
