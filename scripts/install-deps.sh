@@ -9,6 +9,8 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev liburcu-dev       # CLI, case files, formatting, RCU
   liblzma-dev                                                  # .xz page traces (vmmu run --trace)
   qemu-system-x86 linux-image-amd64                            # real-guest image test (vmmu maps)
+  chromium                                                     # plots rendered in a headless browser (test)
+  parallel                                                     # vmmu sweep runs points through GNU parallel
 )
 
 missing=()

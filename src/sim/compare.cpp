@@ -2,17 +2,19 @@
 
 #include <fmt/format.h>
 
-#include <map>
+#include <algorithm>
 
 #include "vmmu/tdp/policy.hpp"
 
 namespace vmmu::sim {
 
 bool CompareRow::all_zero() const {
+  bool any = false;
   for (const auto& v : values) {
-    if (!v || *v != 0) return false;
+    if (v && *v != 0) return false;
+    any = any || v.has_value();
   }
-  return true;
+  return any;
 }
 
 bool CompareReport::ok() const {
@@ -22,25 +24,28 @@ bool CompareReport::ok() const {
   return true;
 }
 
+void add_to_column(CompareTable& t, std::size_t column, std::string_view phase, const std::vector<Metric>& metrics,
+                   std::size_t results) {
+  for (std::size_t m = 0; m < metrics.size(); ++m) {
+    auto row = std::find_if(t.rows.begin(), t.rows.end(),
+                            [&](const CompareRow& r) { return r.phase == phase && r.key == metrics[m].key; });
+    if (row == t.rows.end()) {
+      t.rows.push_back({std::string(phase), metrics[m].key, metrics[m].label, metrics[m].unit, m < results, {}});
+      t.rows.back().values.resize(t.values.size());
+      row = t.rows.end() - 1;
+    }
+    row->values[column] = metrics[m].value;
+  }
+}
+
 CompareTable compare_table(std::string policy, std::vector<std::string> values, const std::vector<RunReport>& runs) {
   CompareTable t{std::move(policy), std::move(values), {}};
-  std::map<std::pair<std::string, std::string>, std::size_t> index;  // (phase, key) -> row
-  const std::size_t columns = runs.size();
   // Phases in order of the first run that has them; all runs share the scenario, so one order.
   for (std::size_t r = 0; r < runs.size(); ++r) {
     for (const PhaseReport& p : runs[r].phases) {
       const std::size_t results =
           1 + p.results.size() + (p.migration.empty() ? 0 : migration_metrics(p.migration[0]).size());
-      const std::vector<Metric> metrics = all_metrics(p);
-      for (std::size_t m = 0; m < metrics.size(); ++m) {
-        auto [it, fresh] = index.emplace(std::make_pair(p.name, metrics[m].key), t.rows.size());
-        if (fresh) {
-          CompareRow row{p.name, metrics[m].key, metrics[m].label, metrics[m].unit, m < results, {}};
-          row.values.resize(columns);
-          t.rows.push_back(std::move(row));
-        }
-        t.rows[it->second].values[r] = metrics[m].value;
-      }
+      add_to_column(t, r, p.name, all_metrics(p), results);
     }
   }
   return t;

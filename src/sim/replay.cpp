@@ -104,7 +104,8 @@ class Replayer {
       : c_(c), memory_(std::move(memory)), vm_(std::move(vm)), kernel_(std::move(kernel)), hw_(std::move(hw)),
         tables_(tables), vcpu_(vm_->add_vcpu()) {}
 
-  Status<ReplayError> run(std::vector<Process>& procs, std::optional<std::uint64_t> dirty_start, ReplayReport& rep);
+  Status<ReplayError> run(std::vector<Process>& procs, std::optional<std::uint64_t> dirty_start,
+                          std::uint64_t sample_accesses, ReplayReport& rep);
   [[nodiscard]] vm::Vm& vm() { return *vm_; }
 
  private:
@@ -112,6 +113,11 @@ class Replayer {
   Status<ReplayError> miss(unsigned proc, Gva gva, Access a, bool write);
   Status<ReplayError> start_dirty_logging();
   Status<ReplayError> next_record(Process& p, ReplayReport& rep);
+  Status<ReplayError> sample(std::uint64_t index, bool logging, ReplayReport& rep);
+  ReplaySample counters(std::uint64_t index);  // totals so far (table pages: now)
+  // Harvests and clears the dirty log into logged_: data pages it held.
+  Result<std::uint64_t, ReplayError> harvest();
+  [[nodiscard]] std::uint64_t table_pool_pages() const { return (tables_.end - tables_.begin) >> kPageShift; }
 
   const ReplayConfig& c_;
   HostBuffer memory_;  // before vm_: the memory outlives the slot that lends it
@@ -120,7 +126,49 @@ class Replayer {
   tlb::TranslationHardware hw_;
   Range<Gpa> tables_;
   vm::Vcpu& vcpu_;
+  std::vector<std::uint64_t> logged_;  // pages harvested by migration rounds (slot bitmap)
+  ReplaySample last_;                  // the counters at the previous sample
 };
+
+Result<std::uint64_t, ReplayError> Replayer::harvest() {
+  auto bits = vm_->mmu().get_dirty_log(SlotId{0});
+  if (!bits) return Unexpected{failed(fmt::format("cannot harvest the dirty log: {}", to_string(bits.error())))};
+  hw_.flush_all();  // the harvest write-protected (or cleared D on) the pages the TLB may hold
+  logged_.resize(std::max(logged_.size(), bits->size()));
+  std::uint64_t data = 0;
+  for (std::size_t w = 0; w < bits->size(); ++w) {
+    logged_[w] |= (*bits)[w];
+    for (std::uint64_t word = (*bits)[w]; word != 0; word &= word - 1)
+      data += w * 64 + static_cast<unsigned>(std::countr_zero(word)) >= table_pool_pages() ? 1u : 0u;
+  }
+  return data;
+}
+
+ReplaySample Replayer::counters(std::uint64_t index) {
+  const tdp::TdpStats mmu = vm_->mmu().stats();
+  const tlb::HardwareStats& t = hw_.stats();
+  return {index,     kernel_.faults(), mmu.faults.faults, kernel_.table_pages() + mmu.tables_in_use,
+          t.lookups, t.misses,         std::nullopt};
+}
+
+Status<ReplayError> Replayer::sample(std::uint64_t index, bool logging, ReplayReport& rep) {
+  const ReplaySample now = counters(index);
+  ReplaySample s{index,
+                 now.guest_faults - last_.guest_faults,
+                 now.mmu_faults - last_.mmu_faults,
+                 now.table_pages,
+                 now.tlb_lookups - last_.tlb_lookups,
+                 now.tlb_misses - last_.tlb_misses,
+                 std::nullopt};
+  if (logging) {
+    auto found = harvest();
+    if (!found) return Unexpected{found.error()};
+    s.dirty_pages = *found;
+  }
+  last_ = now;
+  rep.series.push_back(s);
+  return {};
+}
 
 Status<ReplayError> Replayer::next_record(Process& p, ReplayReport& rep) {
   auto more = p.reader->next(p.record);
@@ -180,9 +228,10 @@ Status<ReplayError> Replayer::start_dirty_logging() {
 }
 
 Status<ReplayError> Replayer::run(std::vector<Process>& procs, std::optional<std::uint64_t> dirty_start,
-                                  ReplayReport& rep) {
+                                  std::uint64_t sample_accesses, ReplayReport& rep) {
   const auto t0 = std::chrono::steady_clock::now();
   std::uint64_t index = 0;  // accesses replayed, all processes
+  if (sample_accesses != 0) last_ = counters(0);
   bool logging = false;
   auto maybe_start_logging = [&]() -> Status<ReplayError> {
     if (logging || !dirty_start || index != *dirty_start) return {};
@@ -210,13 +259,20 @@ Status<ReplayError> Replayer::run(std::vector<Process>& procs, std::optional<std
       if (auto s = maybe_start_logging(); !s) return s;
       std::uint64_t n = std::min(p.left, slice);
       if (dirty_start && !logging) n = std::min(n, *dirty_start - index);
+      if (sample_accesses != 0) n = std::min(n, sample_accesses - index % sample_accesses);
       if (auto s = access(cur, p, n); !s) return s;
       index += n;
       p.left -= n;
       slice -= n;
+      if (sample_accesses != 0 && index % sample_accesses == 0) {
+        if (auto s = sample(index, logging, rep); !s) return s;
+      }
     }
   }
   if (auto s = maybe_start_logging(); !s) return s;  // FRACTION 1: after the last access
+  if (sample_accesses != 0 && index % sample_accesses != 0) {
+    if (auto s = sample(index, logging, rep); !s) return s;
+  }
   rep.time_ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
   rep.accesses = index;
@@ -231,11 +287,12 @@ Status<ReplayError> Replayer::run(std::vector<Process>& procs, std::optional<std
     rep.dirty_log_start = dirty_start;
     auto bits = vm_->mmu().peek_dirty_log(SlotId{0});
     if (!bits) return Unexpected{failed(fmt::format("cannot read the dirty log: {}", to_string(bits.error())))};
-    const std::uint64_t table_pages = (tables_.end - tables_.begin) >> kPageShift;
-    for (std::size_t w = 0; w < bits->size(); ++w) {
-      for (std::uint64_t word = (*bits)[w]; word != 0; word &= word - 1) {
+    logged_.resize(std::max(logged_.size(), bits->size()));
+    for (std::size_t w = 0; w < bits->size(); ++w) logged_[w] |= (*bits)[w];  // and what rounds harvested
+    for (std::size_t w = 0; w < logged_.size(); ++w) {
+      for (std::uint64_t word = logged_[w]; word != 0; word &= word - 1) {
         const std::uint64_t page = w * 64 + static_cast<unsigned>(std::countr_zero(word));
-        ++(page < table_pages ? rep.table_pages_logged : rep.data_pages_logged);
+        ++(page < table_pool_pages() ? rep.table_pages_logged : rep.data_pages_logged);
       }
     }
   }
@@ -252,25 +309,53 @@ StatsSnapshot snapshot(vm::Vm& vm) {
 
 }  // namespace
 
+std::string_view to_string(MmuKind k) {
+  for (const MmuKindName& m : kMmuKinds) {
+    if (m.kind == k) return m.name;
+  }
+  return "?";
+}
+
+std::optional<MmuKind> mmu_kind(std::string_view name) {
+  for (const MmuKindName& m : kMmuKinds) {
+    if (m.name == name) return m.kind;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string_view> replay_lacks(MmuKind k) {
+  switch (k) {
+    case MmuKind::Tdp: return std::nullopt;
+    case MmuKind::Shadow: return "the shadow MMU is not reachable from replay in this build (use --mmu tdp)";
+    case MmuKind::Adaptive: return "the adaptive policy needs the shadow MMU, not reachable from replay in this build";
+  }
+  return "unknown MMU";
+}
+
 Result<ReplayReport, ReplayError> replay(const std::vector<std::string>& traces, const ReplayConfig& c) {
   if (traces.empty()) return Unexpected{bad_input("no trace given")};
-  if (c.mmu == MmuKind::Shadow)
-    return Unexpected{bad_input("--mmu shadow: the shadow MMU is not in this build yet (use --mmu tdp)")};
+  if (auto why = replay_lacks(c.mmu)) return Unexpected{bad_input(fmt::format("--mmu {}: {}", to_string(c.mmu), *why))};
   if (c.guest_page_size != kPageSize && c.guest_page_size != k2M)
     return Unexpected{bad_input("guest pages: expected 4k or 2m")};
   if (c.dirty_log_at && !(*c.dirty_log_at >= 0.0 && *c.dirty_log_at <= 1.0))
     return Unexpected{bad_input(fmt::format("dirty-log-at: {} is not a fraction between 0 and 1", *c.dirty_log_at))};
   ReplayReport rep;
+  rep.mmu = c.mmu;
+  rep.guest_page_size = c.guest_page_size;
+  rep.policies = c.policies;
   rep.hardware = {c.tlb, c.guest_levels, c.mmu == MmuKind::Tdp ? 4u : 0u, c.psc_entries, c.nested_tlb_entries};
   auto hw = tlb::TranslationHardware::create(rep.hardware);
   if (!hw) return Unexpected{bad_input(fmt::format("tlb: {}", tlb::to_string(hw.error())))};
   if (c.slice_accesses == 0) return Unexpected{bad_input("slice: at least one access")};
 
   std::optional<std::uint64_t> dirty_start;
-  if (c.dirty_log_at) {
+  std::uint64_t sample_accesses = 0;
+  if (c.dirty_log_at || c.samples != 0) {
     auto total = count_accesses(traces);
     if (!total) return Unexpected{total.error()};
-    dirty_start = static_cast<std::uint64_t>(std::floor(static_cast<double>(*total) * *c.dirty_log_at));
+    if (c.dirty_log_at)
+      dirty_start = static_cast<std::uint64_t>(std::floor(static_cast<double>(*total) * *c.dirty_log_at));
+    if (c.samples != 0) sample_accesses = std::max<std::uint64_t>(1, (*total + c.samples - 1) / c.samples);
   }
   std::vector<Process> procs(traces.size());
   for (std::size_t i = 0; i < traces.size(); ++i) {
@@ -281,6 +366,7 @@ Result<ReplayReport, ReplayError> replay(const std::vector<std::string>& traces,
 
   vm::VmConfig vc;
   vc.tdp.format.levels = 4;
+  vc.tdp.policies = c.policies;
   auto vm = vm::Vm::create(vc);
   if (!vm) return Unexpected{failed(fmt::format("cannot create the VM: {}", vm::to_string(vm.error())))};
   // Table pool: enough for a process whose pages fill the data area, per process.
@@ -306,7 +392,8 @@ Result<ReplayReport, ReplayError> replay(const std::vector<std::string>& traces,
   vm::Vm& v = r.vm();
   v.vcpu(0).set_registers(vm::long_mode_registers(root, c.guest_levels));
   const StatsSnapshot before = snapshot(v);
-  if (auto s = r.run(procs, dirty_start, rep); !s) return Unexpected{s.error()};
+  rep.sample_accesses = sample_accesses;
+  if (auto s = r.run(procs, dirty_start, sample_accesses, rep); !s) return Unexpected{s.error()};
   auto stats = stats_metrics(before, snapshot(v));
   if (!stats) return Unexpected{failed(stats.error())};
   rep.stats = std::move(*stats);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/support/trace_support.hpp"
 #include "tlb/support/reference_lru.hpp"
 #include "vmmu/sim/replay.hpp"
 #include "vmmu/sim/trace.hpp"
@@ -22,59 +23,7 @@
 namespace vmmu::sim {
 namespace {
 
-constexpr std::uint64_t k2M = std::uint64_t{2} << 20;
-
-struct Access {
-  TraceKind kind;
-  std::uint64_t vpn;
-};
-
-// Clusters of pages across a sparse address space (code low, heap, a stack near the top of
-// the user half), each access a few times: several tables at every level.
-std::vector<Access> generated(std::uint32_t seed, std::size_t n) {
-  std::mt19937_64 rng(seed);
-  const std::uint64_t bases[] = {0x400, 0x10000, 0x5555'5000, 0x7fff'f000'0 + 0x1234, 0x2'0000'0000};
-  std::vector<Access> out;
-  while (out.size() < n) {
-    const std::uint64_t base = bases[rng() % 5];
-    const std::uint64_t vpn = base + rng() % 3000;
-    const TraceKind kind = static_cast<TraceKind>(rng() % 4);
-    for (std::uint64_t i = rng() % 3 + 1; i > 0 && out.size() < n; --i) out.push_back({kind, vpn});
-  }
-  return out;
-}
-
-// Writes accesses as records (adjacent equal ones merged, as the format requires).
-std::string write_trace(const std::string& name, const std::vector<Access>& accesses) {
-  const std::string p =
-      (std::filesystem::temp_directory_path() / ("vmmu-replay-test-" + std::to_string(::getpid()) + "-" + name)).string();
-  std::FILE* f = std::fopen(p.c_str(), "w");
-  {
-    TraceWriter w(f);
-    for (const Access& a : accesses) w.add(a.kind, a.vpn);
-  }
-  std::fclose(f);
-  return p;
-}
-
-bool is_write(TraceKind k) { return k == TraceKind::Write || k == TraceKind::Modify; }
-
-// The fewest table pages mapping `vpns` with leaves at `leaf_level` under `levels` levels.
-std::uint64_t minimum_tables(const std::set<std::uint64_t>& vpns, unsigned levels, unsigned leaf_level) {
-  std::uint64_t n = 1;  // the root
-  for (unsigned l = leaf_level; l < levels; ++l) {
-    std::set<std::uint64_t> tables;
-    for (std::uint64_t v : vpns) tables.insert(v >> (9 * l));
-    n += tables.size();
-  }
-  return n;
-}
-
-ReplayConfig small_config() {
-  ReplayConfig c;
-  c.guest_memory = std::uint64_t{1} << 30;
-  return c;
-}
+using namespace vmmu::sim::test;
 
 class ColdReplay : public ::testing::TestWithParam<std::tuple<std::uint64_t, unsigned>> {};
 
@@ -107,6 +56,14 @@ INSTANTIATE_TEST_SUITE_P(PagesAndLevels, ColdReplay,
 
 class DirtyLogReplay : public ::testing::TestWithParam<std::uint64_t> {};
 
+std::uint64_t stat(const ReplayReport& r, std::string_view key) {
+  for (const Metric& m : r.stats) {
+    if (m.key == key) return m.value;
+  }
+  ADD_FAILURE() << "no statistic " << key;
+  return 0;
+}
+
 TEST_P(DirtyLogReplay, LogsExactlyThePagesWrittenFromTheStart) {
   const auto accesses = generated(11, 30000);
   const std::string p = write_trace("dirty", accesses);
@@ -117,10 +74,7 @@ TEST_P(DirtyLogReplay, LogsExactlyThePagesWrittenFromTheStart) {
   auto r = replay({p}, c);
   ASSERT_TRUE(r) << r.error().message;
   const std::uint64_t start = accesses.size() / 2;
-  std::set<std::uint64_t> written_after;
-  for (std::size_t i = start; i < accesses.size(); ++i) {
-    if (is_write(accesses[i].kind)) written_after.insert(accesses[i].vpn);
-  }
+  const std::set<std::uint64_t> written_after = pages_written(accesses, start, accesses.size());
   ASSERT_TRUE(r->dirty_log_start);
   EXPECT_EQ(*r->dirty_log_start, start);
   EXPECT_EQ(r->data_pages_logged, written_after.size());
@@ -129,6 +83,49 @@ TEST_P(DirtyLogReplay, LogsExactlyThePagesWrittenFromTheStart) {
 }
 
 INSTANTIATE_TEST_SUITE_P(GuestPages, DirtyLogReplay, ::testing::Values(std::uint64_t{4096}, k2M));
+
+// The time series adds up to the totals, and with dirty logging every interval after the
+// start is a migration round whose harvests together log exactly the pages written.
+TEST_P(DirtyLogReplay, SeriesAddUpAndMigrationRoundsLogEveryPageWritten) {
+  const auto accesses = generated(11, 30000);
+  const std::string p = write_trace("series", accesses);
+  ReplayConfig c = small_config();
+  c.guest_page_size = GetParam();
+  c.dirty_log_at = 0.5;
+  c.samples = 10;
+  c.tlb = {16384, 16};  // holds the pages: a round's writes are logged only if the harvest flushed it
+  auto r = replay({p}, c);
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->series.size(), 10u);
+  EXPECT_EQ(r->sample_accesses, 3000u);
+  std::uint64_t guest = 0, lookups = 0, misses = 0, mmu = 0, rounds = 0, harvested = 0;
+  for (std::size_t i = 0; i < r->series.size(); ++i) {
+    const ReplaySample& s = r->series[i];
+    EXPECT_EQ(s.accesses, (i + 1) * 3000);
+    guest += s.guest_faults;
+    lookups += s.tlb_lookups;
+    misses += s.tlb_misses;
+    mmu += s.mmu_faults;
+    EXPECT_EQ(s.dirty_pages.has_value(), s.accesses > accesses.size() / 2) << i;  // rounds after the start
+    if (s.dirty_pages) {
+      ++rounds;
+      harvested += *s.dirty_pages;
+      EXPECT_EQ(*s.dirty_pages, pages_written(accesses, s.accesses - 3000, s.accesses).size())
+          << "round ending at " << s.accesses;
+    }
+    if (i > 0) {
+      EXPECT_GE(s.table_pages, r->series[i - 1].table_pages);  // nothing frees tables here
+    }
+  }
+  EXPECT_EQ(guest, r->guest_page_faults);
+  EXPECT_EQ(lookups, r->tlb.lookups);
+  EXPECT_EQ(misses, r->tlb.misses);
+  EXPECT_EQ(mmu, stat(*r, "faults"));
+  EXPECT_EQ(rounds, 5u);
+  EXPECT_EQ(r->data_pages_logged, pages_written(accesses, accesses.size() / 2, accesses.size()).size());
+  EXPECT_GT(harvested, r->data_pages_logged);  // pages written again in a later round count again
+  std::filesystem::remove(p);
+}
 
 TEST(Replay, SeveralTracesAreSeveralProcesses) {
   const auto a = generated(1, 5000), b = generated(2, 7000);

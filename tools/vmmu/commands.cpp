@@ -11,6 +11,8 @@ void register_maps_command(CLI::App& app);
 void register_translate_command(CLI::App& app);
 void register_run_command(CLI::App& app);
 void register_trace_command(CLI::App& app);
+void register_sweep_command(CLI::App& app);
+void register_report_command(CLI::App& app);
 
 namespace {
 
@@ -19,12 +21,14 @@ struct Command {
   void (*add)(CLI::App&);
 };
 
-constexpr std::array<Command, 6> kCommands{{{"walk", register_walk_command},
+constexpr std::array<Command, 8> kCommands{{{"walk", register_walk_command},
                                             {"s2walk", register_s2walk_command},
                                             {"maps", register_maps_command},
                                             {"translate", register_translate_command},
                                             {"run", register_run_command},
-                                            {"trace-from-lackey", register_trace_command}}};
+                                            {"trace-from-lackey", register_trace_command},
+                                            {"sweep", register_sweep_command},
+                                            {"report", register_report_command}}};
 
 }  // namespace
 

@@ -29,14 +29,16 @@ int report_failures(const std::vector<std::string>& failures, std::ostream& err)
 
 int run_run(const RunCommandOptions& options, std::ostream& out, std::ostream& err) {
   if (!options.trace.traces.empty()) {
-    if (!options.file.empty() || !options.compare.empty() || !options.sets.empty()) {
-      err << "vmmu run: --trace replays traces; SCENARIO, --compare and --set are for scenarios\n";
+    if (!options.file.empty() || !options.sets.empty()) {
+      err << "vmmu run: --trace replays traces; SCENARIO and --set are for scenarios\n";
       return kBadInput;
     }
-    return run_trace(options.trace, options.json, out, err);
+    TraceOptions t = options.trace;
+    t.compare = options.compare;
+    return run_trace(t, options.json, out, err);
   }
   if (options.trace.any_replay_option()) {
-    err << "vmmu run: --mmu, --guest-pages, --guest-levels, --tlb and --dirty-log-at need --trace\n";
+    err << "vmmu run: --mmu, --guest-pages, --guest-levels, --tlb, --dirty-log-at, --policy and --plot need --trace\n";
     return kBadInput;
   }
   std::string text;
@@ -112,7 +114,8 @@ void register_run_command(CLI::App& app) {
   cmd->add_flag("--json", options->json, "print JSON (vmmu-run-report/1, or vmmu-run-compare/1 with --compare)");
   cmd->add_option("--compare", options->compare,
                   "run once per value of POLICY (huge-on-dirty-log, split, recovery, roots, dirty-tracking) or "
-                  "of the VM's MMU (mmu: tdp, shadow) and print one table with a column per value")
+                  "of the VM's MMU (mmu: tdp, shadow) and print one table with a column per value; with --trace "
+                  "also guest-pages or tlb, and AXIS=V,V... chooses the values")
       ->type_name("POLICY");
   cmd->add_option("--set", options->sets,
                   "override a scenario parameter: NAME=VALUE, NAME a key path (vm.vcpus, memslots[0].size, "
@@ -133,6 +136,13 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--dirty-log-at", t.dirty_log_at,
                   "with --trace: start dirty logging before this fraction of the accesses (0 to 1)")
       ->type_name("FRACTION");
+  cmd->add_option("--policy", t.policies, "with --trace: a TDP policy, NAME=VALUE (dirty-tracking=dirty-bits)")
+      ->allow_extra_args(false)
+      ->type_name("NAME=VALUE");
+  cmd->add_option("--plot", t.plot,
+                  "with --trace: write time series and comparisons as SVG plots, index.html showing them and "
+                  "report.json into DIR")
+      ->type_name("DIR");
   cmd->callback([options] {
     RunCommandOptions o = *options;
     o.progress = stderr_is_terminal();

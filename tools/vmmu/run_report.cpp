@@ -175,6 +175,11 @@ void print_compare_text(std::ostream& out, const sim::CompareReport& report) {
   const sim::CompareTable& t = report.table;
   if (!report.runs.empty())
     print_header(out, report.runs[0].scenario, fmt::format("vmmu run --compare {}: ", t.policy), t.policy);
+  print_compare_table(out, t);
+  out << "\n" << fmt::format("result: {}\n", report.ok() ? "ok" : "FAILED");
+}
+
+void print_compare_table(std::ostream& out, const sim::CompareTable& t) {
   std::vector<std::string> header = {"phase", "figure"};
   for (const std::string& v : t.values) header.push_back(v);
   const bool ratio = t.values.size() == 2;
@@ -202,7 +207,16 @@ void print_compare_text(std::ostream& out, const sim::CompareReport& report) {
   out << "\n";
   print_line(header);
   for (const auto& line : cells) print_line(line);
-  out << "\n" << fmt::format("result: {}\n", report.ok() ? "ok" : "FAILED");
+}
+
+OJson compare_rows_json(const sim::CompareTable& t) {
+  OJson rows = OJson::array();
+  for (const sim::CompareRow& row : t.rows) {
+    OJson values = OJson::array();
+    for (const auto& v : row.values) values.push_back(v ? OJson(*v) : OJson(nullptr));
+    rows.push_back({{"phase", row.phase}, {"key", row.key}, {"unit", unit_name(row.unit)}, {"values", values}});
+  }
+  return rows;
 }
 
 OJson compare_json(const sim::CompareReport& report) {
@@ -217,13 +231,7 @@ OJson compare_json(const sim::CompareReport& report) {
       failures.push_back(fmt::format("{}={}: {}", report.table.policy, report.table.values[i], f));
   }
   j["failures"] = failures;
-  OJson rows = OJson::array();
-  for (const sim::CompareRow& row : report.table.rows) {
-    OJson values = OJson::array();
-    for (const auto& v : row.values) values.push_back(v ? OJson(*v) : OJson(nullptr));
-    rows.push_back({{"phase", row.phase}, {"key", row.key}, {"unit", unit_name(row.unit)}, {"values", values}});
-  }
-  j["rows"] = rows;
+  j["rows"] = compare_rows_json(report.table);
   OJson runs = OJson::array();
   for (const sim::RunReport& r : report.runs) runs.push_back(run_json(r));
   j["runs"] = runs;

@@ -28,5 +28,9 @@ nlohmann::ordered_json run_json(const sim::RunReport& report);
 // their ratio when there are two).
 void print_compare_text(std::ostream& out, const sim::CompareReport& report);
 nlohmann::ordered_json compare_json(const sim::CompareReport& report);
+// The table alone (the text above `result:`, the JSON `rows`), for replay comparisons and
+// merged reports too.
+void print_compare_table(std::ostream& out, const sim::CompareTable& table);
+nlohmann::ordered_json compare_rows_json(const sim::CompareTable& table);
 
 }  // namespace vmmu::cli

@@ -3,7 +3,13 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <filesystem>
+#include <fstream>
 #include <ostream>
+#include <sstream>
+
+#include "vmmu/sim/replay_plots.hpp"
+#include "vmmu/tdp/policy.hpp"
 
 #include "exit_status.hpp"
 #include "run_report.hpp"
@@ -13,42 +19,61 @@ namespace {
 
 using OJson = nlohmann::ordered_json;
 
-std::optional<std::uint64_t> parse_u32(std::string_view s) {
-  std::uint32_t v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return v;
+constexpr std::uint32_t kPlotSamples = 200;  // time-series points: smooth, small SVGs
+
+std::vector<std::string> split(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  for (std::size_t from = 0;;) {
+    const std::size_t at = s.find(sep, from);
+    out.emplace_back(s.substr(from, at - from));
+    if (at == std::string_view::npos) return out;
+    from = at + 1;
+  }
+}
+
+std::string replace_all(std::string s, std::string_view from, std::string_view to) {
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
+
+std::string policy_names() {
+  std::string out;
+  for (std::string_view n : tdp::kPolicyNames) out += (out.empty() ? "" : ", ") + std::string(n);
+  return out;
+}
+
+// The replay options that are axes of a comparison, as typed.
+struct AxisOption {
+  std::string_view flag, axis;
+  const std::string TraceOptions::*value;
+};
+constexpr AxisOption kAxisOptions[] = {{"--mmu", "mmu", &TraceOptions::mmu},
+                                       {"--guest-pages", "guest-pages", &TraceOptions::guest_pages},
+                                       {"--tlb", "tlb", &TraceOptions::tlb}};
+
+// The figures a report shows: all but zero statistics.
+std::vector<sim::Metric> shown(const sim::ReplayReport& r) {
+  std::vector<sim::Metric> out;
+  for (sim::Metric& m : sim::replay_metrics(r)) {
+    if (!m.key.starts_with("stats.") || m.value != 0) out.push_back(std::move(m));
+  }
+  return out;
 }
 
 }  // namespace
 
 Result<sim::ReplayConfig, std::string> replay_config(const TraceOptions& o) {
   sim::ReplayConfig c;
-  if (o.mmu == "shadow") {
-    c.mmu = sim::MmuKind::Shadow;
-  } else if (!o.mmu.empty() && o.mmu != "tdp") {
-    return Unexpected{fmt::format("--mmu {}: expected tdp or shadow", o.mmu)};
-  }
-  if (o.guest_pages == "2m") {
-    c.guest_page_size = std::uint64_t{2} << 20;
-  } else if (!o.guest_pages.empty() && o.guest_pages != "4k") {
-    return Unexpected{fmt::format("--guest-pages {}: expected 4k or 2m", o.guest_pages)};
+  for (const AxisOption& a : kAxisOptions) {
+    const std::string& v = o.*a.value;
+    if (v.empty()) continue;
+    if (auto s = sim::set_replay_axis(c, a.axis, v); !s) return Unexpected{fmt::format("{} {}: {}", a.flag, v, s.error())};
   }
   if (o.guest_levels == "5") {
     c.guest_levels = 5;
   } else if (!o.guest_levels.empty() && o.guest_levels != "4") {
     return Unexpected{fmt::format("--guest-levels {}: expected 4 or 5", o.guest_levels)};
-  }
-  if (!o.tlb.empty()) {
-    const std::size_t colon = o.tlb.find(':');
-    const auto entries = parse_u32(std::string_view(o.tlb).substr(0, colon));
-    const auto ways = colon == std::string::npos ? std::optional<std::uint64_t>(0)
-                                                 : parse_u32(std::string_view(o.tlb).substr(colon + 1));
-    if (!entries || !ways || *entries == 0 || (colon != std::string::npos && *ways == 0))
-      return Unexpected{fmt::format("--tlb {}: expected ENTRIES or ENTRIES:WAYS (numbers of at least 1)", o.tlb)};
-    if (*ways != 0 && (*ways > *entries || *entries % *ways != 0))
-      return Unexpected{fmt::format("--tlb {}: the ways must divide the entries", o.tlb)};
-    c.tlb = {static_cast<std::uint32_t>(*entries), static_cast<std::uint32_t>(*ways)};
   }
   if (!o.dirty_log_at.empty()) {
     double f = 0;
@@ -57,6 +82,14 @@ Result<sim::ReplayConfig, std::string> replay_config(const TraceOptions& o) {
       return Unexpected{fmt::format("--dirty-log-at {}: expected a fraction from 0 to 1", o.dirty_log_at)};
     c.dirty_log_at = f;
   }
+  for (const std::string& p : o.policies) {
+    const std::size_t eq = p.find('=');
+    const std::string name = p.substr(0, eq);
+    if (eq == std::string::npos || tdp::policy_values(name).empty())
+      return Unexpected{fmt::format("--policy {}: expected NAME=VALUE, NAME one of {}", p, policy_names())};
+    if (auto s = sim::set_replay_axis(c, name, p.substr(eq + 1)); !s)
+      return Unexpected{fmt::format("--policy {}: {}", p, s.error())};
+  }
   return c;
 }
 
@@ -64,75 +97,51 @@ OJson replay_json(const TraceOptions& o, const sim::ReplayReport& r) {
   OJson j;
   j["format"] = kReplayReportFormat;
   j["traces"] = o.traces;
-  j["mmu"] = o.mmu.empty() ? "tdp" : o.mmu;
-  j["guest_pages"] = o.guest_pages.empty() ? "4k" : o.guest_pages;
+  j["mmu"] = to_string(r.mmu);
+  j["guest_pages"] = r.guest_page_size == kPageSize ? "4k" : "2m";
   j["guest_levels"] = r.hardware.guest_levels;
-  j["time_ns"] = r.time_ns;
-  OJson rep;
-  rep["records"] = r.records;
-  rep["accesses"] = r.accesses;
-  rep["pages"] = {{"touched", r.pages_touched}, {"written", r.pages_written}};
-  rep["guest"] = {{"page_faults", r.guest_page_faults}, {"table_pages", r.guest_table_pages}};
-  const tlb::HardwareStats& t = r.tlb;
-  OJson tj;
-  tj["entries"] = r.hardware.tlb.entries;
-  tj["ways"] = r.hardware.tlb.ways == 0 ? r.hardware.tlb.entries : r.hardware.tlb.ways;
-  tj["lookups"] = t.lookups;
-  tj["misses"] = t.misses;
-  tj["dirty_misses"] = t.dirty_misses;
-  tj["hits"] = t.lookups - t.misses;
-  tj["guest_walks"] = t.guest_walks;
-  tj["nested_walks"] = t.nested_walks;
-  tj["walk_refs"] = t.walk_refs();
-  tj["guest_refs"] = t.guest_refs;
-  tj["nested_refs"] = t.nested_refs;
-  tj["refs_saved"] = t.refs_saved;
-  tj["psc_entries"] = r.hardware.psc_entries;
-  tj["nested_tlb_entries"] = r.hardware.nested_tlb_entries;
-  rep["tlb"] = tj;
-  if (r.dirty_log_start) {
-    rep["dirty_log"] = {{"start_access", *r.dirty_log_start},
-                        {"data_pages_logged", r.data_pages_logged},
-                        {"table_pages_logged", r.table_pages_logged}};
+  OJson policies;
+  for (std::string_view name : tdp::kPolicyNames) policies[std::string(name)] = tdp::policy_value(r.policies, name);
+  j["policies"] = policies;
+  OJson rep = OJson::object();
+  OJson stats = OJson::object();
+  for (const sim::Metric& m : sim::replay_metrics(r)) {
+    if (m.key == "time_ns")
+      j["time_ns"] = m.value;
+    else if (m.key.starts_with("stats."))
+      stats[m.key.substr(6)] = m.value;
+    else
+      rep[OJson::json_pointer("/" + replace_all(m.key, ".", "/"))] = m.value;
   }
   j["replay"] = rep;
-  OJson stats = OJson::object();
-  for (const sim::Metric& m : r.stats) stats[m.key] = m.value;
   j["stats"] = stats;
   return j;
 }
 
 void print_replay_text(std::ostream& out, const TraceOptions& o, const sim::ReplayReport& r) {
-  const tlb::HardwareStats& t = r.tlb;
-  auto row = [&out](std::string_view label, std::string value) { out << fmt::format("  {:<34} {:>16}\n", label, value); };
-  auto n = [](std::uint64_t v) { return with_separators(v); };
   out << fmt::format("vmmu run --trace: {} trace(s), --mmu {}, {} guest pages, {}-level guest\n", o.traces.size(),
-                     o.mmu.empty() ? "tdp" : o.mmu, o.guest_pages.empty() ? "4k" : o.guest_pages,
-                     r.hardware.guest_levels);
-  row("time", metric_text(r.time_ns, sim::Unit::Nanoseconds));
-  row("records", n(r.records));
-  row("accesses", n(r.accesses));
-  row("pages touched", n(r.pages_touched));
-  row("pages written", n(r.pages_written));
-  row("guest page faults", n(r.guest_page_faults));
-  row("guest table pages", n(r.guest_table_pages));
-  row(fmt::format("TLB ({} entries, {} ways) lookups", r.hardware.tlb.entries,
-                  r.hardware.tlb.ways == 0 ? r.hardware.tlb.entries : r.hardware.tlb.ways),
-      n(t.lookups));
-  row("TLB misses", n(t.misses));
-  row("  of which writes to clean entries", n(t.dirty_misses));
-  row("guest walks (nested TLB hits)", n(t.guest_walks));
-  row("nested walks", n(t.nested_walks));
-  row("walk memory references", n(t.walk_refs()));
-  row("  saved by the caches", n(t.refs_saved));
-  if (r.dirty_log_start) {
-    row("dirty logging from access", n(*r.dirty_log_start));
-    row("data pages logged", n(r.data_pages_logged));
-    row("table pages logged", n(r.table_pages_logged));
-  }
-  for (const sim::Metric& m : r.stats) {
-    if (m.value != 0) row(m.label, metric_text(m.value, m.unit));
-  }
+                     to_string(r.mmu), r.guest_page_size == kPageSize ? "4k" : "2m", r.hardware.guest_levels);
+  for (const sim::Metric& m : shown(r)) out << fmt::format("  {:<40} {:>16}\n", m.label, metric_text(m.value, m.unit));
+}
+
+OJson replay_compare_json(const TraceOptions& o, const sim::ReplayCompareReport& r) {
+  OJson j;
+  j["format"] = kReplayCompareFormat;
+  j["traces"] = o.traces;
+  j["axis"] = r.table.policy;
+  j["values"] = r.table.values;
+  j["notes"] = r.notes;
+  j["rows"] = compare_rows_json(r.table);
+  OJson runs = OJson::array();
+  for (const auto& run : r.runs) runs.push_back(run ? replay_json(o, *run) : OJson(nullptr));
+  j["runs"] = runs;
+  return j;
+}
+
+void print_replay_compare_text(std::ostream& out, const TraceOptions& o, const sim::ReplayCompareReport& r) {
+  out << fmt::format("vmmu run --trace --compare {}: {} trace(s)\n", r.table.policy, o.traces.size());
+  print_compare_table(out, r.table);
+  for (const std::string& n : r.notes) out << "note: " << n << "\n";
 }
 
 int run_trace(const TraceOptions& o, bool json, std::ostream& out, std::ostream& err) {
@@ -141,16 +150,51 @@ int run_trace(const TraceOptions& o, bool json, std::ostream& out, std::ostream&
     err << "vmmu run: " << config.error() << '\n';
     return kExitBadInput;
   }
-  auto report = sim::replay(o.traces, *config);
-  if (!report) {
-    err << "vmmu run: " << report.error().message << '\n';
-    return report.error().bad_input ? kExitBadInput : kExitFailed;
+  if (!o.plot.empty()) config->samples = kPlotSamples;
+  OJson report_json;
+  std::string text;
+  std::optional<std::string> plot_error;
+  // The report as JSON, as text unless --json, and as plots with --plot.
+  auto present = [&](const auto& report, auto to_json, auto print, auto plot) {
+    report_json = to_json(o, report);
+    if (!json) {
+      std::ostringstream s;
+      print(s, o, report);
+      text = s.str();
+    }
+    if (!o.plot.empty()) {
+      if (auto w = plot(o.plot, report); !w) plot_error = w.error();
+    }
+  };
+  auto failed = [&err](const sim::ReplayError& e) {
+    err << "vmmu run: " << e.message << '\n';
+    return e.bad_input ? kExitBadInput : kExitFailed;
+  };
+  if (!o.compare.empty()) {
+    const std::size_t eq = o.compare.find('=');
+    const std::string axis = o.compare.substr(0, eq);
+    std::vector<std::string> values;
+    if (eq != std::string::npos) values = split(o.compare.substr(eq + 1), ',');
+    if (axis == "dirty-tracking" && !config->dirty_log_at) config->dirty_log_at = 0.5;  // else nothing to compare
+    auto report = sim::run_replay_compare(o.traces, *config, axis, values);
+    if (!report) return failed(report.error());
+    present(*report, replay_compare_json, print_replay_compare_text, sim::write_compare_plots);
+  } else {
+    auto report = sim::replay(o.traces, *config);
+    if (!report) return failed(report.error());
+    present(*report, replay_json, print_replay_text, sim::write_replay_plots);
   }
-  if (json)
-    out << replay_json(o, *report).dump() << '\n';
-  else
-    print_replay_text(out, o, *report);
+  if (!o.plot.empty() && !plot_error) {
+    std::ofstream f(std::filesystem::path(o.plot) / "report.json");
+    f << report_json.dump(2) << '\n';
+    if (!f) plot_error = fmt::format("--plot {}: cannot write report.json", o.plot);
+  }
+  out << (json ? report_json.dump() + "\n" : text);
   out.flush();
+  if (plot_error) {
+    err << "vmmu run: " << *plot_error << '\n';
+    return kExitFailed;
+  }
   return kExitOk;
 }
 

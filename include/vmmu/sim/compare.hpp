@@ -26,7 +26,7 @@ struct CompareRow {
   Unit unit = Unit::Count;
   bool result = false;                               // a phase's own figure or time (always shown), not a statistic
   std::vector<std::optional<std::uint64_t>> values;  // per policy value; none: the run lacks it
-  // True when every value is present and zero.
+  // True when every value present is zero, and one is (a run not made has no value).
   [[nodiscard]] bool all_zero() const;
 };
 
@@ -41,6 +41,11 @@ struct CompareReport {
   std::vector<RunReport> runs;  // one per value, in column order
   [[nodiscard]] bool ok() const;
 };
+
+// Puts `metrics` of `phase` in column `column` of `t` (its values named): a row is made the first
+// time a (phase, key) appears, in that order; the first `results` metrics are results.
+void add_to_column(CompareTable& t, std::size_t column, std::string_view phase, const std::vector<Metric>& metrics,
+                   std::size_t results);
 
 // The table over reports of the same scenario (rows: the union of their figures, in the order
 // they first appear).

@@ -11,16 +11,13 @@
 #include <sstream>
 
 #include "run_report.hpp"
+#include "sim/support/run_cli.hpp"
 
 namespace vmmu::cli {
 namespace {
 
 using Json = nlohmann::json;
 
-struct Ran {
-  int status = 0;
-  std::string out, err;
-};
 
 // Options without designated initializers (-Wmissing-field-initializers).
 RunCommandOptions opts(std::string file, bool json = false, std::string compare = {},
@@ -33,14 +30,6 @@ RunCommandOptions opts(std::string file, bool json = false, std::string compare 
   return o;
 }
 
-Ran run_with(RunCommandOptions o) {
-  std::ostringstream out, err;
-  Ran r;
-  r.status = run_run(o, out, err);
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
 
 // Writes `text` to a file in a directory of the running test's own (ctest runs tests in parallel).
 std::string write_scenario(std::string_view name, std::string_view text) {
