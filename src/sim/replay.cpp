@@ -145,7 +145,7 @@ Result<std::uint64_t, ReplayError> Replayer::harvest() {
 }
 
 ReplaySample Replayer::counters(std::uint64_t index) {
-  const tdp::TdpStats mmu = vm_->mmu().stats();
+  const tdp::TdpStats mmu = vm_->tdp_mmu()->stats();
   const tlb::HardwareStats& t = hw_.stats();
   return {index,     kernel_.faults(), mmu.faults.faults, kernel_.table_pages() + mmu.tables_in_use,
           t.lookups, t.misses,         std::nullopt};
