@@ -100,6 +100,11 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
       if (role.smep_andnot_wp()) rights &= static_cast<std::uint8_t>(~gpte::kAccExec);
     }
   }
+  if (user_write_fix && (rights & gpte::kAccUser) != 0 && role.pke_andnot_wp()) {
+    // CR0.WP=0 also exempts a supervisor write to a user page from PKRU.WD (SDM 4.6.2); the
+    // hardware runs with WP=1, where WD holds, and PKRU changes without an exit: emulate.
+    emulate = true;
+  }
   if (pages_.tracked(frame)) {
     // The frame holds a guest table we shadow: every write to it must come to us.
     rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
