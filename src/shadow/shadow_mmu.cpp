@@ -72,7 +72,7 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::root_locked(const x86::GuestPaging& p
 Outcome ShadowMmu::access(const x86::GuestPaging& paging, Gva gva, Access access) {
   rcu::ReadGuard rcu;
   std::unique_lock lock(mutex_);
-  const std::uint64_t linear = paging.linear_bits() == 32 ? gva.raw() & 0xffff'ffffULL : gva.raw();
+  const std::uint64_t linear = paging.linear(gva);
   const x86::WalkFault none{};
   Result<ShadowPage*, ShadowExit> root = root_locked(paging);
   if (!root) return {Unexpected{none}, root.error()};

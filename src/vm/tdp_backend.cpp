@@ -81,7 +81,7 @@ Result<mmu::GvaHit, mmu::GvaStop> TdpVcpu::access(const x86::GuestPaging& paging
   if (paging.mode() == x86::PagingMode::Off) {
     hit = mmu::GvaHit{Gpa(gva.raw() & k32), kPageSize, false};
   } else {
-    const std::uint64_t linear = paging.linear_bits() == 32 ? gva.raw() & k32 : gva.raw();
+    const std::uint64_t linear = paging.linear(gva);
     const TlbEntry* e = tlb_.lookup(linear >> kPageShift, pcid);
     // A hit is used only if the current role allows the access (exactly the walker's check), a
     // write finds D already set, and the protection key was cached under the current CR4.PKE;

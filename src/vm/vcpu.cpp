@@ -135,7 +135,7 @@ void Vcpu::refresh_live() {
 }
 
 void Vcpu::invlpg(Gva gva) {
-  const std::uint64_t linear = paging_.linear_bits() == 32 ? gva.raw() & 0xffff'ffffULL : gva.raw();
+  const std::uint64_t linear = paging_.linear(gva);
   tlb_.invalidate_page(linear >> kPageShift, pcid());
   mmu_->invlpg(paging_, Gva(linear));
   bump(c_.tlb_flushes);

@@ -59,6 +59,10 @@ class GuestPaging {
   }
   // Linear-address bits the mode translates: 32 outside long mode, 48 or 57 in it.
   [[nodiscard]] unsigned linear_bits() const { return linear_bits_; }
+  // The linear address a walk translates for `gva`: its low 32 bits outside long mode.
+  [[nodiscard]] std::uint64_t linear(Gva gva) const {
+    return linear_bits_ == 32 ? gva.raw() & 0xffff'ffffULL : gva.raw();
+  }
 
   // ---- permission check (used by the walker) ----
   // Index of an access's class in the permission bitmap: W | U<<1 | F<<2 | SMAP-check<<3.
