@@ -85,25 +85,24 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
   const bool guest_writable = (rights & gpte::kAccWrite) != 0;
   bool emulate = false;
   if (guest_leaf != 0 && !gpte::D::get(t->entry)) rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
-  if (user_write_fix && !guest_writable) {
+  if (user_write_fix && (rights & gpte::kAccUser) != 0 && role.pke_andnot_wp()) {
+    // CR0.WP=0 exempts a supervisor write to a user page from W and from PKRU.WD (SDM 4.6.2).
+    // The hardware runs with WP=1, where both hold, and PKRU changes without an exit; the page
+    // may not lose U either (a supervisor access would skip PKRU): emulate, leaf unchanged.
+    emulate = true;
+  } else if (user_write_fix && !guest_writable) {
     // CR0.WP=0: a supervisor write to a read-only page succeeds. The hardware runs with WP=1,
     // so the leaf becomes writable and, for a user page, supervisor-only (a user access faults
     // and gets the guest's rights back); with SMEP it must then not be executable, and with
-    // SMAP (or protection keys) a user page may not lose U at all (a supervisor read would
-    // skip SMAP, a supervisor access PKRU): emulate.
+    // SMAP a user page may not lose U at all (a supervisor read would skip SMAP): emulate.
     if ((rights & gpte::kAccUser) == 0) {
       rights |= gpte::kAccWrite;
-    } else if (role.smap_andnot_wp() || role.pke_andnot_wp()) {
+    } else if (role.smap_andnot_wp()) {
       emulate = true;
     } else {
       rights = static_cast<std::uint8_t>((rights | gpte::kAccWrite) & ~gpte::kAccUser);
       if (role.smep_andnot_wp()) rights &= static_cast<std::uint8_t>(~gpte::kAccExec);
     }
-  }
-  if (user_write_fix && (rights & gpte::kAccUser) != 0 && role.pke_andnot_wp()) {
-    // CR0.WP=0 also exempts a supervisor write to a user page from PKRU.WD (SDM 4.6.2); the
-    // hardware runs with WP=1, where WD holds, and PKRU changes without an exit: emulate.
-    emulate = true;
   }
   if (pages_.tracked(frame)) {
     // The frame holds a guest table we shadow: every write to it must come to us.
