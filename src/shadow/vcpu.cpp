@@ -52,8 +52,7 @@ void ShadowMmu::invlpg(ShadowVcpu& vcpu, Gva gva) {
   if (vcpu.root_ == nullptr || vcpu.root_->role().invalid()) return;
   // The shadow leaf for gva (if any) goes; the next access faults it back from the guest's
   // tables as they are now.
-  const std::uint64_t linear =
-      vcpu.paging_->linear_bits() == 32 ? gva.raw() & 0xffff'ffffULL : gva.raw();
+  const std::uint64_t linear = vcpu.paging_->linear(gva);
   const std::uint64_t input = linear & (format_.geometry().input_limit() - 1);
   pt::TableIterator<ShadowFormat, pt::OwnedTableMemory> it(format_, memory_, vcpu.root_->table(), input, input + 1);
   pt::ops::EntryOps<ShadowFormat>(format_, memory_, tlb_, vcpu.root_->table()).settle(it);
@@ -81,7 +80,7 @@ void ShadowMmu::unload(ShadowVcpu& vcpu) {
 
 ShadowMmu::Reached ShadowMmu::reach_locked(ShadowVcpu& vcpu, const x86::GuestPaging& paging, Gva gva, Access a) {
   Reached out{.outcome = {Unexpected{x86::WalkFault{}}, std::nullopt}, .host = nullptr, .frame = Gfn(0), .table_written = false, .again = false};
-  const std::uint64_t linear = paging.linear_bits() == 32 ? gva.raw() & 0xffff'ffffULL : gva.raw();
+  const std::uint64_t linear = paging.linear(gva);
   const Result<ShadowPage*, ShadowExit> root = vcpu_root_locked(vcpu, paging);
   if (!root) {
     out.outcome.exit = root.error();
@@ -108,22 +107,27 @@ ShadowMmu::Reached ShadowMmu::reach_locked(ShadowVcpu& vcpu, const x86::GuestPag
   switch (h.kind) {
     case Fault::Invalidated: out.again = true; return out;
     case Fault::Reflect: out.outcome = std::move(h.outcome); return out;
-    case Fault::Emulate: {
-      // Done on the host page (the fault path found it backed and, for a write, writable);
-      // logged first like any write.
-      const x86::Translation t = *h.outcome.guest;
-      const HostFrame f = host_frame(gfn_of(t.gpa));
-      if (a.is_write() && f.region != nullptr) f.region->mark_dirty(gfn_of(t.gpa));
-      hit(t, f.host + t.gpa.offset_in(kPageSize));
-      out.table_written = a.is_write() && pages_.tracked(out.frame);
-      return out;
-    }
-    case Fault::Retry: break;
+    case Fault::Emulate: break;
+    case Fault::Retry:
+#ifdef VMMU_CHECK_INVARIANTS
+      // The leaf just built must let the hardware do the access; release builds trust it and
+      // answer from the guest's walk instead of walking the shadow tables again (as access()).
+      if (!hardware(host_paging(paging, **root), linear, a)) {
+        out.outcome = {Unexpected{x86::WalkFault{}}, ShadowExit::Stuck};
+        return out;
+      }
+#endif
+      break;
   }
-  if (std::optional<x86::Translation> t = hardware(host_paging(paging, **root), linear, a, &host)) {
-    hit(*t, host);
-  } else {
-    out.outcome = {Unexpected{x86::WalkFault{}}, ShadowExit::Stuck};
+  // The host page the fault path found backed (and, for a write, writable) for the guest's
+  // translation: what the new leaf maps, or where an emulated access is done.
+  const x86::Translation t = *h.outcome.guest;
+  const HostFrame f = host_frame(gfn_of(t.gpa));
+  hit(t, f.host + t.gpa.offset_in(kPageSize));
+  if (h.kind == Fault::Emulate) {
+    // No writable leaf logged this write (the fault path logs only when it installs one).
+    if (a.is_write() && f.region != nullptr) f.region->mark_dirty(gfn_of(t.gpa));
+    out.table_written = a.is_write() && pages_.tracked(out.frame);
   }
   return out;
 }
