@@ -194,3 +194,64 @@ void BM_ShadowReadAfterDirtyLog(benchmark::State& state) {
 BENCHMARK(BM_ShadowReadAfterDirtyLog)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
+
+// A guest rewriting a page table it uses: the 1 GiB 4 KiB-page guest, its PT 0 (gva [0, 2 MiB),
+// every one of its 512 leaves shadowed) also mapped at the GiB's last page (the window). Each
+// write of PTE 5 through the window alternates its frame.
+struct RewritingGuest {
+  static constexpr std::uint64_t kWindow = MemslotGuest::kGiB - kPageSize;
+  static constexpr std::uint64_t kLeaf = gpte::P::mask | gpte::RW::mask | gpte::US::mask | gpte::A::mask | gpte::D::mask;
+  MemslotGuest g{false, kPageSize};
+  std::unique_ptr<shadow::ShadowMmu> mmu;
+  std::unique_ptr<shadow::ShadowVcpu> v;
+  std::uint64_t n = 0;
+  explicit RewritingGuest(shadow::ShadowConfig c) {
+    g.put(0x4000 + 511 * 0x1000 + 511 * 8, 0x4000 | kLeaf);
+    mmu = g.mmu(c);
+    v = std::make_unique<shadow::ShadowVcpu>(*mmu);
+    (void)mmu->load_cr3(*v, g.paging);
+    for (std::uint64_t i = 0; i < 512; ++i) touch(i << 12);
+  }
+  void touch(std::uint64_t gva) { (void)mmu->access(*v, g.paging, Gva(gva), Access::read(), [](std::byte*) {}); }
+  void write_pte5() {
+    const std::uint64_t value = (MemslotGuest::kData + ((5 + (++n & 1)) << 12)) | kLeaf;
+    (void)mmu->access(
+        *v, g.paging, Gva(kWindow + 5 * 8), Access::write(), [&](std::byte* b) { std::memcpy(b, &value, 8); }, 8);
+  }
+};
+
+// Syncing an unsync 512-entry page (target <= 5 us): the guest's write fault unsyncs PT 0's
+// shadow page (untimed), its TLB flush syncs it -- 512 guest entries re-read, one leaf moved,
+// the frame write-protected again.
+void BM_ShadowSyncUnsyncPage(benchmark::State& state) {
+  RewritingGuest r({});
+  for (auto _ : state) {
+    state.PauseTiming();
+    r.write_pte5();
+    state.ResumeTiming();
+    r.mmu->flush_tlb(*r.v);
+  }
+  const shadow::ShadowStats s = r.mmu->stats();
+  state.counters["syncs_per_iter"] = static_cast<double>(s.syncs) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_ShadowSyncUnsyncPage);
+
+// An emulated write of one guest PTE (unsync off): the hardware's refusal, the fault path, the
+// write, the shadow leaf updated from the new entry. A fault through PT 0 between every two
+// writes (untimed) keeps write flooding from unshadowing it.
+void BM_ShadowEmulatedWrite(benchmark::State& state) {
+  RewritingGuest r({.unsync = false});
+  for (auto _ : state) {
+    if ((r.n & 1) == 0) {
+      state.PauseTiming();
+      r.mmu->invlpg(*r.v, Gva(0));
+      r.touch(0);
+      state.ResumeTiming();
+    }
+    r.write_pte5();
+  }
+  const shadow::ShadowStats s = r.mmu->stats();
+  state.counters["emulated_per_iter"] = static_cast<double>(s.emulated) / static_cast<double>(state.iterations());
+  state.counters["flooded"] = static_cast<double>(s.write_flooded);
+}
+BENCHMARK(BM_ShadowEmulatedWrite);

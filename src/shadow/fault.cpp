@@ -36,6 +36,7 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
   const std::uint64_t input = linear & (g.input_limit() - 1);
   Iterator it(format_, memory_, root.table(), input, input + 1);
   ShadowPage* sp = &root;
+  root.reset_written_unused();  // a fault uses each page on its path: no write flooding
   // A huge leaf where the guest's page, the host's backing, dirty logging and write tracking
   // allow it (an existing table there is descended instead: its pages are in use).
   unsigned huge = huge_level(*t, linear);
@@ -58,13 +59,14 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
       c.access = path[level].rights;
       gfn = gfn_of(path[level - 1].address);
     }
-    Result<ShadowPage*, ShadowExit> next = child(*sp, it, gfn, child_role(parent, c), flush);
+    Result<ShadowPage*, ShadowExit> next = child(paging, *sp, it, gfn, child_role(parent, c), flush);
     if (!next) {
       std::move(flush).apply(tlb_);
       return {Fault::Reflect, {Unexpected{none}, next.error()}};
     }
     sp = *next;
     sp->touch(stats_.faults);  // for the quota's least-recently-used order
+    sp->reset_written_unused();
   }
 
   // The leaf: the path's rights, narrowed for dirty tracking and write tracking.
@@ -104,10 +106,16 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
       if (role.smep_andnot_wp()) rights &= static_cast<std::uint8_t>(~gpte::kAccExec);
     }
   }
-  if (pages_.tracked(frame)) {
-    // The frame holds a guest table we shadow: every write to it must come to us.
-    rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
-    emulate = emulate || access.is_write();
+  if (write_tracked(frame)) {
+    // The frame holds a guest table we shadow: every write to it must come to us -- unless
+    // its shadow pages may go unsync (all last-level): then the guest writes it directly and
+    // they are synced at its next TLB flush.
+    const bool unsync = config_.unsync && access.is_write() && !emulate && (rights & gpte::kAccWrite) != 0 &&
+                        level == 1 && try_unsync_locked(frame);
+    if (!unsync) {
+      rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+      emulate = emulate || access.is_write();
+    }
   }
   const HostFrame backing = host_frame(first);
   if (backing.host == nullptr || (access.is_write() && !backing.writable)) {
@@ -145,8 +153,8 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
   return {Fault::Retry, {t, std::nullopt}};
 }
 
-Result<ShadowPage*, ShadowExit> ShadowMmu::child(ShadowPage& parent, Iterator& it, Gfn gfn, Role role,
-                                                 pt::TlbFlush<Gva>& flush) {
+Result<ShadowPage*, ShadowExit> ShadowMmu::child(const x86::GuestPaging& paging, ShadowPage& parent, Iterator& it,
+                                                 Gfn gfn, Role role, pt::TlbFlush<Gva>& flush) {
   if (it.is_table()) {
     // Already linked. The guest's tables are write-tracked, so the link still says what the
     // guest's entry says; the invariants check that.
@@ -165,6 +173,10 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::child(ShadowPage& parent, Iterator& i
       write_protect(gfn);
       it.refresh();  // a huge leaf over the frame, this one too perhaps, is gone
     }
+  } else if (p->unsync()) {
+    // Linked at a new place, it shows translations no TLB holds yet: they must be the guest's
+    // entries as they are now (it stays unsync: its frame stays writable).
+    sync_page_locked(*p, paging, false, flush);
   }
   if (it.is_leaf()) {
     // A huge leaf the fault needs smaller (dirty logging started, or a read-only slot): its
@@ -180,6 +192,10 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::child(ShadowPage& parent, Iterator& i
   // Under the lock nothing else writes shadow entries: the install cannot lose.
   [[maybe_unused]] const pt::ops::Installed done = ops.install(it, format_.make_table(p->table(), it.level()), flush);
   p->add_parent(it.entry_address());
+  if (p->unsync() || p->has_unsync_children()) {
+    // A sync from this parent's root must find it.
+    if (parent.mark_unsync_child(entry_index(it.entry_address()))) mark_parents_unsync(parent);
+  }
   it.next();
   return p;
 }

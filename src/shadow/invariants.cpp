@@ -1,15 +1,21 @@
 // The shadow MMU's invariants (docs/architecture.md, shadow section), checked under its lock:
-//   1. no writable shadow leaf maps a frame holding a shadowed (write-tracked) guest table;
+//   1. no writable shadow leaf maps a frame holding a guest table some synced shadow page
+//      shadows (write-tracked): a frame may be writable only while all its pages are unsync;
 //   2. every shadow leaf agrees with the guest's walk of its gva under the root's paging
 //      state: same frame, host page of that frame, rights no wider than the guest's (but for
-//      CR0.WP=0's writable supervisor-only leaf), the guest's protection key;
+//      CR0.WP=0's writable supervisor-only leaf), the guest's protection key -- but for the
+//      leaves of unsync pages, which may keep a translation until the guest flushes (they
+//      still map the host page of the frame they name);
 //   3. every table entry points to a shadow page one level down whose parent links name the
 //      entry, and every parent link is such an entry; rmaps name exactly the leaves;
 //   4. shadow pages accounted = table pages in use = shadow pages reachable from the roots
 //      (after zaps too: a zapped page is unreachable and unaccounted, a root in use invalid);
 //   5. over memslots: no writable leaf in a read-only slot, nor over a dirty-logged page whose
 //      bit is not set (a harvest would miss its writes), nor a writable huge one in a
-//      dirty-logged slot; no huge leaf over a write-tracked frame.
+//      dirty-logged slot; no huge leaf over a write-tracked frame;
+//   6. unsync pages are last-level, non-root pages of guest tables, counted per frame; every
+//      parent entry of a page that is unsync or has unsync children has its bit set in the
+//      parent's unsync-children bitmap (a sync from any root reaches every unsync page).
 
 #include <fmt/format.h>
 
@@ -68,7 +74,7 @@ std::optional<std::string> ShadowMmu::invariants_locked() const {
       const std::uint64_t gva = it.address();
       const LeafRights r = ShadowFormat::leaf_rights(it.entry());
       leaves.insert(it.entry_address().raw());
-      if (pages_.tracked(leaf.gfn) && (r.access & gpte::kAccWrite) != 0) {
+      if (write_tracked(leaf.gfn) && (r.access & gpte::kAccWrite) != 0) {
         return fmt::format("writable shadow leaf for gva {:#x} maps write-tracked gfn {:#x}", gva, leaf.gfn.raw());
       }
       if (level > 1 && pages_.tracked_within(leaf.gfn, level)) {
@@ -82,6 +88,7 @@ std::optional<std::string> ShadowMmu::invariants_locked() const {
       if (std::none_of(rmap.begin(), rmap.end(), [&](const auto& e) { return e.entry == it.entry_address(); })) {
         return fmt::format("shadow leaf for gva {:#x} missing from the rmap of gfn {:#x}", gva, leaf.gfn.raw());
       }
+      if (sp->unsync()) continue;  // may keep its old translation until the guest flushes
       // The guest's own view of this gva (the shadow's gva bits above the guest's linear
       // width are sign extension for a 4-level guest under a 5-level host).
       std::uint8_t guest_rights = gpte::kAccAll;
@@ -126,6 +133,7 @@ std::optional<std::string> ShadowMmu::invariants_locked() const {
     }
   });
   if (bad) return bad;
+  if ((bad = unsync_broken())) return bad;
   pages_.for_each_rmap([&](Gfn gfn, const PageCache::Rmap& entries) {
     for (const PageCache::RmapEntry& e : entries) {
       if (bad) return;
@@ -137,6 +145,36 @@ std::optional<std::string> ShadowMmu::invariants_locked() const {
     return fmt::format("{} shadow pages accounted, {} table pages in use, {} reachable", pages_.size(),
                        memory_.tables_in_use(), reachable.size());
   }
+  return std::nullopt;
+}
+
+}  // namespace vmmu::shadow
+
+namespace vmmu::shadow {
+
+std::optional<std::string> ShadowMmu::unsync_broken() const {
+  std::optional<std::string> bad;
+  std::unordered_map<std::uint64_t, std::uint32_t> unsync;
+  pages_.for_each([&](const ShadowPage& p) {
+    if (bad || p.role().invalid()) return;
+    if (p.unsync()) {
+      ++unsync[p.gfn().raw()];
+      if (p.role().level() != 1 || !p.tracks_gfn() || roots_.contains(&p)) {
+        bad = fmt::format("unsync shadow page {} is not a last-level page of a guest table", to_string(p.role()));
+        return;
+      }
+    }
+    if (!p.unsync() && !p.has_unsync_children()) return;
+    for (const Hpa parent : p.parents()) {
+      if (!pages_.holding(parent)->unsync_child(entry_index(parent))) {
+        bad = fmt::format("the parent entry of shadow page {} (unsync or above one) lacks its unsync-children bit",
+                          to_string(p.role()));
+        return;
+      }
+    }
+  });
+  if (bad) return bad;
+  if (unsync != unsync_frames_) return fmt::format("{} frames with unsync pages, {} counted", unsync.size(), unsync_frames_.size());
   return std::nullopt;
 }
 

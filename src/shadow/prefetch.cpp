@@ -49,7 +49,7 @@ void ShadowMmu::prefetch(const x86::GuestPaging& paging, ShadowPage& sp, Hpa roo
       // table, read-only or logged dirty (as on a fault, which logs the page on its write; a
       // prefetched leaf never takes CR0.WP=0's widening).
       auto rights = static_cast<std::uint8_t>(role.access() & f.access(e, 1));
-      if (!gpte::D::get(e) || pages_.tracked(frame) || !backing.writable ||
+      if (!gpte::D::get(e) || write_tracked(frame) || !backing.writable ||
           (backing.region != nullptr && backing.region->flags.is_log_dirty())) {
         rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
       }

@@ -41,34 +41,46 @@ Status<ShadowExit> ShadowMmu::load_cr3(ShadowVcpu& vcpu, const x86::GuestPaging&
   const std::lock_guard lock(mutex_);
   Result<ShadowPage*, ShadowExit> root = vcpu_root_locked(vcpu, paging);
   if (!root) return Unexpected{root.error()};
-  // No modelled TLB caches shadow translations: a guest flush is counted, nothing more (the
-  // shadow tables are kept in step with the guest's by write tracking).
-  if (flush) ++stats_.tlb_flushes;
+  // No modelled TLB caches shadow translations: the shadow tables are the guest's TLB. A
+  // flush syncs the unsync pages (their guest entries may have changed); without one (PCID,
+  // CR3 bit 63) they may keep their old translations, as a TLB would.
+  if (flush) {
+    ++stats_.tlb_flushes;
+    sync_roots_locked(vcpu);
+  }
   return {};
 }
 
 void ShadowMmu::invlpg(ShadowVcpu& vcpu, Gva gva) {
+  const rcu::ReadGuard rcu;
   const std::lock_guard lock(mutex_);
   if (vcpu.root_ == nullptr || vcpu.root_->role().invalid()) return;
-  // The shadow leaf for gva (if any) goes; the next access faults it back from the guest's
-  // tables as they are now.
+  // The shadow leaf for gva (if any) follows the guest's entry in an unsync page, else goes;
+  // the next access faults it back from the guest's tables as they are now.
   const std::uint64_t linear = vcpu.paging_->linear(gva);
   const std::uint64_t input = linear & (format_.geometry().input_limit() - 1);
   pt::TableIterator<ShadowFormat, pt::OwnedTableMemory> it(format_, memory_, vcpu.root_->table(), input, input + 1);
   pt::ops::EntryOps<ShadowFormat>(format_, memory_, tlb_, vcpu.root_->table()).settle(it);
   pt::TlbFlush<Gva> flush(&memory_);
   if (it.is_leaf()) {
-    const ShadowPage* sp = pages_.holding(it.entry_address());
-    zap_leaf(sp->leaf(format_.geometry().index(linear, it.level())).gfn, it.entry_address(), flush);
+    ShadowPage* sp = pages_.holding(it.entry_address());
+    const unsigned index = format_.geometry().index(linear, it.level());
+    if (sp->unsync()) {
+      refresh_leaves(*sp, index, 1, &*vcpu.paging_, flush);  // KVM's invlpg: the one entry synced
+    } else {
+      zap_leaf(sp->leaf(index).gfn, it.entry_address(), flush);
+    }
   }
   ++stats_.tlb_flushes;
   finish(std::move(flush));
   checked("invlpg");
 }
 
-void ShadowMmu::flush_tlb(ShadowVcpu&) {
+void ShadowMmu::flush_tlb(ShadowVcpu& vcpu) {
+  const rcu::ReadGuard rcu;
   const std::lock_guard lock(mutex_);
   ++stats_.tlb_flushes;
+  sync_roots_locked(vcpu);
 }
 
 void ShadowMmu::unload(ShadowVcpu& vcpu) {
@@ -79,7 +91,7 @@ void ShadowMmu::unload(ShadowVcpu& vcpu) {
 }
 
 ShadowMmu::Reached ShadowMmu::reach_locked(ShadowVcpu& vcpu, const x86::GuestPaging& paging, Gva gva, Access a) {
-  Reached out{.outcome = {Unexpected{x86::WalkFault{}}, std::nullopt}, .host = nullptr, .frame = Gfn(0), .table_written = false, .again = false};
+  Reached out{.outcome = {Unexpected{x86::WalkFault{}}, std::nullopt}, .host = nullptr, .frame = Gfn(0), .gpa = Gpa(0), .table_written = false, .again = false};
   const std::uint64_t linear = paging.linear(gva);
   const Result<ShadowPage*, ShadowExit> root = vcpu_root_locked(vcpu, paging);
   if (!root) {
@@ -90,6 +102,7 @@ ShadowMmu::Reached ShadowMmu::reach_locked(ShadowVcpu& vcpu, const x86::GuestPag
     out.outcome = {t, std::nullopt};
     out.host = host;
     out.frame = gfn_of(t.gpa);
+    out.gpa = t.gpa;
   };
   std::byte* host = nullptr;
   if (std::optional<x86::Translation> t = hardware(host_paging(paging, **root), linear, a, &host)) {
@@ -127,7 +140,7 @@ ShadowMmu::Reached ShadowMmu::reach_locked(ShadowVcpu& vcpu, const x86::GuestPag
   if (h.kind == Fault::Emulate) {
     // No writable leaf logged this write (the fault path logs only when it installs one).
     if (a.is_write() && f.region != nullptr) f.region->mark_dirty(gfn_of(t.gpa));
-    out.table_written = a.is_write() && pages_.tracked(out.frame);
+    out.table_written = a.is_write() && write_tracked(out.frame);
   }
   return out;
 }
@@ -137,18 +150,7 @@ ShadowMmu::GpaReached ShadowMmu::reach_gpa_locked(Gpa gpa, Access a) {
   const HostFrame f = host_frame(gfn);
   if (f.host == nullptr || (a.is_write() && !f.writable)) return {};
   if (a.is_write() && f.region != nullptr) f.region->mark_dirty(gfn);
-  return {f.host + gpa.offset_in(kPageSize), a.is_write() && pages_.tracked(gfn)};
-}
-
-void ShadowMmu::table_written_locked(Gfn gfn) {
-  // Until emulated writes are applied entry by entry, the shadow pages of the written table
-  // go (KVM's unprotect on an unemulatable write); faults rebuild them from the new contents.
-  pt::TlbFlush<Gva> flush(&memory_);
-  std::vector<Hpa> tables;
-  for (const ShadowPage* sp : pages_.shadowing(gfn)) tables.push_back(sp->table());
-  zap_pages(tables, flush);
-  finish(std::move(flush));
-  checked("a write to a guest table");
+  return {f.host + gpa.offset_in(kPageSize), a.is_write() && write_tracked(gfn)};
 }
 
 }  // namespace vmmu::shadow

@@ -53,24 +53,36 @@ void ShadowMmu::write_protect_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& flush) 
   }
 }
 
+ShadowPage* ShadowMmu::clear_entry(ShadowPage& sp, unsigned index, pt::TlbFlush<Gva>& flush) {
+  const unsigned level = sp.role().level();
+  const Hpa entry = pt::entry_address<ShadowFormat>(sp.table(), index);
+  const std::uint64_t e = memory_.read<std::uint64_t>(entry).value_or(0);
+  if (!format_.present(e, level)) return nullptr;
+  memory_.store<std::uint64_t>(entry, 0);
+  flush.add_all();
+  if (format_.leaf(e, level)) {
+    pages_.rmap_remove(sp.leaf(index).gfn, entry);
+    return nullptr;
+  }
+  ShadowPage* child = pages_.by_table(format_.table_address(e, level));
+  child->remove_parent(entry);
+  // Unreachable once its last parent goes: zapped too (shadow pages accounted are reachable).
+  if (child->parents().empty() && child->root_count() == 0 && !roots_.contains(child)) return child;
+  return nullptr;
+}
+
+void ShadowMmu::zap_entry(ShadowPage& sp, unsigned index, pt::TlbFlush<Gva>& flush) {
+  if (ShadowPage* orphan = clear_entry(sp, index, flush)) zap_page(orphan, flush);
+}
+
 void ShadowMmu::zap_page(ShadowPage* sp, pt::TlbFlush<Gva>& flush) {
   const pt::Geometry& g = format_.geometry();
   const unsigned level = sp->role().level();
+  forget_unsync(*sp);
   std::vector<ShadowPage*> orphans;
   // Children and leaves: every entry cleared (a root in use stays, empty).
   for (unsigned i = 0; i < g.entries(level); ++i) {
-    const Hpa entry = pt::entry_address<ShadowFormat>(sp->table(), i);
-    const std::uint64_t e = memory_.read<std::uint64_t>(entry).value_or(0);
-    if (!format_.present(e, level)) continue;
-    memory_.store<std::uint64_t>(entry, 0);
-    if (format_.leaf(e, level)) {
-      pages_.rmap_remove(sp->leaf(i).gfn, entry);
-      continue;
-    }
-    ShadowPage* child = pages_.by_table(format_.table_address(e, level));
-    child->remove_parent(entry);
-    // Unreachable once its last parent goes: zapped too (shadow pages accounted are reachable).
-    if (child->parents().empty() && child->root_count() == 0 && !roots_.contains(child)) orphans.push_back(child);
+    if (ShadowPage* orphan = clear_entry(*sp, i, flush)) orphans.push_back(orphan);
   }
   // Parents: their entries pointing here cleared.
   for (const Hpa parent : sp->parents()) memory_.store<std::uint64_t>(parent, 0);

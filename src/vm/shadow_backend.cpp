@@ -25,9 +25,12 @@ ShadowVcpuContext::ShadowVcpuContext(shadow::ShadowMmu& mmu)
 
 Result<mmu::GvaHit, mmu::GvaStop> ShadowVcpuContext::access(const x86::GuestPaging& paging, std::uint16_t, Gva gva,
                                                             Access access, mmu::HostUse use) {
-  shadow::Outcome o = mmu_.access(vcpu_, paging, gva, access, [&](std::byte* host) {
-    if (use) use(host);
-  });
+  shadow::Outcome o = mmu_.access(
+      vcpu_, paging, gva, access,
+      [&](std::byte* host) {
+        if (use) use(host);
+      },
+      use.bytes());
   if (o.exit) return Unexpected{mmu::GvaStop{exit_of(*o.exit), {}, o.guest ? o.guest->gpa : Gpa()}};
   if (!o.guest) return Unexpected{mmu::GvaStop{std::nullopt, o.guest.error(), Gpa()}};
   return mmu::GvaHit{o.guest->gpa, o.guest->page_size, false};
@@ -58,7 +61,7 @@ std::unique_ptr<mmu::VcpuContext> ShadowBackend::vcpu_context(SoftTlb&) {
 }
 
 Status<mmu::Exit> ShadowBackend::access_gpa(Gpa gpa, Access access, mmu::HostUse use) {
-  const Status<shadow::ShadowExit> st = mmu_->access_gpa(gpa, access, [&](std::byte* host) { use(host); });
+  const Status<shadow::ShadowExit> st = mmu_->access_gpa(gpa, access, [&](std::byte* host) { use(host); }, use.bytes());
   if (!st) return Unexpected{exit_of(st.error())};
   return {};
 }

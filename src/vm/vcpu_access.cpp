@@ -42,8 +42,8 @@ Status<GuestExit> Vcpu::transfer(Gva gva, std::size_t size, Access access, Copy&
   for (std::size_t done = 0; done < size;) {
     const Gva at = gva + done;
     const std::size_t piece = std::min<std::size_t>(size - done, kPageSize - at.offset_in(kPageSize));
-    const Result<GvaTranslation, GuestExit> t =
-        this->access(at, access, [&](std::byte* host) { copy(host, done, piece); });
+    const auto use = [&](std::byte* host) { copy(host, done, piece); };
+    const Result<GvaTranslation, GuestExit> t = this->access(at, access, mmu::HostUse(use, static_cast<std::uint32_t>(piece)));
     if (!t) return Unexpected{t.error()};
     done += piece;
   }
@@ -55,7 +55,8 @@ Status<GuestExit> Vcpu::transfer_gpa(Gpa gpa, std::size_t size, Access access, C
   for (std::size_t done = 0; done < size;) {
     const Gpa at = gpa + done;
     const std::size_t piece = std::min<std::size_t>(size - done, kPageSize - at.offset_in(kPageSize));
-    const Status<mmu::Exit> st = mmu_->access_gpa(at, access, [&](std::byte* host) { copy(host, done, piece); });
+    const auto use = [&](std::byte* host) { copy(host, done, piece); };
+    const Status<mmu::Exit> st = mmu_->access_gpa(at, access, mmu::HostUse(use, static_cast<std::uint32_t>(piece)));
     if (!st) return Unexpected{GuestExit{kind_of(st.error()), 0, Gva(), at}};  // no gva: a physical access
     done += piece;
   }

@@ -17,7 +17,8 @@ Status<mmu::Exit> transfer(mmu::Mmu& mmu, Gpa gpa, std::size_t size, Access acce
   for (std::size_t done = 0; done < size;) {
     const Gpa at = gpa + done;
     const std::size_t piece = std::min<std::size_t>(size - done, kPageSize - at.offset_in(kPageSize));
-    Status<mmu::Exit> st = mmu.access_gpa(at, access, [&](std::byte* host) { copy(host, done, piece); });
+    const auto use = [&](std::byte* host) { copy(host, done, piece); };
+    Status<mmu::Exit> st = mmu.access_gpa(at, access, mmu::HostUse(use, static_cast<std::uint32_t>(piece)));
     if (!st) return st;
     done += piece;
   }

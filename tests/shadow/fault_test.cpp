@@ -113,7 +113,7 @@ TEST_F(Guest4, TheLeafStaysReadOnlyUntilTheGuestsDirtyBitIsSet) {
 }
 
 TEST_F(Guest4, AWriteToAShadowedGuestTableIsEmulated) {
-  ShadowMmu mmu(ram, {.host_levels = 4});
+  ShadowMmu mmu(ram, {.host_levels = 4, .unsync = false});  // (unsync: sync_test.cpp)
   const auto p = paging(0x1000);
   // gva 0x2000 maps the PT (0x4000), which the shadow MMU shadows once gva 0 is touched.
   ASSERT_TRUE(mmu.access(p, Gva(0x2000), Access::write()).guest.has_value());

@@ -198,7 +198,7 @@ TEST(ShadowMemslots, ARoleChangeLoadsAnotherRootAndFlippingBackReusesTheFirst) {
 }
 
 TEST(ShadowMemslots, AGuestWriteToItsOwnPageTableIsSeenByTheNextAccess) {
-  ShadowVm vm;
+  ShadowVm vm({.unsync = false});  // every write emulated (unsync: sync_test.cpp)
   ShadowVcpu v(*vm.mmu);
   const auto p = long4(0x1000);
   vm.put(kData + 7 * kPageSize, 70);

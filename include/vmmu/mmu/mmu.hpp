@@ -65,21 +65,25 @@ std::string_view to_string(Exit e);
 // What the access does with the data: called with the host address of the byte accessed,
 // while the translation is pinned. It must stay inside that 4 KiB page and must not call the
 // MMU. A non-owning reference to a callable (it lives as long as the call it is passed to);
-// empty: translate only.
+// empty: translate only. `bytes`: how many bytes from that address it touches (0: unknown) --
+// a shadow MMU applies a write to a guest page table entry by entry only when it knows them.
 class HostUse {
  public:
   HostUse() = default;
   template <class F>
     requires(!std::is_same_v<std::remove_cvref_t<F>, HostUse> && std::is_invocable_v<F&, std::byte*>)
-  HostUse(F&& f)  // NOLINT: implicit, as a function reference is
+  HostUse(F&& f, std::uint32_t bytes = 0)  // NOLINT: implicit, as a function reference is
       : object_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
-        call_([](void* o, std::byte* host) { (*static_cast<std::remove_reference_t<F>*>(o))(host); }) {}
+        call_([](void* o, std::byte* host) { (*static_cast<std::remove_reference_t<F>*>(o))(host); }),
+        bytes_(bytes) {}
   explicit operator bool() const { return call_ != nullptr; }
   void operator()(std::byte* host) const { call_(object_, host); }
+  [[nodiscard]] std::uint32_t bytes() const { return bytes_; }
 
  private:
   void* object_ = nullptr;
   void (*call_)(void*, std::byte*) = nullptr;
+  std::uint32_t bytes_ = 0;
 };
 
 // A gva access that reached memory: the guest's translation.

@@ -11,7 +11,9 @@
 //        │                        root to a 4 KiB leaf, each found or made by (gfn, role)
 //        ▼                        (child_role), and the leaf:
 //   leaf rights = the guest path's rights, minus W while the guest's D bit is clear or the
-//   frame holds a shadowed guest table (write tracking); CR0.WP=0: a supervisor write to a
+//   frame holds a shadowed guest table (write tracking: a write to it is emulated and applied
+//   entry by entry, write_emulation.cpp -- unless its pages, all last-level, go unsync and are
+//   synced at the guest's next TLB flush, sync.cpp); CR0.WP=0: a supervisor write to a
 //   read-only page gets a writable, non-user leaf (non-executable with SMEP), or is emulated
 //   when SMAP forbids making a user page supervisor (smap_andnot_wp).
 //
@@ -75,6 +77,10 @@ struct ShadowConfig {
   // Most shadow pages the VM may have; 0: KVM's default, 20 per mille of the guest pages the
   // memslots back, at least 64 (unlimited over bare GuestRam).
   std::uint64_t page_quota = 0;
+  // A write fault on a guest page table shadowed only by last-level pages lets them go unsync
+  // and maps the frame writable instead of emulating every write; they are synced on the
+  // guest's TLB flushes (KVM's unsync). Off: every such write is emulated.
+  bool unsync = true;
 };
 
 // Why create() refused a configuration.
@@ -98,6 +104,8 @@ struct ShadowStats {
   std::uint64_t faults = 0;             // shadow faults handled
   std::uint64_t reflected = 0;          // ... that were the guest's own #PF / #GP
   std::uint64_t emulated = 0;           // ... whose access was emulated (write-tracked, WP=0 + SMAP)
+  std::uint64_t write_misaligned = 0;   // shadow pages zapped for a write not one guest entry
+  std::uint64_t write_flooded = 0;      // shadow pages zapped for repeated writes without use
   std::uint64_t syncs = 0;              // unsync pages synced
   std::uint64_t unsyncs = 0;            // pages let go unsync
   std::uint64_t shadow_pages = 0;       // now
@@ -142,10 +150,12 @@ class ShadowMmu {
   // `paging` first if it is not that root: a role change keeps the old root), the fault path
   // on a refusal, then use(host address of gva's byte) under the lock. `use` stays in the
   // 4 KiB page and must not call the MMU. A write to a write-tracked guest table goes through
-  // `use` too; the MMU then brings the shadow pages of that table in line. Faults on a range
-  // under invalidation wait (outside the lock) until it ends.
+  // `use` too; the MMU then brings the shadow pages of that table in line: entry by entry when
+  // `bytes` (what `use` writes from that byte) is one guest entry, else by zapping them. Faults
+  // on a range under invalidation wait (outside the lock) until it ends.
   template <class Use>
-  Outcome access(ShadowVcpu& vcpu, const x86::GuestPaging& paging, Gva gva, Access a, Use&& use) {
+  Outcome access(ShadowVcpu& vcpu, const x86::GuestPaging& paging, Gva gva, Access a, Use&& use,
+                 std::uint32_t bytes = 0) {
     for (;;) {
       {
         rcu::ReadGuard rcu;
@@ -154,7 +164,7 @@ class ShadowMmu {
         if (!r.again) {
           if (r.host != nullptr) {
             use(r.host);
-            if (r.table_written) table_written_locked(r.frame);
+            if (r.table_written) table_written_locked(r.gpa, bytes, &paging);
           }
           return std::move(r.outcome);
         }
@@ -165,25 +175,28 @@ class ShadowMmu {
 
   // A guest-physical access (device DMA, Vm::read / write): use(host address of gpa's byte)
   // under the lock, the page logged first when written, and a write to a guest table has the
-  // consequences a guest write has. Errors: Mmio (no memory, or a write to a read-only slot).
+  // consequences a guest write has (`bytes` as for access()). Errors: Mmio (no memory, or a
+  // write to a read-only slot).
   template <class Use>
-  Status<ShadowExit> access_gpa(Gpa gpa, Access a, Use&& use) {
+  Status<ShadowExit> access_gpa(Gpa gpa, Access a, Use&& use, std::uint32_t bytes = 0) {
     rcu::ReadGuard rcu;
     const std::lock_guard lock(mutex_);
     const GpaReached r = reach_gpa_locked(gpa, a);
     if (r.host == nullptr) return Unexpected{ShadowExit::Mmio};
     use(r.host);
-    if (r.table_written) table_written_locked(gfn_of(gpa));
+    if (r.table_written) table_written_locked(gpa, bytes, nullptr);
     return {};
   }
 
   // CR3 load (and any paging-state change): the vCPU's root becomes the one for `paging`,
   // found (cached in the MMU) or built; the old root is released, not zapped. `flush`: the
-  // guest asked for a TLB flush (CR3 bit 63 clear with PCIDs, always without).
+  // guest asked for a TLB flush (CR3 bit 63 clear with PCIDs, always without): the unsync
+  // pages under the root are synced.
   Status<ShadowExit> load_cr3(ShadowVcpu& vcpu, const x86::GuestPaging& paging, bool flush = true);
-  // INVLPG: the guest changed its mapping of `gva` and flushed it.
+  // INVLPG: the guest changed its mapping of `gva` and flushed it (an unsync page's entry for
+  // it is synced).
   void invlpg(ShadowVcpu& vcpu, Gva gva);
-  // A guest TLB flush (CR4 write, INVPCID all, ...).
+  // A guest TLB flush (CR4 write, INVPCID all, ...): the unsync pages under the root are synced.
   void flush_tlb(ShadowVcpu& vcpu);
   // Releases the vCPU's root (KVM's kvm_mmu_unload); the next access loads one.
   void unload(ShadowVcpu& vcpu);
@@ -242,6 +255,7 @@ class ShadowMmu {
     Outcome outcome;
     std::byte* host = nullptr;
     Gfn frame;                   // the frame accessed
+    Gpa gpa;                     // the byte accessed
     bool table_written = false;  // a write to a write-tracked guest table
     bool again = false;          // the frame is under invalidation: wait, then again
   };
@@ -251,8 +265,47 @@ class ShadowMmu {
     bool table_written = false;
   };
   GpaReached reach_gpa_locked(Gpa gpa, Access a);
-  // After a write to a write-tracked guest table in `gfn`: its shadow pages follow it.
-  void table_written_locked(Gfn gfn);
+  // ---- write emulation (write_emulation.cpp, KVM's kvm_mmu_track_write) -------------------
+  // After a write of `bytes` at `gpa` to a write-tracked guest table: each synced shadow page
+  // of it applies the written entry (under `paging`, when given and of the page's kind), or is
+  // zapped for a write that is not one entry or for write flooding.
+  void table_written_locked(Gpa gpa, std::uint32_t bytes, const x86::GuestPaging* paging);
+  // Re-reads the guest entries behind leaves [first, first + count) of the level-1 page `sp`
+  // under `paging`: each present leaf follows its entry in place, or goes when it cannot (not
+  // present, not accessed, no paging state that reads the page's entries, ...).
+  void refresh_leaves(ShadowPage& sp, unsigned first, unsigned count, const x86::GuestPaging* paging,
+                      pt::TlbFlush<Gva>& flush);
+  // Whether `paging` reads guest entries as a page of `role` does (entry size, NX).
+  [[nodiscard]] bool reads_like(Role role, const x86::GuestPaging& paging) const;
+  // Entry `index` of the level>1 page `sp` after its guest entry became `guest` (present,
+  // table address, rights): the child link stays if it still names the same child, else goes.
+  void relink_check(ShadowPage& sp, unsigned index, bool present, Gfn table, std::uint8_t rights,
+                    pt::TlbFlush<Gva>& flush);
+  // Clears entry `index` of `sp` (KVM's mmu_page_zap_pte): a leaf leaves its rmap, a child
+  // loses this parent link and is zapped when that was its last.
+  void zap_entry(ShadowPage& sp, unsigned index, pt::TlbFlush<Gva>& flush);
+  // zap_entry's first half: returns the child left with no parent (for the caller to zap).
+  ShadowPage* clear_entry(ShadowPage& sp, unsigned index, pt::TlbFlush<Gva>& flush);
+  // Frames with a synced shadow page of a guest table: every write to them must come to us.
+  // (A frame whose pages are all unsync is mapped writable.)
+  [[nodiscard]] bool write_tracked(Gfn gfn) const;
+
+  // ---- unsync and sync (sync.cpp, KVM's mmu_try_to_unsync_pages / kvm_mmu_sync_roots) ------
+  // A write fault on `gfn`: lets its shadow pages go unsync if all are last-level, non-root.
+  bool try_unsync_locked(Gfn gfn);
+  // Records that `child` (unsync, or with unsync children) is reached through each of its
+  // parent entries, up to the roots (KVM's mark_unsync).
+  void mark_parents_unsync(const ShadowPage& child);
+  // Syncs every unsync page under the vCPU's root (its guest flushed its TLB), walking only
+  // the entries whose unsync-children bit is set.
+  void sync_roots_locked(ShadowVcpu& vcpu);
+  void sync_children_locked(ShadowPage& sp, const x86::GuestPaging& paging, pt::TlbFlush<Gva>& flush);
+  // Re-reads every guest entry behind `sp`'s leaves (refresh_leaf). `mark_synced`: the page
+  // is synced and its frame write-protected again; else (a new parent links the page) only
+  // its contents are brought up to date.
+  void sync_page_locked(ShadowPage& sp, const x86::GuestPaging& paging, bool mark_synced, pt::TlbFlush<Gva>& flush);
+  // `sp` leaves the unsync state's accounting (synced or zapped).
+  void forget_unsync(ShadowPage& sp);
   // The vCPU's root for `paging`, loaded (and pinned) if it is not already.
   Result<ShadowPage*, ShadowExit> vcpu_root_locked(ShadowVcpu& vcpu, const x86::GuestPaging& paging);
   void release_root_locked(ShadowPage* root);
@@ -312,8 +365,9 @@ class ShadowMmu {
                                            std::byte** host_byte = nullptr);
   Result<ShadowPage*, ShadowExit> root_locked(const x86::GuestPaging& paging);
   // The child of `parent` at the entry `it` stands on, linked if it was not; `it` moves into it.
-  Result<ShadowPage*, ShadowExit> child(ShadowPage& parent, pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it,
-                                        Gfn gfn, Role role, pt::TlbFlush<Gva>& flush);
+  Result<ShadowPage*, ShadowExit> child(const x86::GuestPaging& paging, ShadowPage& parent,
+                                        pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it, Gfn gfn, Role role,
+                                        pt::TlbFlush<Gva>& flush);
   // Leaves for the accessed neighbours of the 4 KiB leaf just installed at `input` in `sp`.
   static constexpr unsigned kPrefetchEntries = 8;  // KVM's PTE_PREFETCH_NUM
   void prefetch(const x86::GuestPaging& paging, ShadowPage& sp, Hpa root, std::uint64_t input,
@@ -330,6 +384,8 @@ class ShadowMmu {
   [[nodiscard]] Gfn first_frame(const x86::Translation& t, std::uint64_t linear, unsigned level) const;
   [[nodiscard]] bool invalidating_any(Range<Gfn> gfns) const;
   [[nodiscard]] std::optional<std::string> invariants_locked() const;
+  // Invariant 6: the unsync pages and the unsync-children bitmaps leading to them.
+  [[nodiscard]] std::optional<std::string> unsync_broken() const;
   // Invariant 5 for one level-`level` leaf (rights `r`) mapping `gfn` at `gva`.
   [[nodiscard]] std::optional<std::string> backing_broken(Gfn gfn, unsigned level, std::uint64_t gva,
                                                           LeafRights r) const;
@@ -352,6 +408,7 @@ class ShadowMmu {
   };
   std::optional<HostPaging> host_;
   ShadowStats stats_{};
+  std::unordered_map<std::uint64_t, std::uint32_t> unsync_frames_;  // gfn -> its unsync pages
 
   // MMU-notifier state (KVM's mmu_invalidate_in_progress / range), under the lock.
   unsigned invalidations_in_progress_ = 0;

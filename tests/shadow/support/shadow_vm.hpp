@@ -60,9 +60,12 @@ struct ShadowVm {
   // 8 bytes at gva through the shadow MMU, as the vCPU `v` running `paging`.
   Outcome write64(ShadowVcpu& v, const x86::GuestPaging& paging, std::uint64_t gva, std::uint64_t value,
                   bool user = false) {
-    return mmu->access(v, paging, Gva(gva), Access::write(user), [&](std::byte* p) {
-      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(p)).store(value, std::memory_order_relaxed);
-    });
+    return mmu->access(
+        v, paging, Gva(gva), Access::write(user),
+        [&](std::byte* p) {
+          std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(p)).store(value, std::memory_order_relaxed);
+        },
+        8);
   }
   Outcome read64(ShadowVcpu& v, const x86::GuestPaging& paging, std::uint64_t gva, std::uint64_t* value) {
     return mmu->access(v, paging, Gva(gva), Access::read(), [&](std::byte* p) {
