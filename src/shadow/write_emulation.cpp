@@ -142,9 +142,9 @@ void ShadowMmu::refresh_leaves(ShadowPage& sp, unsigned first, unsigned count, c
       if (frame == was.gfn) {
         host = reinterpret_cast<std::byte*>(format_.leaf_address(old, 1).raw());  // NOLINT: host pointer
         // W stays only where the old leaf had it (a fault checked the slot and logged the
-        // page) and the guest's D bit and write tracking still allow it.
-        if ((ShadowFormat::leaf_rights(old).access & gpte::kAccWrite) == 0 || !gpte::D::get(e) ||
-            write_tracked(frame)) {
+        // page; tracking a frame write-protects its leaves, so it is not tracked -- but for a
+        // sync's own frame, which the sync write-protects after) and the guest's D bit allows.
+        if ((ShadowFormat::leaf_rights(old).access & gpte::kAccWrite) == 0 || !gpte::D::get(e)) {
           rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
         }
       } else {

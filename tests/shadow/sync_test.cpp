@@ -69,13 +69,21 @@ std::uint64_t reach(ShadowMmu& mmu, ShadowVcpu& v, const x86::GuestPaging& p, st
 // The gva of PT 0x4000's entry i through the window.
 constexpr std::uint64_t pte(unsigned i) { return kTables + 3 * 0x1000 + i * 8; }
 
+// A test on the guest above: its MMU (unsync on or off), a vCPU, its paging state.
+template <bool kUnsync>
+class OnGuest : public ::testing::Test {
+ protected:
+  Guest g;
+  ShadowMmu mmu{g.ram, ShadowConfig{.unsync = kUnsync}};
+  ShadowVcpu v{mmu};
+  const x86::GuestPaging p = Guest::paging();
+};
+class ShadowWriteEmulation : public OnGuest<false> {};
+class ShadowUnsync : public OnGuest<true> {};
+
 // ---- emulated writes (nothing goes unsync) --------------------------------------------------
 
-TEST(ShadowWriteEmulation, AnAlignedWriteUpdatesTheShadowLeafInPlace) {
-  Guest g;
-  ShadowMmu mmu(g.ram, {.unsync = false});
-  ShadowVcpu v(mmu);
-  const auto p = Guest::paging();
+TEST_F(ShadowWriteEmulation, AnAlignedWriteUpdatesTheShadowLeafInPlace) {
   ASSERT_EQ(reach(mmu, v, p, 0x5000), kData + 0x5000);
   const std::uint64_t faults = mmu.stats().faults;
   ASSERT_TRUE(store(mmu, v, p, pte(5), (kData + 0x9000) | kLeaf).guest);
@@ -93,7 +101,7 @@ TEST(ShadowWriteEmulation, AnAlignedWriteUpdatesTheShadowLeafInPlace) {
   expect_invariants(mmu);
 }
 
-TEST(ShadowWriteEmulation, AMisalignedWriteZapsTheShadowPageAndAPaeHalfDoesNot) {
+TEST(ShadowMisalignedWrite, ZapsTheShadowPageButAPaeHalfDoesNot) {
   struct Case {
     const char* name;
     std::uint64_t offset;  // from PTE 5
@@ -126,11 +134,7 @@ TEST(ShadowWriteEmulation, AMisalignedWriteZapsTheShadowPageAndAPaeHalfDoesNot) 
   }
 }
 
-TEST(ShadowWriteEmulation, ThreeWritesWithoutUseUnshadowTheTable) {
-  Guest g;
-  ShadowMmu mmu(g.ram, {.unsync = false});
-  ShadowVcpu v(mmu);
-  const auto p = Guest::paging();
+TEST_F(ShadowWriteEmulation, ThreeWritesWithoutUseUnshadowTheTable) {
   ASSERT_EQ(reach(mmu, v, p, 0x1000), kData + 0x1000);
   ASSERT_EQ(reach(mmu, v, p, pte(0)), 0x4000u);
   const std::uint64_t pages = mmu.stats().shadow_pages;
@@ -149,11 +153,7 @@ TEST(ShadowWriteEmulation, ThreeWritesWithoutUseUnshadowTheTable) {
   EXPECT_EQ(reach(mmu, v, p, 0x1000), kData + 0x1000);  // faulted back from the guest's tables
 }
 
-TEST(ShadowWriteEmulation, ANonLeafWriteKeepsTheSameChildAndDropsAChangedOne) {
-  Guest g;
-  ShadowMmu mmu(g.ram, {.unsync = false});
-  ShadowVcpu v(mmu);
-  const auto p = Guest::paging();
+TEST_F(ShadowWriteEmulation, ANonLeafWriteKeepsTheSameChildAndDropsAChangedOne) {
   ASSERT_EQ(reach(mmu, v, p, 0x1000), kData + 0x1000);
   ASSERT_EQ(reach(mmu, v, p, kTables + 2 * 0x1000), 0x3000u);
   const std::uint64_t pages = mmu.stats().shadow_pages;
@@ -194,7 +194,7 @@ struct Guest32 {
   }
 };
 
-TEST(ShadowWriteEmulation, AFourByteGuestEntryUpdatesItsQuadrantsShadowEntries) {
+TEST(ShadowWriteEmulation32, AFourByteGuestEntryUpdatesItsQuadrantsShadowEntries) {
   Guest32 g;
   ShadowMmu mmu(g.ram, {.unsync = false});
   ShadowVcpu v(mmu);
@@ -225,11 +225,7 @@ TEST(ShadowWriteEmulation, AFourByteGuestEntryUpdatesItsQuadrantsShadowEntries) 
 
 // ---- unsync and sync --------------------------------------------------------------------------
 
-TEST(ShadowUnsync, AWriteFaultUnsyncsTheLeafPageUntilTheGuestFlushes) {
-  Guest g;
-  ShadowMmu mmu(g.ram, {});
-  ShadowVcpu v(mmu);
-  const auto p = Guest::paging();
+TEST_F(ShadowUnsync, AWriteFaultUnsyncsTheLeafPageUntilTheGuestFlushes) {
   ASSERT_TRUE(mmu.load_cr3(v, p));
   ASSERT_EQ(reach(mmu, v, p, 0x5000), kData + 0x5000);
   ASSERT_TRUE(store(mmu, v, p, pte(5), (kData + 0x9000) | kLeaf).guest);
@@ -257,11 +253,7 @@ TEST(ShadowUnsync, AWriteFaultUnsyncsTheLeafPageUntilTheGuestFlushes) {
   EXPECT_EQ(reach(off, v2, p, 0x5000), kData + 0x9000);
 }
 
-TEST(ShadowUnsync, ANonLeafTableNeverGoesUnsync) {
-  Guest g;
-  ShadowMmu mmu(g.ram, {});
-  ShadowVcpu v(mmu);
-  const auto p = Guest::paging();
+TEST_F(ShadowUnsync, ANonLeafTableNeverGoesUnsync) {
   ASSERT_EQ(reach(mmu, v, p, 0x5000), kData + 0x5000);
   ASSERT_TRUE(store(mmu, v, p, kTables + 2 * 0x1000 + 16, 0x4000 | kTable).guest);  // PD[2]
   EXPECT_EQ(mmu.stats().unsyncs, 0u);
@@ -271,11 +263,7 @@ TEST(ShadowUnsync, ANonLeafTableNeverGoesUnsync) {
   expect_invariants(mmu);
 }
 
-TEST(ShadowUnsync, InvlpgSyncsTheOneEntry) {
-  Guest g;
-  ShadowMmu mmu(g.ram, {});
-  ShadowVcpu v(mmu);
-  const auto p = Guest::paging();
+TEST_F(ShadowUnsync, InvlpgSyncsTheOneEntry) {
   ASSERT_EQ(reach(mmu, v, p, 0x5000), kData + 0x5000);
   ASSERT_EQ(reach(mmu, v, p, 0x6000), kData + 0x6000);
   ASSERT_TRUE(store(mmu, v, p, pte(5), (kData + 0x9000) | kLeaf).guest);
@@ -287,12 +275,8 @@ TEST(ShadowUnsync, InvlpgSyncsTheOneEntry) {
   expect_invariants(mmu);
 }
 
-TEST(ShadowUnsync, ACr3LoadWithoutFlushKeepsTheUnsyncPagesAndOneWithFlushSyncsThem) {
-  Guest g;
-  ShadowMmu mmu(g.ram, {});
-  ShadowVcpu v(mmu);
+TEST_F(ShadowUnsync, ACr3LoadWithoutFlushKeepsTheUnsyncPagesAndOneWithFlushSyncsThem) {
   // (The vCPU decides what a CR3 write flushes: with CR4.PCIDE, bit 63 set means no flush.)
-  const auto p = Guest::paging();
   ASSERT_TRUE(mmu.load_cr3(v, p));
   ASSERT_EQ(reach(mmu, v, p, 0x5000), kData + 0x5000);
   ASSERT_TRUE(store(mmu, v, p, pte(5), (kData + 0x9000) | kLeaf).guest);
@@ -305,11 +289,7 @@ TEST(ShadowUnsync, ACr3LoadWithoutFlushKeepsTheUnsyncPagesAndOneWithFlushSyncsTh
   expect_invariants(mmu);
 }
 
-TEST(ShadowUnsync, ASyncWalksOnlyThePathsWithUnsyncPages) {
-  Guest g;
-  ShadowMmu mmu(g.ram, {});
-  ShadowVcpu v(mmu);
-  const auto p = Guest::paging();
+TEST_F(ShadowUnsync, ASyncWalksOnlyThePathsWithUnsyncPages) {
   ASSERT_TRUE(mmu.load_cr3(v, p));
   ASSERT_EQ(reach(mmu, v, p, 0x5000), kData + 0x5000);
   // PD[2] -> the same PT: its shadow page has two parents; both lead to it once unsync.
@@ -328,7 +308,7 @@ TEST(ShadowUnsync, ASyncWalksOnlyThePathsWithUnsyncPages) {
   EXPECT_FALSE(v.root()->has_unsync_children());
 }
 
-TEST(ShadowUnsync, AGuestHugePageHoldingItsOwnTablesIsMappedSmall) {
+TEST(ShadowHugeOverTables, AGuestHugePageHoldingItsOwnTablesIsMappedSmall) {
   // Over a memslot backed by 2 MiB pages, so huge shadow leaves are possible: PD[1] a 2 MiB
   // page over gpa [0, 2 MiB), which holds every table of the guest; PD[2] one over [2, 4) MiB.
   ShadowVm vm({}, std::uint64_t{4} << 20, std::uint64_t{1} << 21);
