@@ -19,61 +19,35 @@ void ShadowMmu::release_root_locked(ShadowPage* root) {
 }
 
 Result<ShadowPage*, ShadowExit> ShadowMmu::vcpu_root_locked(ShadowVcpu& vcpu, const x86::GuestPaging& paging) {
-  ShadowPage* current = vcpu.root_;
-  if (current != nullptr && !current->role().invalid() && vcpu.paging_ && vcpu.paging_->root() == paging.root() &&
-      current->role() == root_role(paging, config_.host_levels)) {
-    return current;
-  }
-  const std::uint64_t built = stats_.roots_built;
-  Result<ShadowPage*, ShadowExit> root = root_locked(paging);
-  if (!root) return root;
-  if (stats_.roots_built == built) ++stats_.roots_reused;
-  // A role change keeps the old root (flipping back finds it); it is only released.
-  (*root)->hold_root();
-  vcpu.root_ = *root;
-  vcpu.paging_ = paging;
-  if (current != nullptr) release_root_locked(current);
-  return root;
-}
-
-Status<ShadowExit> ShadowMmu::load_cr3(ShadowVcpu& vcpu, const x86::GuestPaging& paging, bool flush) {
-  const rcu::ReadGuard rcu;
-  const std::lock_guard lock(mutex_);
-  Result<ShadowPage*, ShadowExit> root = vcpu_root_locked(vcpu, paging);
-  if (!root) return Unexpected{root.error()};
-  // No modelled TLB caches shadow translations: a guest flush is counted, nothing more (the
-  // shadow tables are kept in step with the guest's by write tracking).
-  if (flush) ++stats_.tlb_flushes;
-  return {};
+  // An access under another paging state than the last load (a role change the caller did
+  // not load): the switch a no-flush load would make, under the same PCID.
+  return switch_root_locked(vcpu, paging, vcpu.pcid_, false);
 }
 
 void ShadowMmu::invlpg(ShadowVcpu& vcpu, Gva gva) {
   const std::lock_guard lock(mutex_);
   if (vcpu.root_ == nullptr || vcpu.root_->role().invalid()) return;
-  // The shadow leaf for gva (if any) goes; the next access faults it back from the guest's
-  // tables as they are now.
   const std::uint64_t linear = vcpu.paging_->linear(gva);
-  const std::uint64_t input = linear & (format_.geometry().input_limit() - 1);
-  pt::TableIterator<ShadowFormat, pt::OwnedTableMemory> it(format_, memory_, vcpu.root_->table(), input, input + 1);
-  pt::ops::EntryOps<ShadowFormat>(format_, memory_, tlb_, vcpu.root_->table()).settle(it);
   pt::TlbFlush<Gva> flush(&memory_);
-  if (it.is_leaf()) {
-    const ShadowPage* sp = pages_.holding(it.entry_address());
-    zap_leaf(sp->leaf(format_.geometry().index(linear, it.level())).gfn, it.entry_address(), flush);
+  zap_gva_locked(*vcpu.root_, linear, flush);
+  // INVLPG drops global translations of every PCID: the cached roots' leaf goes too (KVM).
+  for (const ShadowVcpu::CachedRoot& c : vcpu.prev_) {
+    if (c.root != nullptr && !c.root->role().invalid()) zap_gva_locked(*c.root, linear, flush);
   }
   ++stats_.tlb_flushes;
   finish(std::move(flush));
   checked("invlpg");
 }
 
-void ShadowMmu::flush_tlb(ShadowVcpu&) {
+void ShadowMmu::flush_tlb(ShadowVcpu& vcpu) {
   const std::lock_guard lock(mutex_);
-  ++stats_.tlb_flushes;
+  guest_flush_locked(vcpu, std::nullopt);
 }
 
 void ShadowMmu::unload(ShadowVcpu& vcpu) {
   const std::lock_guard lock(mutex_);
   if (vcpu.root_ != nullptr) release_root_locked(vcpu.root_);
+  release_cached_locked(vcpu);
   vcpu.root_ = nullptr;
   vcpu.paging_.reset();
 }
