@@ -32,9 +32,21 @@ bool cached(const ShadowVcpu& v, const ShadowPage* root) {
   return std::any_of(c.begin(), c.end(), [&](const ShadowVcpu::CachedRoot& e) { return e.root == root; });
 }
 
-TEST(ShadowRootCache, SwitchingAmongCachedCr3sBuildsNoRootAndLooksNothingUp) {
+// A VM, one vCPU, and processes 0 and 1 (`a`, `b`).
+class ShadowRootCache : public ::testing::Test {
+ protected:
+  // Loads process `i`'s root (`a` or `b`) under its PCID.
+  [[nodiscard]] bool load(unsigned i, bool flush) {
+    return vm.mmu->load_cr3(v, i == 0 ? a : b, flush, pcid_of(i)).has_value();
+  }
+
   ShadowVm vm;
-  ShadowVcpu v(*vm.mmu);
+  ShadowVcpu v{*vm.mmu};
+  const x86::GuestPaging a = process(vm, 0);
+  const x86::GuestPaging b = process(vm, 1);
+};
+
+TEST_F(ShadowRootCache, SwitchingAmongCachedCr3sBuildsNoRootAndLooksNothingUp) {
   constexpr unsigned kProcesses = ShadowVcpu::kPrevRoots + 1;  // the current root and a full cache
   for (unsigned i = 0; i < kProcesses; ++i) ASSERT_TRUE(vm.mmu->load_cr3(v, process(vm, i), false, pcid_of(i)));
   const ShadowStats before = vm.mmu->stats();
@@ -55,17 +67,13 @@ TEST(ShadowRootCache, SwitchingAmongCachedCr3sBuildsNoRootAndLooksNothingUp) {
   expect_invariants(*vm.mmu);
 }
 
-TEST(ShadowRootCache, APcidNoFlushSwitchKeepsTranslationsAndSyncsNothing) {
-  ShadowVm vm;
-  ShadowVcpu v(*vm.mmu);
+TEST_F(ShadowRootCache, APcidNoFlushSwitchKeepsTranslationsAndSyncsNothing) {
   std::uint64_t got = 0;
-  const x86::GuestPaging a = process(vm, 0);
-  const x86::GuestPaging b = process(vm, 1);
-  ASSERT_TRUE(vm.mmu->load_cr3(v, a, true, pcid_of(0)));
+  ASSERT_TRUE(load(0, true));
   ASSERT_TRUE(vm.read64(v, a, 5 * kPageSize, &got).guest.has_value());
-  ASSERT_TRUE(vm.mmu->load_cr3(v, b, true, pcid_of(1)));
+  ASSERT_TRUE(load(1, true));
   const ShadowStats before = vm.mmu->stats();
-  ASSERT_TRUE(vm.mmu->load_cr3(v, a, false, pcid_of(0)));  // CR3 bit 63 set
+  ASSERT_TRUE(load(0, false));  // CR3 bit 63 set
   ASSERT_TRUE(vm.read64(v, a, 5 * kPageSize, &got).guest.has_value());
   const ShadowStats after = vm.mmu->stats();
   EXPECT_EQ(after.root_syncs, before.root_syncs);
@@ -76,15 +84,11 @@ TEST(ShadowRootCache, APcidNoFlushSwitchKeepsTranslationsAndSyncsNothing) {
   expect_invariants(*vm.mmu);
 }
 
-TEST(ShadowRootCache, AFlushSwitchSyncsTheRootItLoads) {
-  ShadowVm vm;
-  ShadowVcpu v(*vm.mmu);
-  const x86::GuestPaging a = process(vm, 0);
-  const x86::GuestPaging b = process(vm, 1);
-  ASSERT_TRUE(vm.mmu->load_cr3(v, a, false, pcid_of(0)));
-  ASSERT_TRUE(vm.mmu->load_cr3(v, b, false, pcid_of(1)));
+TEST_F(ShadowRootCache, AFlushSwitchSyncsTheRootItLoads) {
+  ASSERT_TRUE(load(0, false));
+  ASSERT_TRUE(load(1, false));
   const ShadowStats before = vm.mmu->stats();
-  ASSERT_TRUE(vm.mmu->load_cr3(v, a, true, pcid_of(0)));  // bit 63 clear: PCID 1's entries go
+  ASSERT_TRUE(load(0, true));  // bit 63 clear: PCID 1's entries go
   const ShadowStats after = vm.mmu->stats();
   EXPECT_EQ(after.root_syncs, before.root_syncs + 1);
   EXPECT_EQ(after.tlb_flushes, before.tlb_flushes + 1);
@@ -96,13 +100,9 @@ TEST(ShadowRootCache, AFlushSwitchSyncsTheRootItLoads) {
   expect_invariants(*vm.mmu);
 }
 
-TEST(ShadowRootCache, AFlushOfACachedRootsPcidSyncsItWhenLoadedWithoutFlush) {
-  ShadowVm vm;
-  ShadowVcpu v(*vm.mmu);
-  const x86::GuestPaging a = process(vm, 0);
-  const x86::GuestPaging b = process(vm, 1);
-  ASSERT_TRUE(vm.mmu->load_cr3(v, a, false, pcid_of(0)));
-  ASSERT_TRUE(vm.mmu->load_cr3(v, b, false, pcid_of(1)));
+TEST_F(ShadowRootCache, AFlushOfACachedRootsPcidSyncsItWhenLoadedWithoutFlush) {
+  ASSERT_TRUE(load(0, false));
+  ASSERT_TRUE(load(1, false));
   // INVPCID single context for another PCID: only that PCID's cached root is concerned.
   vm.mmu->invpcid(v, x86::InvpcidType::SingleContext, pcid_of(7), Gva(0));
   EXPECT_FALSE(v.cached_roots()[0].stale);
@@ -110,7 +110,7 @@ TEST(ShadowRootCache, AFlushOfACachedRootsPcidSyncsItWhenLoadedWithoutFlush) {
   vm.mmu->invpcid(v, x86::InvpcidType::SingleContext, pcid_of(0), Gva(0));
   EXPECT_TRUE(v.cached_roots()[0].stale);
   EXPECT_EQ(vm.mmu->stats().root_syncs, syncs);  // not current: synced when loaded
-  ASSERT_TRUE(vm.mmu->load_cr3(v, a, false, pcid_of(0)));
+  ASSERT_TRUE(load(0, false));
   EXPECT_EQ(vm.mmu->stats().root_syncs, syncs + 1);
   // INVPCID all contexts: the current root synced now, the cached one (b) when loaded.
   vm.mmu->invpcid(v, x86::InvpcidType::AllContexts, 0, Gva(0));
@@ -119,17 +119,13 @@ TEST(ShadowRootCache, AFlushOfACachedRootsPcidSyncsItWhenLoadedWithoutFlush) {
   expect_invariants(*vm.mmu);
 }
 
-TEST(ShadowRootCache, InvpcidOfOneAddressDropsThatPcidsLeafInACachedRoot) {
-  ShadowVm vm;
-  ShadowVcpu v(*vm.mmu);
+TEST_F(ShadowRootCache, InvpcidOfOneAddressDropsThatPcidsLeafInACachedRoot) {
   std::uint64_t got = 0;
-  const x86::GuestPaging a = process(vm, 0);
-  const x86::GuestPaging b = process(vm, 1);
-  ASSERT_TRUE(vm.mmu->load_cr3(v, a, false, pcid_of(0)));
+  ASSERT_TRUE(load(0, false));
   ASSERT_TRUE(vm.read64(v, a, 0, &got).guest.has_value());
   const Gfn data(kData >> kPageShift);
   ASSERT_EQ(vm.mmu->pages().rmap(data).size(), 1u);
-  ASSERT_TRUE(vm.mmu->load_cr3(v, b, false, pcid_of(1)));
+  ASSERT_TRUE(load(1, false));
   vm.mmu->invpcid(v, x86::InvpcidType::Address, pcid_of(1), Gva(0));  // b's: a's leaf stays
   EXPECT_EQ(vm.mmu->pages().rmap(data).size(), 1u);
   vm.mmu->invpcid(v, x86::InvpcidType::Address, pcid_of(0), Gva(0));
@@ -137,9 +133,7 @@ TEST(ShadowRootCache, InvpcidOfOneAddressDropsThatPcidsLeafInACachedRoot) {
   expect_invariants(*vm.mmu);
 }
 
-TEST(ShadowRootCache, AWpFlipAndBackCostsNoZapAndNoRebuild) {
-  ShadowVm vm;
-  ShadowVcpu v(*vm.mmu);
+TEST_F(ShadowRootCache, AWpFlipAndBackCostsNoZapAndNoRebuild) {
   std::uint64_t got = 0;
   const x86::GuestPaging wp = process(vm, 0, true, true);
   const x86::GuestPaging nowp = process(vm, 0, true, false);
@@ -165,9 +159,7 @@ TEST(ShadowRootCache, AWpFlipAndBackCostsNoZapAndNoRebuild) {
   expect_invariants(*vm.mmu);
 }
 
-TEST(ShadowRootCache, TheOldestCachedRootIsEvictedAndReleased) {
-  ShadowVm vm;
-  ShadowVcpu v(*vm.mmu);
+TEST_F(ShadowRootCache, TheOldestCachedRootIsEvictedAndReleased) {
   ASSERT_TRUE(vm.mmu->load_cr3(v, process(vm, 0), false, pcid_of(0)));
   const ShadowPage* first = v.root();
   for (unsigned i = 1; i <= ShadowVcpu::kPrevRoots; ++i) {
@@ -188,17 +180,14 @@ TEST(ShadowRootCache, TheOldestCachedRootIsEvictedAndReleased) {
   expect_invariants(*vm.mmu);
 }
 
-TEST(ShadowRootCache, AZappedCachedRootIsNotReused) {
-  ShadowVm vm;
-  ShadowVcpu v(*vm.mmu);
-  const x86::GuestPaging a = process(vm, 0);
-  ASSERT_TRUE(vm.mmu->load_cr3(v, a, false, pcid_of(0)));
+TEST_F(ShadowRootCache, AZappedCachedRootIsNotReused) {
+  ASSERT_TRUE(load(0, false));
   ASSERT_TRUE(vm.mmu->load_cr3(v, process(vm, 1), false, pcid_of(1)));
   vm.mmu->unmap_all();
   ASSERT_NE(v.cached_roots()[0].root, nullptr);
   EXPECT_TRUE(v.cached_roots()[0].root->role().invalid());  // pinned: invalid, not freed
   const ShadowStats before = vm.mmu->stats();
-  ASSERT_TRUE(vm.mmu->load_cr3(v, a, false, pcid_of(0)));
+  ASSERT_TRUE(load(0, false));
   EXPECT_FALSE(v.root()->role().invalid());
   EXPECT_EQ(vm.mmu->stats().roots_built, before.roots_built + 1);
   EXPECT_EQ(vm.mmu->stats().root_cache_hits, before.root_cache_hits);
@@ -209,9 +198,7 @@ TEST(ShadowRootCache, AZappedCachedRootIsNotReused) {
   expect_invariants(*vm.mmu);
 }
 
-TEST(ShadowRootCache, UnloadReleasesTheCachedRootsToo) {
-  ShadowVm vm;
-  ShadowVcpu v(*vm.mmu);
+TEST_F(ShadowRootCache, UnloadReleasesTheCachedRootsToo) {
   ASSERT_TRUE(vm.mmu->load_cr3(v, process(vm, 0), false, pcid_of(0)));
   const ShadowPage* first = v.root();
   ASSERT_TRUE(vm.mmu->load_cr3(v, process(vm, 1), false, pcid_of(1)));
