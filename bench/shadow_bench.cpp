@@ -3,7 +3,9 @@
 // guest walk, the chain found by (gfn, role), one leaf installed). Over memslots: populating
 // 1 GiB of 4 KiB guest pages (shadow-page memory against the guest's own table memory, as
 // counters), and reading 1 GiB of 2 MiB guest pages after dirty logging starts, with huge
-// shadow leaves write-protected or dropped (ShadowConfig::huge_on_dirty_log).
+// shadow leaves write-protected or dropped (ShadowConfig::huge_on_dirty_log). A CR3 switch to
+// a cached root, in the MMU alone and through a vCPU (register write, TLB flush, cpu role,
+// root), under shadow and, for comparison, TDP.
 //
 // Guest: 4-level, 64 page tables of 512 4 KiB pages each (128 MiB), data at 0x1000000+, all
 // backed before timing. Guest RAM answers a frame's host page from an array, as a memslot does
@@ -19,6 +21,9 @@
 #include "vmmu/memory/memslots.hpp"
 #include "vmmu/memory/sparse_memory.hpp"
 #include "vmmu/shadow/shadow_mmu.hpp"
+#include "vmmu/vm/guest_page_table_builder.hpp"
+#include "vmmu/vm/vcpu.hpp"
+#include "vmmu/vm/vm.hpp"
 #include "x86/support/table_builder.hpp"
 
 namespace {
@@ -91,6 +96,68 @@ void BM_ShadowFaultIntoExistingPages(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ShadowFaultIntoExistingPages);
+
+// Switching between two processes whose roots are both cached (the vCPU's previous roots):
+// arg 0: CR3 bit 63 set under PCIDs (no flush, no sync); arg 1: a flushing write (sync).
+void BM_ShadowCr3SwitchCached(benchmark::State& state) {
+  Guest g;
+  // Process b: a copy of process a's PML4 (same lower tables), in a frame of its own.
+  constexpr Gpa kPml4b(0x800000);
+  std::memcpy(g.mem.backing(kPml4b), g.mem.backing(Gpa(0x1000)), kPageSize);
+  x86::Registers rb = g.paging.registers();
+  rb.cr3 = kPml4b.raw();
+  const x86::GuestPaging pb = x86::GuestPaging::from(rb, {});
+  shadow::ShadowMmu mmu(g.ram, {.host_levels = 4});
+  shadow::ShadowVcpu v(mmu);
+  const bool flush = state.range(0) != 0;
+  (void)mmu.load_cr3(v, g.paging, true, 1);
+  (void)mmu.load_cr3(v, pb, true, 2);
+  bool to_a = true;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(to_a ? mmu.load_cr3(v, g.paging, flush, 1) : mmu.load_cr3(v, pb, flush, 2));
+    to_a = !to_a;
+  }
+  const shadow::ShadowStats s = mmu.stats();
+  state.counters["roots_built"] = static_cast<double>(s.roots_built);
+  state.counters["cache_hit_share"] =
+      static_cast<double>(s.root_cache_hits) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_ShadowCr3SwitchCached)->Arg(0)->Arg(1);
+
+// The whole vCPU's CR3 write between two processes: args {mmu: 0 tdp, 1 shadow} x {0: NOFLUSH
+// with PCIDs, 1: flushing}. Under TDP the root stays; the software TLB and cpu role do the work.
+void BM_VcpuCr3Switch(benchmark::State& state) {
+  vm::VmConfig config;
+  config.mmu = state.range(0) != 0 ? mmu::MmuKind::Shadow : mmu::MmuKind::Tdp;
+  auto made = vm::Vm::create(config);
+  if (!made) {
+    state.SkipWithError("Vm::create");
+    return;
+  }
+  vm::Vm& vm = **made;
+  vmmu::test::HostMemory host(16 << 20, 2 << 20);
+  if (!vm.memslots().add(MemslotSpec{SlotId{1}, Gfn(0), (16 << 20) / kPageSize, host.data(), MemslotFlags::none()})) {
+    state.SkipWithError("memslot");
+    return;
+  }
+  // Two PML4s (empty: the switch alone is timed), PCIDs 1 and 2.
+  constexpr std::uint64_t kPcide = std::uint64_t{1} << 17;
+  vm::Vcpu& v = vm.add_vcpu();
+  x86::Registers r = vm::long_mode_registers(Gpa(0x1000));
+  r.cr4 |= kPcide;
+  v.set_registers(r);
+  const std::uint64_t no_flush = state.range(1) != 0 ? 0 : std::uint64_t{1} << 63;
+  const std::uint64_t a = 0x1000 | 1 | no_flush;
+  const std::uint64_t b = 0x2000 | 2 | no_flush;
+  v.set_cr3(b);
+  v.set_cr3(a);
+  bool to_b = true;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(v.set_cr3(to_b ? b : a));
+    to_b = !to_b;
+  }
+}
+BENCHMARK(BM_VcpuCr3Switch)->ArgsProduct({{0, 1}, {0, 1}});
 
 // A 1 GiB guest over one memslot: gva [0, 1 GiB) -> gpa 4 MiB + gva, in 4 KiB pages (512 page
 // tables at 16 KiB+) or 2 MiB pages, backed with pages of `backing`.

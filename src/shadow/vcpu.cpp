@@ -19,57 +19,23 @@ void ShadowMmu::release_root_locked(ShadowPage* root) {
 }
 
 Result<ShadowPage*, ShadowExit> ShadowMmu::vcpu_root_locked(ShadowVcpu& vcpu, const x86::GuestPaging& paging) {
-  ShadowPage* current = vcpu.root_;
-  if (current != nullptr && !current->role().invalid() && vcpu.paging_ && vcpu.paging_->root() == paging.root() &&
-      current->role() == root_role(paging, config_.host_levels)) {
-    return current;
-  }
-  const std::uint64_t built = stats_.roots_built;
-  Result<ShadowPage*, ShadowExit> root = root_locked(paging);
-  if (!root) return root;
-  if (stats_.roots_built == built) ++stats_.roots_reused;
-  // A role change keeps the old root (flipping back finds it); it is only released.
-  (*root)->hold_root();
-  vcpu.root_ = *root;
-  vcpu.paging_ = paging;
-  if (current != nullptr) release_root_locked(current);
-  return root;
-}
-
-Status<ShadowExit> ShadowMmu::load_cr3(ShadowVcpu& vcpu, const x86::GuestPaging& paging, bool flush) {
-  const rcu::ReadGuard rcu;
-  const std::lock_guard lock(mutex_);
-  Result<ShadowPage*, ShadowExit> root = vcpu_root_locked(vcpu, paging);
-  if (!root) return Unexpected{root.error()};
-  // No modelled TLB caches shadow translations: the shadow tables are the guest's TLB. A
-  // flush syncs the unsync pages (their guest entries may have changed); without one (PCID,
-  // CR3 bit 63) they may keep their old translations, as a TLB would.
-  if (flush) {
-    ++stats_.tlb_flushes;
-    sync_roots_locked(vcpu);
-  }
-  return {};
+  // An access under another paging state than the last load (a role change the caller did
+  // not load): the switch a no-flush load would make, under the same PCID.
+  return switch_root_locked(vcpu, paging, vcpu.pcid_, false);
 }
 
 void ShadowMmu::invlpg(ShadowVcpu& vcpu, Gva gva) {
   const rcu::ReadGuard rcu;
   const std::lock_guard lock(mutex_);
   if (vcpu.root_ == nullptr || vcpu.root_->role().invalid()) return;
-  // The shadow leaf for gva (if any) follows the guest's entry in an unsync page, else goes;
-  // the next access faults it back from the guest's tables as they are now.
   const std::uint64_t linear = vcpu.paging_->linear(gva);
-  const std::uint64_t input = linear & (format_.geometry().input_limit() - 1);
-  pt::TableIterator<ShadowFormat, pt::OwnedTableMemory> it(format_, memory_, vcpu.root_->table(), input, input + 1);
-  pt::ops::EntryOps<ShadowFormat>(format_, memory_, tlb_, vcpu.root_->table()).settle(it);
   pt::TlbFlush<Gva> flush(&memory_);
-  if (it.is_leaf()) {
-    ShadowPage* sp = pages_.holding(it.entry_address());
-    const unsigned index = format_.geometry().index(linear, it.level());
-    if (sp->unsync()) {
-      refresh_leaves(*sp, index, 1, &*vcpu.paging_, flush);  // KVM's invlpg: the one entry synced
-    } else {
-      zap_leaf(sp->leaf(index).gfn, it.entry_address(), flush);
-    }
+  // The current root's leaf for gva follows the guest's entry in an unsync page (KVM's invlpg
+  // syncs that one entry), else goes; the next access faults it back from the guest's tables.
+  zap_gva_locked(*vcpu.root_, linear, &*vcpu.paging_, flush);
+  // INVLPG drops global translations of every PCID: the cached roots' leaf goes too (KVM).
+  for (const ShadowVcpu::CachedRoot& c : vcpu.prev_) {
+    if (c.root != nullptr && !c.root->role().invalid()) zap_gva_locked(*c.root, linear, nullptr, flush);
   }
   ++stats_.tlb_flushes;
   finish(std::move(flush));
@@ -79,13 +45,13 @@ void ShadowMmu::invlpg(ShadowVcpu& vcpu, Gva gva) {
 void ShadowMmu::flush_tlb(ShadowVcpu& vcpu) {
   const rcu::ReadGuard rcu;
   const std::lock_guard lock(mutex_);
-  ++stats_.tlb_flushes;
-  sync_roots_locked(vcpu);
+  guest_flush_locked(vcpu, std::nullopt);
 }
 
 void ShadowMmu::unload(ShadowVcpu& vcpu) {
   const std::lock_guard lock(mutex_);
   if (vcpu.root_ != nullptr) release_root_locked(vcpu.root_);
+  release_cached_locked(vcpu);
   vcpu.root_ = nullptr;
   vcpu.paging_.reset();
 }

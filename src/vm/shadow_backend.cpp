@@ -44,11 +44,11 @@ Status<mmu::Exit> ShadowVcpuContext::access_gpa(Gpa gpa, Access access, mmu::Hos
   return Unexpected{r.error().exit.value_or(mmu::Exit::Unsupported)};
 }
 
-void ShadowVcpuContext::load_root(const x86::GuestPaging& paging, bool flush) {
+void ShadowVcpuContext::load_root(const x86::GuestPaging& paging, std::uint16_t pcid, bool flush) {
   bump(root_loads_);
   // An exit here (no memory for the root, a mode not shadowed) comes back on the next access,
   // which loads the root again.
-  (void)mmu_.load_cr3(vcpu_, paging, flush);
+  (void)mmu_.load_cr3(vcpu_, paging, flush, pcid);
 }
 
 mmu::VcpuMmuStats ShadowVcpuContext::stats() const {

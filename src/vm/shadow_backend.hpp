@@ -22,9 +22,12 @@ class ShadowVcpuContext final : public mmu::VcpuContext {
   Result<mmu::GvaHit, mmu::GvaStop> access(const x86::GuestPaging& paging, std::uint16_t pcid, Gva gva,
                                            Access access, mmu::HostUse use) override;
   Status<mmu::Exit> access_gpa(Gpa gpa, Access access, mmu::HostUse use) override;
-  void load_root(const x86::GuestPaging& paging, bool flush) override;
+  void load_root(const x86::GuestPaging& paging, std::uint16_t pcid, bool flush) override;
   void flush_tlb(const x86::GuestPaging&) override { mmu_.flush_tlb(vcpu_); }
   void invlpg(const x86::GuestPaging&, Gva gva) override { mmu_.invlpg(vcpu_, gva); }
+  void invpcid(x86::InvpcidType type, std::uint16_t pcid, Gva linear) override {
+    mmu_.invpcid(vcpu_, type, pcid, linear);
+  }
   void unload_root() override { mmu_.unload(vcpu_); }
   void set_walk_options(x86::WalkOptions) override {}  // the shadow fault path always sets A/D
   [[nodiscard]] mmu::VcpuMmuStats stats() const override;

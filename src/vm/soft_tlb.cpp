@@ -12,10 +12,12 @@ void SoftTlb::drop(std::uint64_t vpn) {
   if (e.valid && e.vpn == vpn) e.valid = false;
 }
 
-std::size_t SoftTlb::invalidate_page(std::uint64_t vpn, std::uint16_t pcid) {
+// Invalidates the valid entries `drop` names; returns how many.
+template <class Pred>
+static std::size_t drop_where(std::array<TlbEntry, SoftTlb::kEntries>& entries, Pred drop) {
   std::size_t n = 0;
-  for (TlbEntry& e : entries_) {
-    if (e.valid && same_page(e, vpn) && (e.global || e.pcid == pcid)) {
+  for (TlbEntry& e : entries) {
+    if (e.valid && drop(e)) {
       e.valid = false;
       ++n;
     }
@@ -23,22 +25,24 @@ std::size_t SoftTlb::invalidate_page(std::uint64_t vpn, std::uint16_t pcid) {
   return n;
 }
 
+std::size_t SoftTlb::invalidate_page(std::uint64_t vpn, std::uint16_t pcid) {
+  return drop_where(entries_, [&](const TlbEntry& e) { return same_page(e, vpn) && (e.global || e.pcid == pcid); });
+}
+
+std::size_t SoftTlb::invalidate_pcid_page(std::uint64_t vpn, std::uint16_t pcid) {
+  return drop_where(entries_, [&](const TlbEntry& e) { return same_page(e, vpn) && !e.global && e.pcid == pcid; });
+}
+
 std::size_t SoftTlb::flush(TlbScope scope, std::uint16_t pcid) {
-  std::size_t n = 0;
-  for (TlbEntry& e : entries_) {
-    if (!e.valid) continue;
-    bool drop = false;
+  return drop_where(entries_, [&](const TlbEntry& e) {
     switch (scope) {
-      case TlbScope::NonGlobal: drop = !e.global && e.pcid == pcid; break;
-      case TlbScope::Pcid: drop = e.global || e.pcid == pcid; break;
-      case TlbScope::All: drop = true; break;
+      case TlbScope::NonGlobal: return !e.global && e.pcid == pcid;
+      case TlbScope::Pcid: return e.global || e.pcid == pcid;
+      case TlbScope::All: return true;
+      case TlbScope::NonGlobalAll: return !e.global;
     }
-    if (drop) {
-      e.valid = false;
-      ++n;
-    }
-  }
-  return n;
+    return false;
+  });
 }
 
 std::size_t SoftTlb::size() const {

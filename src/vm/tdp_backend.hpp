@@ -21,9 +21,10 @@ class TdpVcpu final : public mmu::VcpuContext {
   Result<mmu::GvaHit, mmu::GvaStop> access(const x86::GuestPaging& paging, std::uint16_t pcid, Gva gva,
                                            Access access, mmu::HostUse use) override;
   Status<mmu::Exit> access_gpa(Gpa gpa, Access access, mmu::HostUse use) override;
-  void load_root(const x86::GuestPaging&, bool) override {}
+  void load_root(const x86::GuestPaging&, std::uint16_t, bool) override {}
   void flush_tlb(const x86::GuestPaging&) override {}  // the vCPU flushes its software TLB itself
   void invlpg(const x86::GuestPaging&, Gva) override {}
+  void invpcid(x86::InvpcidType, std::uint16_t, Gva) override {}  // the vCPU's software TLB too
   void unload_root() override { handle_.unload_root(); }
   void set_walk_options(x86::WalkOptions o) override { walk_options_ = o; }
   [[nodiscard]] mmu::VcpuMmuStats stats() const override;

@@ -27,7 +27,7 @@ Vcpu::Vcpu(Vm& vm, std::size_t index)
       kind_(vm.config().mmu),
       paging_(x86::GuestPaging::from(regs_, cpu_)),
       mmu_(vm.mmu_->vcpu_context(tlb_)) {
-  mmu_->load_root(paging_, true);
+  mmu_->load_root(paging_, pcid(), true);
 }
 
 Vcpu::~Vcpu() = default;
@@ -115,7 +115,7 @@ void Vcpu::apply(Effects e) {
   // The MMU's side (shadow: its tables stand for the guest's; TDP: nothing, its column never
   // switches roots and the software TLB was flushed above).
   if (e.has(Effect::SwitchRoot)) {
-    mmu_->load_root(paging_, e.flushes());
+    mmu_->load_root(paging_, pcid(), e.flushes());
     bump(c_.root_switches);
   } else if (e.flushes()) {
     mmu_->flush_tlb(paging_);
@@ -139,6 +139,25 @@ void Vcpu::invlpg(Gva gva) {
   tlb_.invalidate_page(linear >> kPageShift, pcid());
   mmu_->invlpg(paging_, Gva(linear));
   bump(c_.tlb_flushes);
+}
+
+Status<GuestExit> Vcpu::invpcid(x86::InvpcidType type, std::uint16_t pcid_value, Gva linear) {
+  // SDM vol. 2A, INVPCID: #GP(0) for a PCID above 4095, and for a PCID other than 0 in a
+  // single-PCID type while CR4.PCIDE = 0.
+  const bool one_pcid = type == x86::InvpcidType::Address || type == x86::InvpcidType::SingleContext;
+  if (pcid_value > regbits::Cr3Pcid::mask ||
+      (one_pcid && pcid_value != 0 && !regbits::Cr4Pcide::get(regs_.cr4))) {
+    return Unexpected{GuestExit{GuestExitKind::GeneralProtection, 0, linear, Gpa()}};
+  }
+  switch (type) {
+    case x86::InvpcidType::Address: tlb_.invalidate_pcid_page(linear.raw() >> kPageShift, pcid_value); break;
+    case x86::InvpcidType::SingleContext: tlb_.flush(TlbScope::NonGlobal, pcid_value); break;
+    case x86::InvpcidType::AllContexts: tlb_.flush(TlbScope::All, pcid_value); break;
+    case x86::InvpcidType::AllNonGlobal: tlb_.flush(TlbScope::NonGlobalAll, pcid_value); break;
+  }
+  mmu_->invpcid(type, pcid_value, linear);
+  bump(c_.tlb_flushes);
+  return {};
 }
 
 VcpuStats Vcpu::stats() const {

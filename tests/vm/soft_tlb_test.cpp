@@ -59,6 +59,23 @@ TEST(SoftTlb, FlushScopes) {
   fill(all);
   EXPECT_EQ(all.flush(TlbScope::All, 0), 4u);
   EXPECT_EQ(all.size(), 0u);
+
+  SoftTlb nonglobal;  // INVPCID type 3
+  fill(nonglobal);
+  EXPECT_EQ(nonglobal.flush(TlbScope::NonGlobalAll, 0), 2u);  // 1 and 3, of both PCIDs
+  EXPECT_EQ(nonglobal.global_entries(), 2u);
+  EXPECT_EQ(nonglobal.size(), 2u);
+}
+
+TEST(SoftTlb, InvpcidOfOneAddressSparesGlobalsAndOtherPcids) {
+  SoftTlb tlb;
+  tlb.insert(entry(1, 5, false));
+  tlb.insert(entry(2, 5, true));
+  EXPECT_EQ(tlb.invalidate_pcid_page(1, 6), 0u);  // another PCID's entry
+  EXPECT_EQ(tlb.invalidate_pcid_page(2, 5), 0u);  // a global one
+  EXPECT_EQ(tlb.invalidate_pcid_page(1, 5), 1u);
+  EXPECT_EQ(tlb.lookup(1, 5), nullptr);
+  EXPECT_NE(tlb.lookup(2, 5), nullptr);
 }
 
 TEST(SoftTlb, InvlpgDropsEveryPieceOfAHugePage) {
@@ -101,12 +118,13 @@ TEST(SoftTlb, RandomOperationsAgreeWithAModel) {
         break;
       }
       case 3: {
-        const auto scope = static_cast<TlbScope>(rng() % 3);
+        const auto scope = static_cast<TlbScope>(rng() % 4);
         std::size_t dropped = 0;
         for (auto it = model.begin(); it != model.end();) {
           const TlbEntry& e = it->second;
           const bool drop = scope == TlbScope::All || (scope == TlbScope::Pcid && (e.global || e.pcid == pcid)) ||
-                            (scope == TlbScope::NonGlobal && !e.global && e.pcid == pcid);
+                            (scope == TlbScope::NonGlobal && !e.global && e.pcid == pcid) ||
+                            (scope == TlbScope::NonGlobalAll && !e.global);
           if (drop) {
             it = model.erase(it);
             ++dropped;

@@ -35,6 +35,7 @@
 #include "vmmu/memory/memslot_types.hpp"
 #include "vmmu/pt/table_error.hpp"
 #include "vmmu/x86/guest_paging.hpp"
+#include "vmmu/x86/invpcid.hpp"
 #include "vmmu/x86/walk.hpp"
 #include "vmmu/x86/walk_options.hpp"
 
@@ -120,13 +121,16 @@ class VcpuContext {
   // Errors: Mmio, RingFull, OutOfRange, OutOfMemory.
   virtual Status<Exit> access_gpa(Gpa gpa, Access access, HostUse use) = 0;
 
-  // A new CR3 or cpu role (Effect::SwitchRoot): find or build the root for `paging`, keeping
-  // the old one cached; `flush`: the write also flushed the guest TLB (shadow: sync).
-  virtual void load_root(const x86::GuestPaging& paging, bool flush) = 0;
+  // A new CR3 or cpu role (Effect::SwitchRoot) under PCID `pcid` (0 without CR4.PCIDE): find
+  // or build the root for `paging`, keeping the old one cached; `flush`: the write also
+  // flushed that PCID's translations (shadow: sync).
+  virtual void load_root(const x86::GuestPaging& paging, std::uint16_t pcid, bool flush) = 0;
   // A guest TLB flush without a root switch (shadow: sync unsync pages).
   virtual void flush_tlb(const x86::GuestPaging& paging) = 0;
   // INVLPG of the page holding linear address `gva`.
   virtual void invlpg(const x86::GuestPaging& paging, Gva gva) = 0;
+  // INVPCID of `type` for `pcid` (Address: the page holding linear address `linear`).
+  virtual void invpcid(x86::InvpcidType type, std::uint16_t pcid, Gva linear) = 0;
   // Drops the vCPU's root (Effect::NewRoot, RootPolicy::Rebuild); the next access loads one.
   virtual void unload_root() = 0;
   // Whether guest walks write A/D bits back (default yes).

@@ -65,6 +65,7 @@
 #include "vmmu/shadow/shadow_vcpu.hpp"
 #include "vmmu/tdp/policy.hpp"
 #include "vmmu/x86/guest_paging.hpp"
+#include "vmmu/x86/invpcid.hpp"
 #include "vmmu/x86/walk.hpp"
 
 namespace vmmu::shadow {
@@ -113,7 +114,9 @@ struct ShadowStats {
   std::uint64_t zapped_pages = 0;       // shadow pages zapped
   std::uint64_t tlb_flushes = 0;        // flushes issued (MMU changes and guest flushes)
   std::uint64_t roots_built = 0;        // root shadow pages made
-  std::uint64_t roots_reused = 0;       // root loads that found the root already there
+  std::uint64_t roots_reused = 0;       // root loads that found the root already there (cache or MMU)
+  std::uint64_t root_cache_hits = 0;    // ... of them answered by the vCPU's previous roots (no lookup)
+  std::uint64_t root_syncs = 0;         // roots synced for a guest flush (CR3 load, INVPCID, ...)
   std::uint64_t huge_leaves = 0;        // huge shadow leaves installed (2 MiB / 1 GiB)
   std::uint64_t huge_splits = 0;        // huge leaves replaced by a table of small leaves
   std::uint64_t huge_dropped = 0;       // huge leaves zapped when dirty logging started (Drop)
@@ -188,17 +191,26 @@ class ShadowMmu {
     return {};
   }
 
-  // CR3 load (and any paging-state change): the vCPU's root becomes the one for `paging`,
-  // found (cached in the MMU) or built; the old root is released, not zapped. `flush`: the
-  // guest asked for a TLB flush (CR3 bit 63 clear with PCIDs, always without): the unsync
-  // pages under the root are synced.
-  Status<ShadowExit> load_cr3(ShadowVcpu& vcpu, const x86::GuestPaging& paging, bool flush = true);
-  // INVLPG: the guest changed its mapping of `gva` and flushed it (an unsync page's entry for
-  // it is synced).
+  // CR3 load (and any paging-state change) under PCID `pcid` (0 without CR4.PCIDE): the
+  // vCPU's root becomes the one for `paging` -- from the vCPU's cache of previous roots
+  // (no lookup), else found in the MMU or built; the old root goes into the cache, not
+  // zapped. `flush`: the guest asked for a TLB flush (CR3 bit 63 clear with PCIDs, always
+  // without): the unsync pages under the new root are synced and cached roots of the same PCID become stale. A no-flush
+  // load of a cached root syncs nothing unless the guest flushed its PCID meanwhile.
+  Status<ShadowExit> load_cr3(ShadowVcpu& vcpu, const x86::GuestPaging& paging, bool flush = true,
+                              std::uint16_t pcid = 0);
+  // INVLPG: the guest changed its mapping of `gva` and flushed it (in every root of the vCPU:
+  // INVLPG drops global translations of every PCID; an unsync page's entry for it is synced).
   void invlpg(ShadowVcpu& vcpu, Gva gva);
-  // A guest TLB flush (CR4 write, INVPCID all, ...): the unsync pages under the root are synced.
+  // INVPCID of type `type` for `pcid` (Address: the page holding linear address `linear`).
+  // The shadow MMU keeps no global translations apart, so the types excluding globals flush
+  // them too (a flush may always drop more).
+  void invpcid(ShadowVcpu& vcpu, x86::InvpcidType type, std::uint16_t pcid, Gva linear);
+  // A guest TLB flush of every PCID (CR4.PGE or CR4.PCIDE 1->0, CR0.PG 1->0): the current
+  // root is synced, cached roots become stale.
   void flush_tlb(ShadowVcpu& vcpu);
-  // Releases the vCPU's root (KVM's kvm_mmu_unload); the next access loads one.
+  // Releases the vCPU's root and its cached roots (KVM's kvm_mmu_unload); the next access
+  // loads one.
   void unload(ShadowVcpu& vcpu);
 
   // ---- host-side events ---------------------------------------------------------------------
@@ -309,6 +321,22 @@ class ShadowMmu {
   // The vCPU's root for `paging`, loaded (and pinned) if it is not already.
   Result<ShadowPage*, ShadowExit> vcpu_root_locked(ShadowVcpu& vcpu, const x86::GuestPaging& paging);
   void release_root_locked(ShadowPage* root);
+  // ---- roots across CR3 switches (root_cache.cpp) ------------------------------------------
+  // load_cr3's work: the root for (paging, pcid) made current, the old one cached.
+  Result<ShadowPage*, ShadowExit> switch_root_locked(ShadowVcpu& vcpu, const x86::GuestPaging& paging,
+                                                     std::uint16_t pcid, bool flush);
+  // `c` becomes the most recent cached root; the oldest is evicted (released) when full.
+  void cache_root_locked(ShadowVcpu& vcpu, const ShadowVcpu::CachedRoot& c);
+  // The guest flushed `pcid` (every PCID: nullopt): the current root synced if it is
+  // concerned, cached roots concerned marked stale.
+  void guest_flush_locked(ShadowVcpu& vcpu, std::optional<std::uint16_t> pcid);
+  // Syncs the unsync pages under the current root (sync_roots_locked); counted as a root sync.
+  void sync_current_root_locked(ShadowVcpu& vcpu);
+  // The shadow leaf for linear address `linear` under `root`, if any: synced from its guest
+  // entry when its page is unsync and `paging` (the root's paging state) is given, else cleared.
+  void zap_gva_locked(const ShadowPage& root, std::uint64_t linear, const x86::GuestPaging* paging,
+                      pt::TlbFlush<Gva>& flush);
+  void release_cached_locked(ShadowVcpu& vcpu);
 
   // A guest frame's backing as the fault path needs it: host page (null: none), whether it
   // may be written, and the region (null without memslots) for dirty logging.

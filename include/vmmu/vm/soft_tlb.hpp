@@ -37,6 +37,7 @@ enum class TlbScope : std::uint8_t {
   NonGlobal,  // the given PCID's non-global entries (MOV to CR3)
   Pcid,       // every entry the given PCID may use: its own and every global one
   All,        // everything
+  NonGlobalAll,  // every PCID's non-global entries (INVPCID type 3)
 };
 
 class SoftTlb {
@@ -60,6 +61,8 @@ class SoftTlb {
   // INVLPG (SDM 4.10.4.1): every piece of the page containing `vpn` for `pcid`, and global
   // ones whatever their PCID. Returns entries dropped.
   std::size_t invalidate_page(std::uint64_t vpn, std::uint16_t pcid);
+  // INVPCID individual-address: the non-global pieces of that page for `pcid` only.
+  std::size_t invalidate_pcid_page(std::uint64_t vpn, std::uint16_t pcid);
   // Returns entries dropped.
   std::size_t flush(TlbScope scope, std::uint16_t pcid);
 

@@ -89,6 +89,11 @@ class Vcpu {
   Effects set_registers(const x86::Registers& regs);
   // INVLPG: drops the TLB's entries for the page holding `gva` (SDM 4.10.4.1).
   void invlpg(Gva gva);
+  // INVPCID of `type` for `pcid` (Address: the page holding linear address `linear`), in the
+  // software TLB and the MMU's roots (shadow: cached roots of that PCID). Errors:
+  // GeneralProtection (a PCID above 4095, or a single-PCID type naming a PCID other than 0
+  // with CR4.PCIDE clear).
+  Status<GuestExit> invpcid(x86::InvpcidType type, std::uint16_t pcid, Gva linear);
 
   // ---- memory --------------------------------------------------------------------------
   // Guest-virtual access of any length, page by page. `user`: made at CPL 3.
