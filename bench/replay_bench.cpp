@@ -41,6 +41,7 @@ void BM_ReplayTlbHits(benchmark::State& state) {
   const std::uint64_t accesses = 4'000'000;
   const std::string path = hit_trace(accesses, static_cast<std::uint64_t>(state.range(0)));
   sim::ReplayConfig c;
+  c.mmu = state.range(1) == 0 ? sim::MmuKind::Tdp : sim::MmuKind::Shadow;
   c.guest_memory = std::uint64_t{1} << 30;
   std::uint64_t misses = 0;
   for (auto _ : state) {
@@ -56,6 +57,7 @@ void BM_ReplayTlbHits(benchmark::State& state) {
   state.counters["tlb_misses"] = static_cast<double>(misses);
   std::filesystem::remove(path);
 }
-BENCHMARK(BM_ReplayTlbHits)->Arg(32)->Unit(benchmark::kMillisecond);
+// Args: pages cycled over, MMU (0: tdp, 1: shadow).
+BENCHMARK(BM_ReplayTlbHits)->Args({32, 0})->Args({32, 1})->Unit(benchmark::kMillisecond);
 
 }  // namespace

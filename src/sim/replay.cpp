@@ -1,5 +1,5 @@
 // Trace replay: processes time-sliced on one vCPU, accesses through the hardware model,
-// misses through the real guest walk and TDP MMU (see replay.hpp).
+// misses through the real guest walk and the VM's MMU, TDP or shadow (see replay.hpp).
 
 #include "vmmu/sim/replay.hpp"
 
@@ -117,6 +117,13 @@ class Replayer {
   ReplaySample counters(std::uint64_t index);  // totals so far (table pages: now)
   // Harvests and clears the dirty log into logged_: data pages it held.
   Result<std::uint64_t, ReplayError> harvest();
+  // The shadow leaf level over a guest leaf of `guest_level`: the guest's size where the host
+  // backing holds it, 4 KiB while dirty logging runs (writes split huge shadow leaves; reads
+  // through one left write-protected are counted as 4 KiB walks too: the MMU does not say).
+  [[nodiscard]] unsigned shadow_leaf_level(unsigned guest_level) const {
+    if (logging_) return 1;
+    return std::min(guest_level, c_.host_page_size >= k2M ? 2u : 1u);
+  }
   [[nodiscard]] std::uint64_t table_pool_pages() const { return (tables_.end - tables_.begin) >> kPageShift; }
 
   const ReplayConfig& c_;
@@ -128,6 +135,7 @@ class Replayer {
   vm::Vcpu& vcpu_;
   std::vector<std::uint64_t> logged_;  // pages harvested by migration rounds (slot bitmap)
   ReplaySample last_;                  // the counters at the previous sample
+  bool logging_ = false;               // dirty logging has started
 };
 
 Result<std::uint64_t, ReplayError> Replayer::harvest() {
@@ -145,10 +153,10 @@ Result<std::uint64_t, ReplayError> Replayer::harvest() {
 }
 
 ReplaySample Replayer::counters(std::uint64_t index) {
-  const tdp::TdpStats mmu = vm_->tdp_mmu()->stats();
+  const mmu::MmuStats mmu = vm_->mmu().stats();
   const tlb::HardwareStats& t = hw_.stats();
-  return {index,     kernel_.faults(), mmu.faults.faults, kernel_.table_pages() + mmu.tables_in_use,
-          t.lookups, t.misses,         std::nullopt};
+  return {index, kernel_.faults(), mmu.faults, kernel_.table_pages() + mmu.table_pages, t.lookups, t.misses,
+          std::nullopt};
 }
 
 Status<ReplayError> Replayer::sample(std::uint64_t index, bool logging, ReplayReport& rep) {
@@ -195,13 +203,19 @@ Status<ReplayError> Replayer::miss(unsigned proc, Gva gva, Access a, bool write)
       if (auto s = kernel_.fault(proc, gva); !s) return Unexpected{failed(s.error())};
       continue;
     }
-    auto s = vm_->tdp_mmu()->access(*vcpu_.tdp_mmu(), t->gpa, a, [](std::byte*) {});
-    if (!s) return Unexpected{failed(fmt::format("process {}: {} at {}", proc, tdp::to_string(s.error()), t->gpa))};
     tlb::GuestPath path = kernel_.path(proc, gva);
     path.gpa = t->gpa;
     path.write = write;
-    hw_.walk(path, [this](Gpa g) {
-      const std::optional<tdp::TdpMmu::Leaf> leaf = vm_->tdp_mmu()->lookup(g);
+    tdp::TdpMmu* tdp = vm_->tdp_mmu();
+    if (tdp == nullptr) {  // shadow: the access above faulted the shadow tables in; one dimension
+      path.leaf_level = shadow_leaf_level(path.leaf_level);
+      hw_.walk(path, [](Gpa) { return 1u; });
+      return {};
+    }
+    auto s = tdp->access(*vcpu_.tdp_mmu(), t->gpa, a, [](std::byte*) {});
+    if (!s) return Unexpected{failed(fmt::format("process {}: {} at {}", proc, tdp::to_string(s.error()), t->gpa))};
+    hw_.walk(path, [tdp](Gpa g) {
+      const std::optional<tdp::TdpMmu::Leaf> leaf = tdp->lookup(g);
       return leaf ? leaf->level : 1u;
     });
     return {};
@@ -223,6 +237,7 @@ Status<ReplayError> Replayer::access(unsigned proc, Process& p, std::uint64_t n)
 Status<ReplayError> Replayer::start_dirty_logging() {
   if (auto s = vm_->memslots().set_flags(SlotId{0}, MemslotFlags::log_dirty()); !s)
     return Unexpected{failed(fmt::format("cannot start dirty logging: {}", to_string(s.error())))};
+  logging_ = true;
   hw_.flush_all();  // the MMU's flush after write-protecting reaches the modelled TLBs too
   return {};
 }
@@ -301,7 +316,9 @@ Status<ReplayError> Replayer::run(std::vector<Process>& procs, std::optional<std
 
 StatsSnapshot snapshot(vm::Vm& vm) {
   StatsSnapshot s;
-  s.tdp = vm.tdp_mmu()->stats();
+  s.kind = vm.mmu().kind();
+  if (tdp::TdpMmu* t = vm.tdp_mmu()) s.tdp = t->stats();
+  s.mmu = vm.mmu().stats();
   for (std::size_t i = 0; i < vm.vcpu_count(); ++i) s.root_loads += vm.vcpu(i).mmu().stats().root_loads;
   s.host_page_faults = host_page_faults();
   return s;
@@ -326,8 +343,8 @@ std::optional<MmuKind> mmu_kind(std::string_view name) {
 std::optional<std::string_view> replay_lacks(MmuKind k) {
   switch (k) {
     case MmuKind::Tdp: return std::nullopt;
-    case MmuKind::Shadow: return "the shadow MMU is not reachable from replay in this build (use --mmu tdp)";
-    case MmuKind::Adaptive: return "the adaptive policy needs the shadow MMU, not reachable from replay in this build";
+    case MmuKind::Shadow: return std::nullopt;
+    case MmuKind::Adaptive: return "the adaptive policy is not implemented in this build (use --mmu tdp or shadow)";
   }
   return "unknown MMU";
 }
@@ -365,7 +382,10 @@ Result<ReplayReport, ReplayError> replay(const std::vector<std::string>& traces,
   }
 
   vm::VmConfig vc;
-  vc.tdp.format.levels = 4;
+  // Under shadow the shadow tables are as deep as the guest's (a deeper host would add
+  // passthrough levels the one-dimensional walk does not read).
+  vc.mmu = c.mmu == MmuKind::Shadow ? mmu::MmuKind::Shadow : mmu::MmuKind::Tdp;
+  vc.tdp.format.levels = c.mmu == MmuKind::Shadow ? c.guest_levels : 4;
   vc.tdp.policies = c.policies;
   auto vm = vm::Vm::create(vc);
   if (!vm) return Unexpected{failed(fmt::format("cannot create the VM: {}", vm::to_string(vm.error())))};

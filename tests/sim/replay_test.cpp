@@ -1,7 +1,7 @@
 // Trace replay's done-means checks on traces generated here: cold replays fault exactly once
 // per page (4K) or 2 MiB region (2M), build the minimum page tables, log exactly the pages
 // written after dirty logging starts, walk with the closed-form references, and miss the TLB
-// exactly as a reference LRU model does.
+// exactly as a reference LRU model does -- under the TDP MMU and under the shadow MMU.
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -25,13 +25,16 @@ namespace {
 
 using namespace vmmu::sim::test;
 
-class ColdReplay : public ::testing::TestWithParam<std::tuple<std::uint64_t, unsigned>> {};
+std::string mmu_name(const ::testing::TestParamInfo<MmuKind>& i) { return std::string(to_string(i.param)); }
+
+class ColdReplay : public ::testing::TestWithParam<std::tuple<MmuKind, std::uint64_t, unsigned>> {};
 
 TEST_P(ColdReplay, FaultsOncePerPageAndBuildsTheMinimumTables) {
-  const auto [page_size, levels] = GetParam();
+  const auto [mmu, page_size, levels] = GetParam();
   const auto accesses = generated(7, 40000);
   const std::string p = write_trace("cold", accesses);
   ReplayConfig c = small_config();
+  c.mmu = mmu;
   c.guest_page_size = page_size;
   c.guest_levels = levels;
   auto r = replay({p}, c);
@@ -48,13 +51,15 @@ TEST_P(ColdReplay, FaultsOncePerPageAndBuildsTheMinimumTables) {
   EXPECT_EQ(r->guest_page_faults, page_size == k2M ? regions.size() : vpns.size());
   EXPECT_EQ(r->guest_table_pages, minimum_tables(vpns, levels, page_size == k2M ? 2 : 1));
   EXPECT_EQ(r->tlb.lookups, accesses.size());
+  EXPECT_EQ(r->mmu, mmu);
   std::filesystem::remove(p);
 }
 
-INSTANTIATE_TEST_SUITE_P(PagesAndLevels, ColdReplay,
-                         ::testing::Combine(::testing::Values(std::uint64_t{4096}, k2M), ::testing::Values(4u, 5u)));
+INSTANTIATE_TEST_SUITE_P(MmusPagesAndLevels, ColdReplay,
+                         ::testing::Combine(::testing::Values(MmuKind::Tdp, MmuKind::Shadow),
+                                            ::testing::Values(std::uint64_t{4096}, k2M), ::testing::Values(4u, 5u)));
 
-class DirtyLogReplay : public ::testing::TestWithParam<std::uint64_t> {};
+class DirtyLogReplay : public ::testing::TestWithParam<std::tuple<MmuKind, std::uint64_t>> {};
 
 std::uint64_t stat(const ReplayReport& r, std::string_view key) {
   for (const Metric& m : r.stats) {
@@ -68,7 +73,8 @@ TEST_P(DirtyLogReplay, LogsExactlyThePagesWrittenFromTheStart) {
   const auto accesses = generated(11, 30000);
   const std::string p = write_trace("dirty", accesses);
   ReplayConfig c = small_config();
-  c.guest_page_size = GetParam();
+  c.mmu = std::get<0>(GetParam());
+  c.guest_page_size = std::get<1>(GetParam());
   c.dirty_log_at = 0.5;
   c.tlb = {16384, 16};  // holds the pages: writes after the start hit unless the TLB was flushed
   auto r = replay({p}, c);
@@ -82,7 +88,9 @@ TEST_P(DirtyLogReplay, LogsExactlyThePagesWrittenFromTheStart) {
   std::filesystem::remove(p);
 }
 
-INSTANTIATE_TEST_SUITE_P(GuestPages, DirtyLogReplay, ::testing::Values(std::uint64_t{4096}, k2M));
+INSTANTIATE_TEST_SUITE_P(MmusAndGuestPages, DirtyLogReplay,
+                         ::testing::Combine(::testing::Values(MmuKind::Tdp, MmuKind::Shadow),
+                                            ::testing::Values(std::uint64_t{4096}, k2M)));
 
 // The time series adds up to the totals, and with dirty logging every interval after the
 // start is a migration round whose harvests together log exactly the pages written.
@@ -90,7 +98,8 @@ TEST_P(DirtyLogReplay, SeriesAddUpAndMigrationRoundsLogEveryPageWritten) {
   const auto accesses = generated(11, 30000);
   const std::string p = write_trace("series", accesses);
   ReplayConfig c = small_config();
-  c.guest_page_size = GetParam();
+  c.mmu = std::get<0>(GetParam());
+  c.guest_page_size = std::get<1>(GetParam());
   c.dirty_log_at = 0.5;
   c.samples = 10;
   c.tlb = {16384, 16};  // holds the pages: a round's writes are logged only if the harvest flushed it
@@ -127,10 +136,13 @@ TEST_P(DirtyLogReplay, SeriesAddUpAndMigrationRoundsLogEveryPageWritten) {
   std::filesystem::remove(p);
 }
 
-TEST(Replay, SeveralTracesAreSeveralProcesses) {
+class ReplayUnder : public ::testing::TestWithParam<MmuKind> {};
+
+TEST_P(ReplayUnder, SeveralTracesAreSeveralProcesses) {
   const auto a = generated(1, 5000), b = generated(2, 7000);
   const std::string pa = write_trace("proc-a", a), pb = write_trace("proc-b", b);
   ReplayConfig c = small_config();
+  c.mmu = GetParam();
   c.slice_accesses = 1000;  // many switches
   c.tlb = {16384, 16};       // holds the pages: the other process's entries would hit without a flush
   auto r = replay({pa, pb}, c);
@@ -170,11 +182,57 @@ TEST(Replay, WalksCostTheClosedFormWithoutCaches) {
   std::filesystem::remove(p);
 }
 
-TEST(Replay, TlbMissesEqualAReferenceLru) {
+// Under shadow the hardware walks the shadow tables alone: a walk reads one entry per level
+// from the root down to the shadow leaf, whose size is the guest page's where the host backing
+// holds it -- 4, 3 or 5 references where two-dimensional paging needs 24, 15 or 29.
+TEST(Replay, ShadowWalksAreOneDimensional) {
+  const auto accesses = generated(5, 20000);
+  const std::string p = write_trace("shadow-refs", accesses);
+  struct Mix {
+    std::uint64_t guest_page, host_page;
+    unsigned levels, refs;
+  };
+  for (const Mix& m : {Mix{4096, 4096, 4, 4}, Mix{k2M, 4096, 4, 4}, Mix{4096, k2M, 4, 4}, Mix{k2M, k2M, 4, 3},
+                       Mix{4096, 4096, 5, 5}, Mix{k2M, k2M, 5, 4}}) {
+    ReplayConfig c = small_config();
+    c.mmu = MmuKind::Shadow;
+    c.guest_page_size = m.guest_page;
+    c.host_page_size = m.host_page;
+    c.guest_levels = m.levels;
+    c.psc_entries = 0;
+    c.nested_tlb_entries = 0;
+    auto r = replay({p}, c);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->tlb.walk_refs(), r->tlb.misses * m.refs) << m.guest_page << " over " << m.host_page;
+    EXPECT_EQ(r->tlb.nested_refs, 0u);
+    EXPECT_EQ(r->tlb.nested_walks, 0u);
+    EXPECT_EQ(r->tlb.guest_walks, r->tlb.misses);
+    EXPECT_EQ(r->tlb.refs_saved, 0u);
+  }
+  std::filesystem::remove(p);
+}
+
+// The shadow MMU's own figures reach the report: every guest fault was found by a shadow
+// fault and reflected, and the pages mapped took shadow faults of their own.
+TEST(Replay, ShadowFiguresAreReported) {
+  const auto accesses = generated(7, 20000);
+  const std::string p = write_trace("shadow-stats", accesses);
+  ReplayConfig c = small_config();
+  c.mmu = MmuKind::Shadow;
+  auto r = replay({p}, c);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(stat(*r, "reflected"), r->guest_page_faults);
+  EXPECT_GT(stat(*r, "faults"), stat(*r, "reflected"));
+  EXPECT_GT(stat(*r, "tables_in_use"), 0u);
+  std::filesystem::remove(p);
+}
+
+TEST_P(ReplayUnder, TlbMissesEqualAReferenceLru) {
   const auto accesses = generated(9, 30000);
   const std::string p = write_trace("lru", accesses);
   for (std::uint32_t entries : {16u, 64u, 256u}) {
     ReplayConfig c = small_config();
+    c.mmu = GetParam();
     c.tlb = {entries, 0};
     c.host_page_size = 4096;  // every entry maps one 4 KiB page, as the reference does
     auto r = replay({p}, c);
@@ -187,14 +245,16 @@ TEST(Replay, TlbMissesEqualAReferenceLru) {
   std::filesystem::remove(p);
 }
 
+INSTANTIATE_TEST_SUITE_P(Mmus, ReplayUnder, ::testing::Values(MmuKind::Tdp, MmuKind::Shadow), mmu_name);
+
 TEST(Replay, BadInputIsNamed) {
   const std::string p = write_trace("good", generated(3, 100));
   ReplayConfig c = small_config();
-  c.mmu = MmuKind::Shadow;
-  auto shadow = replay({p}, c);
-  ASSERT_FALSE(shadow);
-  EXPECT_TRUE(shadow.error().bad_input);
-  EXPECT_NE(shadow.error().message.find("shadow"), std::string::npos);
+  c.mmu = MmuKind::Adaptive;
+  auto adaptive = replay({p}, c);
+  ASSERT_FALSE(adaptive);
+  EXPECT_TRUE(adaptive.error().bad_input);
+  EXPECT_NE(adaptive.error().message.find("--mmu adaptive: "), std::string::npos) << adaptive.error().message;
 
   const std::string high = write_trace("high", {{TraceKind::Read, 1}, {TraceKind::Read, std::uint64_t{1} << 35}});
   auto r = replay({high}, small_config());

@@ -7,10 +7,11 @@
 //   access ──► TranslationHardware TLB ── hit ──► counted
 //                 │ miss
 //                 ▼
-//   Vcpu::translate (guest walk through the TDP tables) ── #PF ──► guest kernel model maps
-//                 │                                              the page (first touch), retry
-//                 ▼
-//   TdpMmu::access(gpa) (faults the nested tables in, logs dirty) ──► walk counted, TLB filled
+//   Vcpu::translate ── #PF ──► guest kernel model maps the page (first touch), retry
+//     tdp: guest walk through the TDP tables, then TdpMmu::access(gpa) (faults the nested
+//          tables in, logs dirty) ──► two-dimensional walk counted, TLB filled
+//     shadow: hardware walk of the shadow tables, shadow fault path (reflects the guest's
+//          #PF, builds shadow leaves, logs dirty) ──► one-dimensional walk counted, TLB filled
 
 #include <cstdint>
 #include <optional>
@@ -87,7 +88,7 @@ struct ReplayReport {
   std::uint64_t data_pages_logged = 0;
   std::uint64_t table_pages_logged = 0;
   std::uint64_t time_ns = 0;
-  std::vector<Metric> stats;  // the TDP MMU's statistics over the replay (stats_metrics keys)
+  std::vector<Metric> stats;  // the MMU's statistics over the replay (stats_metrics keys, per kind)
   std::uint64_t sample_accesses = 0;  // the interval of `series`
   std::vector<ReplaySample> series;   // with ReplayConfig::sample_accesses
 };
