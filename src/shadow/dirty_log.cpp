@@ -26,12 +26,16 @@ void ShadowMmu::start_dirty_logging_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& f
 }
 
 void ShadowMmu::reprotect_masked(Gfn first, std::span<const std::uint64_t> words, pt::TlbFlush<Gva>& flush) {
+  // Word by word through the frame-indexed rmaps (KVM's kvm_mmu_write_protect_pt_masked):
+  // zero words cost nothing, and one flush covers the call. Only 4 KiB leaves can be
+  // writable here: logging write-protected the huge ones and faults map logged frames small
+  // (the invariants check both).
+  bool changed = false;
+  auto protect = [&](Hpa entry) { changed |= clear_write(entry); };
   for (std::size_t w = 0; w < words.size(); ++w) {
-    for (std::uint64_t bits = words[w]; bits != 0; bits &= bits - 1) {
-      const Gfn gfn = first + (w * 64 + static_cast<unsigned>(__builtin_ctzll(bits)));
-      write_protect_locked({gfn, gfn + 1}, flush);
-    }
+    if (words[w] != 0) pages_.for_each_rmap_masked(first + w * 64, words[w], protect);
   }
+  if (changed) flush.add_all();
 }
 
 namespace {
