@@ -65,6 +65,8 @@ TEST(ShadowFrameIndex, RmappedFindsFramesByStrideInRangesSmallAndLarge) {
   EXPECT_EQ(raw(f.rmapped({Gfn(0x201), Gfn(0x401)}, 1)), (std::vector<std::uint64_t>{0x201, 0x400}));
   EXPECT_EQ(raw(f.rmapped({Gfn(0), Gfn(0x80000)}, 512)), (std::vector<std::uint64_t>{0x200, 0x400, 0x40000}));
   EXPECT_EQ(raw(f.rmapped({Gfn(0), Gfn(0x80000)}, std::uint64_t{1} << 18)), (std::vector<std::uint64_t>{0x40000}));
+  // More 1 GiB frames than chunks: one pass over the chunks.
+  EXPECT_EQ(raw(f.rmapped({Gfn(0), Gfn(0x200000)}, std::uint64_t{1} << 18)), (std::vector<std::uint64_t>{0x40000}));
   EXPECT_EQ(raw(f.rmapped({Gfn(0x40001), Gfn(0x40002)}, 1)), (std::vector<std::uint64_t>{0x40001}));
   EXPECT_TRUE(f.rmapped({Gfn(0x202), Gfn(0x400)}, 1).empty());
   f.track(Gfn(0x40001));
