@@ -8,6 +8,7 @@
 // between "logged" and "writable".
 
 #include "vmmu/core/rcu.hpp"
+#include "vmmu/memory/slot_dirty_log.hpp"
 #include "vmmu/shadow/shadow_mmu.hpp"
 
 namespace vmmu::shadow {
@@ -26,38 +27,21 @@ void ShadowMmu::start_dirty_logging_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& f
 }
 
 void ShadowMmu::reprotect_masked(Gfn first, std::span<const std::uint64_t> words, pt::TlbFlush<Gva>& flush) {
+  // Word by word through the frame-indexed rmaps (KVM's kvm_mmu_write_protect_pt_masked):
+  // zero words cost nothing, and one flush covers the call. Only 4 KiB leaves can be
+  // writable here: logging write-protected the huge ones and faults map logged frames small
+  // (the invariants check both).
+  bool changed = false;
+  auto protect = [&](Hpa entry) { changed |= clear_write(entry); };
   for (std::size_t w = 0; w < words.size(); ++w) {
-    for (std::uint64_t bits = words[w]; bits != 0; bits &= bits - 1) {
-      const Gfn gfn = first + (w * 64 + static_cast<unsigned>(__builtin_ctzll(bits)));
-      write_protect_locked({gfn, gfn + 1}, flush);
-    }
+    if (words[w] != 0) pages_.for_each_rmap_masked(first + w * 64, words[w], protect);
   }
+  if (changed) flush.add_all();
 }
-
-namespace {
-
-// The slot and its bitmap as the current snapshot has them (inside the caller's RCU section,
-// before the MMU lock: the memslot mutex is never taken under it).
-struct SlotLog {
-  MemslotSpec spec;
-  DirtyBitmap* bitmap;
-};
-
-Result<SlotLog, MemslotError> slot_log(Memslots* slots, SlotId id) {
-  if (slots == nullptr) return Unexpected{MemslotError::UnknownSlot};
-  const std::optional<MemslotSpec> spec = slots->slot(id);
-  if (!spec) return Unexpected{MemslotError::UnknownSlot};
-  const MemslotRegion* r = slots->find(spec->base);
-  if (r == nullptr || r->slot != id) return Unexpected{MemslotError::UnknownSlot};  // changed meanwhile
-  if (r->dirty == nullptr) return Unexpected{MemslotError::NotLoggingDirty};
-  return SlotLog{*spec, r->dirty};
-}
-
-}  // namespace
 
 Result<std::vector<std::uint64_t>, MemslotError> ShadowMmu::get_dirty_log(SlotId id) {
   const rcu::ReadGuard rcu;
-  const Result<SlotLog, MemslotError> log = slot_log(slots_, id);
+  const Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(slots_, id);  // before the lock
   if (!log) return Unexpected{log.error()};
   const std::lock_guard lock(mutex_);
   std::vector<std::uint64_t> bits = log->bitmap->get_and_clear(0, log->spec.pages);
@@ -70,7 +54,7 @@ Result<std::vector<std::uint64_t>, MemslotError> ShadowMmu::get_dirty_log(SlotId
 
 Result<std::vector<std::uint64_t>, MemslotError> ShadowMmu::peek_dirty_log(SlotId id) {
   const rcu::ReadGuard rcu;
-  const Result<SlotLog, MemslotError> log = slot_log(slots_, id);
+  const Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(slots_, id);  // before the lock
   if (!log) return Unexpected{log.error()};
   return log->bitmap->peek(0, log->spec.pages);
 }
@@ -78,18 +62,14 @@ Result<std::vector<std::uint64_t>, MemslotError> ShadowMmu::peek_dirty_log(SlotI
 Status<MemslotError> ShadowMmu::clear_dirty_log(SlotId id, std::uint64_t first_page, std::uint64_t pages,
                                                 std::span<const std::uint64_t> mask) {
   const rcu::ReadGuard rcu;
-  const Result<SlotLog, MemslotError> log = slot_log(slots_, id);
+  const Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(slots_, id);  // before the lock
   if (!log) return Unexpected{log.error()};
-  const MemslotSpec& spec = log->spec;
-  if (first_page > spec.pages || pages > spec.pages - first_page || mask.size() < (pages + 63) / 64) {
-    return Unexpected{MemslotError::RangeOutsideSlot};
-  }
+  const Result<std::vector<std::uint64_t>, MemslotError> words = log->clear_words(first_page, pages, mask);
+  if (!words) return Unexpected{words.error()};
   const std::lock_guard lock(mutex_);
   log->bitmap->clear(first_page, pages, mask);
-  std::vector<std::uint64_t> words(mask.begin(), mask.begin() + static_cast<std::ptrdiff_t>((pages + 63) / 64));
-  if (pages % 64 != 0) words.back() &= (std::uint64_t{1} << (pages % 64)) - 1;
   pt::TlbFlush<Gva> flush(&memory_);
-  reprotect_masked(spec.base + first_page, words, flush);
+  reprotect_masked(log->spec.base + first_page, *words, flush);
   finish(std::move(flush));
   checked("clear_dirty_log");
   return {};

@@ -143,7 +143,7 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
     if (level > 1) ++stats_.huge_leaves;
   }
   sp->set_leaf(index, {first, t->page_size});
-  pages_.rmap_add(first, {it.entry_address(), root.table(), Gva(input & ~(g.span(level) - 1))});
+  pages_.rmap_add(first, it.entry_address());
   if (level == 1) prefetch(paging, *sp, root.table(), input, flush);
   std::move(flush).apply(tlb_);
   if (emulate) {
@@ -206,14 +206,14 @@ void ShadowMmu::split_into(ShadowPage& p, const Iterator& it, GuestLeaf old) {
   LeafRights r = ShadowFormat::leaf_rights(it.entry());
   r.access &= static_cast<std::uint8_t>(~gpte::kAccWrite);
   const Hpa host = format_.leaf_address(it.entry(), it.level());
-  const std::uint64_t base = it.address() & ~(it.span() - 1), frames = g.span(level) >> kPageShift;
+  const std::uint64_t frames = g.span(level) >> kPageShift;
   for (unsigned i = 0; i < g.entries(level); ++i) {
     // Unpublished until the parent's install: plain stores.
     const Hpa entry = pt::entry_address<ShadowFormat>(p.table(), i);
     memory_.store<std::uint64_t>(entry, ShadowFormat::leaf_entry(host + i * g.span(level), level, r));
     const Gfn gfn = old.gfn + i * frames;
     p.set_leaf(i, {gfn, old.page_size});
-    pages_.rmap_add(gfn, {entry, Hpa(0), Gva(base + i * g.span(level))});
+    pages_.rmap_add(gfn, entry);
   }
   ++stats_.huge_splits;
 }

@@ -84,8 +84,8 @@ std::optional<std::string> ShadowMmu::invariants_locked() const {
       if (format_.leaf_address(it.entry(), level).raw() != reinterpret_cast<std::uintptr_t>(ram_.page(leaf.gfn))) {
         return fmt::format("shadow leaf for gva {:#x} is not the host page of gfn {:#x}", gva, leaf.gfn.raw());
       }
-      const auto& rmap = pages_.rmap(leaf.gfn);
-      if (std::none_of(rmap.begin(), rmap.end(), [&](const auto& e) { return e.entry == it.entry_address(); })) {
+      const PageCache::Rmap rmap = pages_.rmap(leaf.gfn);
+      if (std::find(rmap.begin(), rmap.end(), it.entry_address()) == rmap.end()) {
         return fmt::format("shadow leaf for gva {:#x} missing from the rmap of gfn {:#x}", gva, leaf.gfn.raw());
       }
       if (sp->unsync()) continue;  // may keep its old translation until the guest flushes
@@ -135,9 +135,9 @@ std::optional<std::string> ShadowMmu::invariants_locked() const {
   if (bad) return bad;
   if ((bad = unsync_broken())) return bad;
   pages_.for_each_rmap([&](Gfn gfn, const PageCache::Rmap& entries) {
-    for (const PageCache::RmapEntry& e : entries) {
+    for (const Hpa e : entries) {
       if (bad) return;
-      if (!leaves.contains(e.entry.raw())) bad = fmt::format("rmap of gfn {:#x} names an entry that is no leaf", gfn.raw());
+      if (!leaves.contains(e.raw())) bad = fmt::format("rmap of gfn {:#x} names an entry that is no leaf", gfn.raw());
     }
   });
   if (bad) return bad;

@@ -37,6 +37,7 @@ Result<std::unique_ptr<ShadowMmu>, ShadowConfigError> ShadowMmu::create(const Sh
   std::unique_ptr<ShadowMmu> mmu(new ShadowMmu(std::make_unique<MemslotRam>(slots), slots, config));
   ShadowMmu* self = mmu.get();
   mmu->observer_ = slots.add_observer([self](const MemslotChange& c) { self->on_memslot_change(c); });
+  mmu->update_quota();
   return mmu;
 }
 
@@ -51,6 +52,7 @@ void ShadowMmu::on_memslot_change(const MemslotChange& change) {
   // Called with the memslot mutex held, after the new snapshot is visible: every access that
   // may still use the old layout holds the lock, so taking it waits for them.
   const std::lock_guard lock(mutex_);
+  update_quota();
   pt::TlbFlush<Gva> flush(&memory_);
   auto each = [&](auto&& op) {
     for (Range<Gfn> r : {change.before, change.after}) {

@@ -27,11 +27,7 @@ Result<ShadowPage*, pt::TableError> PageCache::create(Gfn gfn, Role role) {
   by_table_.emplace(table->raw(), std::move(page));
   hash_[gfn.raw()].push_back(p);
   peak_ = std::max(peak_, by_table_.size());
-  if (p->tracks_gfn()) {
-    ++tracked_[gfn.raw()];
-    ++tracked_huge_[0][gfn.raw() >> 9];
-    ++tracked_huge_[1][gfn.raw() >> 18];
-  }
+  if (p->tracks_gfn()) frames_.track(gfn);
   return p;
 }
 
@@ -40,11 +36,9 @@ ShadowPage* PageCache::by_table(Hpa table) const {
   return it == by_table_.end() ? nullptr : it->second.get();
 }
 
-bool PageCache::tracked(Gfn gfn) const { return tracked_.contains(gfn.raw()); }
+bool PageCache::tracked(Gfn gfn) const { return frames_.tracked(gfn); }
 
-bool PageCache::tracked_within(Gfn gfn, unsigned level) const {
-  return level == 2 ? tracked_huge_[0].contains(gfn.raw() >> 9) : tracked_huge_[1].contains(gfn.raw() >> 18);
-}
+bool PageCache::tracked_within(Gfn gfn, unsigned level) const { return frames_.tracked_within(gfn, level); }
 
 std::vector<ShadowPage*> PageCache::shadowing(Gfn gfn) const {
   std::vector<ShadowPage*> out;
@@ -63,15 +57,7 @@ void PageCache::unhash(ShadowPage* p) {
     std::erase(it->second, p);
     if (it->second.empty()) hash_.erase(it);
   }
-  if (p->tracks_gfn()) {
-    auto drop = [](auto& counts, std::uint64_t key) {
-      const auto t = counts.find(key);
-      if (t != counts.end() && --t->second == 0) counts.erase(t);
-    };
-    drop(tracked_, p->gfn().raw());
-    drop(tracked_huge_[0], p->gfn().raw() >> 9);
-    drop(tracked_huge_[1], p->gfn().raw() >> 18);
-  }
+  if (p->tracks_gfn()) frames_.untrack(p->gfn());
   p->mark_invalid();
 }
 
@@ -84,46 +70,10 @@ std::unique_ptr<ShadowPage> PageCache::remove(ShadowPage* p) {
   return out;
 }
 
-namespace {
-
-// The keys of `map` in `gfns` that are multiples of `stride`: key by key when that is fewer
-// look-ups than the map has entries, else one pass over the map.
-template <class Map>
-std::vector<Gfn> keys_in(const Map& map, Range<Gfn> gfns, std::uint64_t stride) {
-  std::vector<Gfn> out;
-  if (!(gfns.begin < gfns.end)) return out;
-  const std::uint64_t first = (gfns.begin.raw() + stride - 1) / stride * stride;
-  if ((gfns.end.raw() - gfns.begin.raw()) / stride < map.size()) {
-    for (std::uint64_t g = first; g < gfns.end.raw(); g += stride) {
-      if (map.contains(g)) out.emplace_back(g);
-    }
-    return out;
-  }
-  for (const auto& kv : map) {
-    if (kv.first >= first && kv.first < gfns.end.raw() && kv.first % stride == 0) out.emplace_back(kv.first);
-  }
-  return out;
+std::vector<Gfn> PageCache::rmapped(Range<Gfn> gfns, std::uint64_t stride) const {
+  return frames_.rmapped(gfns, stride);
 }
 
-}  // namespace
-
-std::vector<Gfn> PageCache::rmapped(Range<Gfn> gfns, std::uint64_t stride) const { return keys_in(rmaps_, gfns, stride); }
-
-std::vector<Gfn> PageCache::shadowed(Range<Gfn> gfns) const { return keys_in(tracked_, gfns, 1); }
-
-const PageCache::Rmap& PageCache::rmap(Gfn gfn) const {
-  static const Rmap kNone;
-  const auto it = rmaps_.find(gfn.raw());
-  return it == rmaps_.end() ? kNone : it->second;
-}
-
-void PageCache::rmap_add(Gfn gfn, RmapEntry e) { rmaps_[gfn.raw()].push_back(e); }
-
-void PageCache::rmap_remove(Gfn gfn, Hpa entry) {
-  const auto it = rmaps_.find(gfn.raw());
-  if (it == rmaps_.end()) return;
-  std::erase_if(it->second, [&](const RmapEntry& e) { return e.entry == entry; });
-  if (it->second.empty()) rmaps_.erase(it);
-}
+std::vector<Gfn> PageCache::shadowed(Range<Gfn> gfns) const { return frames_.tracked_in(gfns); }
 
 }  // namespace vmmu::shadow

@@ -57,7 +57,7 @@ void ShadowMmu::prefetch(const x86::GuestPaging& paging, ShadowPage& sp, Hpa roo
                                                           {rights, static_cast<std::uint8_t>(f.protection_key(e))});
       if (ops.install(it, leaf, flush) != pt::ops::Installed::Done) continue;
       sp.set_leaf(i, {frame, kPageSize});
-      pages_.rmap_add(frame, {it.entry_address(), root, Gva(gva)});
+      pages_.rmap_add(frame, it.entry_address());
       ++stats_.prefetched;
     }
   });

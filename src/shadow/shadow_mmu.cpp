@@ -26,7 +26,9 @@ ShadowMmu::ShadowMmu(GuestRam& ram, ShadowConfig config)
       config_(config),
       format_(config.host_levels),
       memory_(format_.geometry()),
-      pages_(memory_) {}
+      pages_(memory_) {
+  update_quota();
+}
 
 ShadowMmu::ShadowMmu(std::unique_ptr<GuestRam> ram, Memslots& slots, ShadowConfig config)
     : own_ram_(std::move(ram)),

@@ -28,10 +28,10 @@ std::vector<ShadowMmu::LeafRef> ShadowMmu::leaves_over(Range<Gfn> gfns) const {
     const std::uint64_t frames = g.span(level) >> kPageShift;
     const Range<Gfn> keys{Gfn(gfns.begin.raw() / frames * frames), gfns.end};
     for (const Gfn key : pages_.rmapped(keys, frames)) {
-      for (const PageCache::RmapEntry& e : pages_.rmap(key)) {
-        const ShadowPage* sp = pages_.holding(e.entry);
+      for (const Hpa e : pages_.rmap(key)) {
+        const ShadowPage* sp = pages_.holding(e);
         const unsigned l = sp->role().level();
-        if (l == level && gfns.overlaps({key, key + frames})) out.push_back({key, e.entry, l});
+        if (l == level && gfns.overlaps({key, key + frames})) out.push_back({key, e, l});
       }
     }
   }
@@ -44,12 +44,16 @@ void ShadowMmu::zap_leaf(Gfn gfn, Hpa entry, pt::TlbFlush<Gva>& flush) {
   pages_.rmap_remove(gfn, entry);
 }
 
+bool ShadowMmu::clear_write(Hpa entry) {
+  const std::uint64_t e = memory_.read<std::uint64_t>(entry).value_or(0);
+  if (!gpte::RW::get(e)) return false;
+  memory_.store<std::uint64_t>(entry, gpte::RW::set(e, false));
+  return true;
+}
+
 void ShadowMmu::write_protect_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& flush) {
   for (const LeafRef& l : leaves_over(gfns)) {
-    const std::uint64_t e = memory_.read<std::uint64_t>(l.entry).value_or(0);
-    if (!gpte::RW::get(e)) continue;
-    memory_.store<std::uint64_t>(l.entry, gpte::RW::set(e, false));
-    flush.add_all();
+    if (clear_write(l.entry)) flush.add_all();
   }
 }
 

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "vmmu/core/rcu.hpp"
+#include "vmmu/memory/slot_dirty_log.hpp"
 #include "vmmu/tdp/tdp_mmu.hpp"
 
 namespace vmmu::tdp {
@@ -161,21 +162,9 @@ void TdpMmu::fold_dirty_bits(Range<Gpa> range, pt::TlbFlush<Gpa>* flush, std::in
   }
 }
 
-// The slot and its dirty bitmap as the current snapshot has them; call inside an RCU
-// read-side section (which keeps the bitmap alive). Taken before the MMU lock: the memslot
-// mutex is never taken under it (an observer holds that mutex and waits for the MMU lock).
-Result<TdpMmu::SlotLog, MemslotError> TdpMmu::slot_log(SlotId id) {
-  const std::optional<MemslotSpec> spec = slots_.slot(id);
-  if (!spec) return Unexpected{MemslotError::UnknownSlot};
-  const MemslotRegion* r = slots_.find(spec->base);
-  if (r == nullptr || r->slot != id) return Unexpected{MemslotError::UnknownSlot};  // changed meanwhile
-  if (r->dirty == nullptr) return Unexpected{MemslotError::NotLoggingDirty};
-  return SlotLog{*spec, r->dirty};
-}
-
 Result<std::vector<std::uint64_t>, MemslotError> TdpMmu::get_dirty_log(SlotId id) {
   rcu::ReadGuard rcu;
-  Result<SlotLog, MemslotError> log = slot_log(id);
+  Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(&slots_, id);  // before the lock
   if (!log) return Unexpected{log.error()};
   const MemslotSpec& spec = log->spec;
   ReaderLock::Exclusive exclusive(lock_);
@@ -195,7 +184,7 @@ Result<std::vector<std::uint64_t>, MemslotError> TdpMmu::get_dirty_log(SlotId id
 
 Result<std::vector<std::uint64_t>, MemslotError> TdpMmu::peek_dirty_log(SlotId id) {
   rcu::ReadGuard rcu;
-  Result<SlotLog, MemslotError> log = slot_log(id);
+  Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(&slots_, id);  // before the lock
   if (!log) return Unexpected{log.error()};
   const MemslotSpec& spec = log->spec;
   if (config_.policies.dirty_tracking == DirtyTracking::DirtyBits && format_.ad_bits()) {
@@ -210,19 +199,15 @@ Result<std::vector<std::uint64_t>, MemslotError> TdpMmu::peek_dirty_log(SlotId i
 Status<MemslotError> TdpMmu::clear_dirty_log(SlotId id, std::uint64_t first_page, std::uint64_t pages,
                                              std::span<const std::uint64_t> mask) {
   rcu::ReadGuard rcu;
-  Result<SlotLog, MemslotError> log = slot_log(id);
+  Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(&slots_, id);  // before the lock
   if (!log) return Unexpected{log.error()};
-  const MemslotSpec& spec = log->spec;
-  if (first_page > spec.pages || pages > spec.pages - first_page || mask.size() < (pages + 63) / 64) {
-    return Unexpected{MemslotError::RangeOutsideSlot};
-  }
+  const Result<std::vector<std::uint64_t>, MemslotError> words = log->clear_words(first_page, pages, mask);
+  if (!words) return Unexpected{words.error()};
   ReaderLock::Exclusive exclusive(lock_);
   log->bitmap->clear(first_page, pages, mask);
   pt::TlbFlush<Gpa> flush(&memory_);
   const std::vector<Root*> roots = roots_->valid_roots();
-  std::vector<std::uint64_t> words(mask.begin(), mask.begin() + static_cast<std::ptrdiff_t>((pages + 63) / 64));
-  if (pages % 64 != 0) words.back() &= (std::uint64_t{1} << (pages % 64)) - 1;
-  reprotect_masked(roots, spec.base + first_page, words, flush);
+  reprotect_masked(roots, log->spec.base + first_page, *words, flush);
   for (Root* r : roots) roots_->put(r);
   finish(std::move(flush));
   checked("clear_dirty_log");
@@ -236,7 +221,7 @@ std::size_t TdpMmu::harvest_dirty_ring(VcpuMmu& vcpu, std::vector<DirtyGfn>& out
 std::size_t TdpMmu::reset_dirty_ring(VcpuMmu& vcpu) {
   if (vcpu.ring_ == nullptr) return 0;
   std::map<std::uint32_t, Gfn> base;
-  for (const MemslotSpec& s : slots_.slots()) base.emplace(s.id.value, s.base);  // before the lock (see slot_log)
+  for (const MemslotSpec& s : slots_.slots()) base.emplace(s.id.value, s.base);  // before the lock (see slot_dirty_log)
   rcu::ReadGuard rcu;
   ReaderLock::Exclusive exclusive(lock_);
   pt::TlbFlush<Gpa> flush(&memory_);

@@ -1,7 +1,8 @@
 #pragma once
 // The shadow pages of one MMU: a hash from guest frame to the pages shadowing it (found by
 // (gfn, role), KVM's mmu_page_hash), pages by their table's host address (KVM's
-// sptep_to_sp), and rmaps from guest frame to the shadow leaves mapping it.
+// sptep_to_sp), and, frame-indexed (frame_index.hpp), rmaps from guest frame to the shadow
+// leaves mapping it and write-tracking counts.
 //
 //   find(gfn, role) / create(gfn, role)     one page per (gfn, role): two CR3s sharing a guest
 //                                           table share its shadow page
@@ -13,7 +14,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <memory_resource>
 #include <unordered_map>
 #include <vector>
 
@@ -21,6 +21,7 @@
 #include "vmmu/core/result.hpp"
 #include "vmmu/pt/owned_table_memory.hpp"
 #include "vmmu/pt/table_error.hpp"
+#include "vmmu/shadow/frame_index.hpp"
 #include "vmmu/shadow/shadow_page.hpp"
 
 namespace vmmu::shadow {
@@ -51,20 +52,16 @@ class PageCache {
   // Takes `p` out of the cache (unhashed first if it was not); the caller retires its table.
   std::unique_ptr<ShadowPage> remove(ShadowPage* p);
 
-  // A leaf mapping a frame, and one way to reach it (a root and a gva under it) for an
-  // iterator that changes it through the engine.
-  struct RmapEntry {
-    Hpa entry;
-    Hpa root;
-    Gva gva;
-    friend bool operator==(const RmapEntry&, const RmapEntry&) = default;
-  };
-  // Allocated from the cache's own pool: a fault adding a frame's first rmap entry costs no
-  // malloc (it was a quarter of a fault's time).
-  using Rmap = std::pmr::vector<RmapEntry>;
-  [[nodiscard]] const Rmap& rmap(Gfn gfn) const;
-  void rmap_add(Gfn gfn, RmapEntry e);
-  void rmap_remove(Gfn gfn, Hpa entry);
+  // The shadow leaves mapping a frame, by entry address (a view, valid until it changes).
+  using Rmap = shadow::Rmap;
+  [[nodiscard]] Rmap rmap(Gfn gfn) const { return frames_.rmap(gfn); }
+  void rmap_add(Gfn gfn, Hpa entry) { frames_.rmap_add(gfn, entry); }
+  void rmap_remove(Gfn gfn, Hpa entry) { frames_.rmap_remove(gfn, entry); }
+  // fn(entry) for the leaves mapping the frames first + i, bit i set in `mask`.
+  template <class Fn>
+  void for_each_rmap_masked(Gfn first, std::uint64_t mask, Fn&& fn) const {
+    frames_.for_each_rmap_masked(first, mask, fn);
+  }
 
   [[nodiscard]] std::size_t size() const { return by_table_.size(); }
   [[nodiscard]] std::size_t peak() const { return peak_; }
@@ -74,25 +71,24 @@ class PageCache {
   }
   template <class Fn>
   void for_each_rmap(Fn&& fn) const {
-    for (const auto& [gfn, entries] : rmaps_) fn(Gfn(gfn), entries);
+    frames_.for_each_rmap(fn);
   }
   // The rmapped frames in `gfns` (by the first frame a leaf maps, so callers widen the range
   // down to the huge page holding its first frame): frame by frame when the range is smaller
-  // than the rmaps, else one pass over them.
+  // than the rmaps hold, else one pass over them.
   // `stride`: only frames that are multiples of it (the first frames of huge leaves).
   [[nodiscard]] std::vector<Gfn> rmapped(Range<Gfn> gfns, std::uint64_t stride = 1) const;
   // The frames in `gfns` holding guest tables some page shadows (the same way).
   [[nodiscard]] std::vector<Gfn> shadowed(Range<Gfn> gfns) const;
-  [[nodiscard]] std::size_t rmapped_frames() const { return rmaps_.size(); }
+  [[nodiscard]] std::size_t rmapped_frames() const { return frames_.rmapped_frames(); }
+  // Host memory the rmaps and write-tracking counts take.
+  [[nodiscard]] std::uint64_t frame_bytes() const { return frames_.bytes(); }
 
  private:
   pt::OwnedTableMemory& memory_;
   std::unordered_map<std::uint64_t, std::vector<ShadowPage*>> hash_;  // gfn -> pages
   std::unordered_map<std::uint64_t, std::unique_ptr<ShadowPage>> by_table_;
-  std::unordered_map<std::uint64_t, std::uint32_t> tracked_;         // gfn -> tracking pages
-  std::unordered_map<std::uint64_t, std::uint32_t> tracked_huge_[2];  // 2M / 1G frame -> the same
-  std::pmr::unsynchronized_pool_resource rmap_pool_;
-  std::pmr::unordered_map<std::uint64_t, Rmap> rmaps_{&rmap_pool_};
+  FrameIndex frames_;  // rmaps and write tracking
   std::size_t peak_ = 0;
 };
 

@@ -40,6 +40,7 @@
 // Memslot observers take the lock while Memslots holds its own: nothing here takes the
 // memslot mutex (Memslots::slot / slots) under the lock.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -349,6 +350,8 @@ class ShadowMmu {
   [[nodiscard]] bool invalidating(Gfn gfn) const;
 
   void on_memslot_change(const MemslotChange& change);
+  // page_quota() from the configuration and the memslots now.
+  void update_quota();
   // Before a fault builds: over the quota, zaps the least recently used non-root pages (a
   // batch, so that the next faults do not each reclaim). Roots are never taken.
   void reclaim_locked();
@@ -368,6 +371,8 @@ class ShadowMmu {
   // Clears the shadow leaf at `entry` (a leaf of the rmap of `gfn`).
   void zap_leaf(Gfn gfn, Hpa entry, pt::TlbFlush<Gva>& flush);
   void unmap_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& flush);
+  // Removes write permission from the shadow leaf at `entry`; false: it had none.
+  bool clear_write(Hpa entry);
   // Removes write permission from every leaf mapping a frame of `gfns`.
   void write_protect_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& flush);
   // Dirty logging starts on `gfns`: their leaves lose write permission (huge ones as the
@@ -437,6 +442,7 @@ class ShadowMmu {
   std::optional<HostPaging> host_;
   ShadowStats stats_{};
   std::unordered_map<std::uint64_t, std::uint32_t> unsync_frames_;  // gfn -> its unsync pages
+  std::atomic<std::uint64_t> quota_{0};  // page_quota(), kept by update_quota()
 
   // MMU-notifier state (KVM's mmu_invalidate_in_progress / range), under the lock.
   unsigned invalidations_in_progress_ = 0;

@@ -260,11 +260,6 @@ class TdpMmu {
   bool huge_disallowed(Gfn gfn, unsigned level) const;
   bool log_dirty(VcpuMmu* v, const MemslotRegion& region, Gfn gfn);
 
-  struct SlotLog {
-    MemslotSpec spec;
-    DirtyBitmap* bitmap;
-  };
-  Result<SlotLog, MemslotError> slot_log(SlotId id);
   void on_memslot_change(const MemslotChange& change);
   void enable_dirty_logging(Range<Gfn> gfns);
   void disable_dirty_logging(Range<Gfn> gfns);
