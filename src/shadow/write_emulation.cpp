@@ -163,12 +163,8 @@ void ShadowMmu::refresh_leaves(ShadowPage& sp, unsigned first, unsigned count, c
       memory_.store<std::uint64_t>(entry, now);  // under the lock no one else writes entries
       flush.add_all();
       if (frame == was.gfn) continue;
-      PageCache::RmapEntry moved{entry, Hpa(0), Gva(0)};
-      for (const PageCache::RmapEntry& r : pages_.rmap(was.gfn)) {
-        if (r.entry == entry) moved = r;
-      }
       pages_.rmap_remove(was.gfn, entry);
-      pages_.rmap_add(frame, moved);
+      pages_.rmap_add(frame, entry);
       sp.set_leaf(i, {frame, kPageSize});
     }
   });
