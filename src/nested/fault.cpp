@@ -10,8 +10,7 @@ namespace {
 using shadow::Role;
 using shadow::ShadowPage;
 namespace ept = x86::ept;
-
-Hpa entry_at(Hpa table, unsigned index) { return table + index * sizeof(std::uint64_t); }
+using detail::entry_at;
 
 }  // namespace
 

@@ -36,7 +36,7 @@ std::optional<std::string> ShadowEptMmu::check_page(const shadow::ShadowPage& p,
                                                     const x86::EptContext& ctx) const {
   const unsigned level = p.role().level();
   for (unsigned i = 0; i < shadow::kShadowEntries; ++i) {
-    const Hpa at = p.table() + i * sizeof(std::uint64_t);
+    const Hpa at = detail::entry_at(p.table(), i);
     const std::uint64_t e = memory_.read<std::uint64_t>(at).value_or(0);
     if (!format_.present(e, level)) continue;
     const std::uint64_t input = base + i * detail::span_at(level);

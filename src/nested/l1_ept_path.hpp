@@ -1,7 +1,8 @@
 #pragma once
 // The entries of L1's EPT on the path to one L2 gpa, read after the EPT walker has judged the
 // walk (and set its A/D bits): which L1 tables the shadow pages shadow, and the rights and
-// D bit each level grants. Shared by the fault path and the invariants.
+// D bit each level grants; and the index arithmetic of the shadow tables. Shared by the
+// fault path, the MMU and the invariants.
 
 #include <array>
 #include <cstdint>
@@ -17,6 +18,7 @@ inline constexpr unsigned kIndexBits = 9;
 constexpr unsigned index_at(std::uint64_t input, unsigned level) {
   return static_cast<unsigned>((input >> (kPageShift + kIndexBits * (level - 1))) & 511);
 }
+inline Hpa entry_at(Hpa table, unsigned index) { return table + index * sizeof(std::uint64_t); }
 constexpr std::uint64_t span_at(unsigned level) { return std::uint64_t{1} << (kPageShift + kIndexBits * (level - 1)); }
 
 // entry[level] for every level from the root down to `leaf_level` (a walk that succeeded).

@@ -16,8 +16,7 @@ namespace {
 using shadow::Role;
 using shadow::ShadowPage;
 namespace ept = x86::ept;
-
-Hpa entry_at(Hpa table, unsigned index) { return table + index * sizeof(std::uint64_t); }
+using detail::entry_at;
 
 std::uint64_t need_bit(AccessKind op) {
   return op == AccessKind::Read ? ept::R::mask : op == AccessKind::Write ? ept::W::mask : ept::X::mask;

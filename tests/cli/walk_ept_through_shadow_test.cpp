@@ -1,12 +1,10 @@
-// `vmmu walk --mmu shadow` on EPT cases (x86-ept-walk.md, "Through an MMU"): each case's tables
+// `vmmu walk --mmu shadow` on EPT cases (x86-ept-walk.md cases, issue 13 item 6): each case's tables
 // are an L1's EPT and each access an L2 guest-physical access through vmmu's shadow EPT; the
 // result file is the direct EPT walk's byte for byte -- every EPT case of samples/,
 // tests/cli/cases/ and the EPT fuzz target's seeds.
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -15,24 +13,7 @@
 namespace vmmu::cli::test {
 namespace {
 
-CliRun walk(const std::string& file, const std::string& mmu) {
-  std::ostringstream out, err;
-  WalkCommandOptions options;
-  options.files = {file};
-  options.mmu = mmu;
-  CliRun run;
-  run.status = run_walk(options, out, err);
-  run.out = out.str();
-  run.err = err.str();
-  return run;
-}
-
-bool is_ept_case(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str().find("vmmu-ept-case/1") != std::string::npos;
-}
+bool is_ept_case(const std::string& file) { return read_text(file).find("vmmu-ept-case/1") != std::string::npos; }
 
 TEST(WalkEptThroughShadow, GivesTheDirectWalksResultOnEveryEptCase) {
   std::vector<std::string> files = sample_files(VMMU_TEST_SAMPLES_DIR);
@@ -42,8 +23,8 @@ TEST(WalkEptThroughShadow, GivesTheDirectWalksResultOnEveryEptCase) {
   for (const std::string& file : files) {
     if (!is_ept_case(file)) continue;
     SCOPED_TRACE(file);
-    const CliRun direct = walk(file, "");
-    const CliRun shadow = walk(file, "shadow");
+    const CliRun direct = walk_through(file, "");
+    const CliRun shadow = walk_through(file, "shadow");
     EXPECT_EQ(shadow.status, direct.status);
     EXPECT_EQ(shadow.out, direct.out);
     EXPECT_EQ(shadow.err, direct.err);
