@@ -72,6 +72,18 @@ Role ShadowEptMmu::root_role(const x86::EptContext& ctx) const {
 Result<Hpa, x86::EptpError> ShadowEptMmu::load_eptp(ShadowEptVcpu& vcpu, std::uint64_t eptp) {
   const std::lock_guard lock(lock_);
   vcpu.mmu_ = this;
+  auto& roots = vcpu.roots_;
+  for (std::size_t i = 0; i < roots.size(); ++i) {
+    if (roots[i].root == nullptr || roots[i].eptp != eptp) continue;
+    if (roots[i].root->role().invalid()) break;  // zapped by INVEPT: rebuilt below
+    std::rotate(roots.begin(), roots.begin() + static_cast<std::ptrdiff_t>(i),
+                roots.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    vcpu.ctx_ = roots[0].ctx;
+    vcpu.invalid_.reset();
+    ++stats_.root_switches;
+    checked("an EPTP switch");
+    return roots[0].root->table();
+  }
   auto ctx = x86::EptContext::from(eptp, caps_);
   if (!ctx) {
     vcpu.ctx_.reset();
@@ -80,20 +92,10 @@ Result<Hpa, x86::EptpError> ShadowEptMmu::load_eptp(ShadowEptVcpu& vcpu, std::ui
   }
   vcpu.ctx_ = *ctx;
   vcpu.invalid_.reset();
-  auto& roots = vcpu.roots_;
-  for (std::size_t i = 0; i < roots.size(); ++i) {
-    if (roots[i].root == nullptr || roots[i].eptp != eptp) continue;
-    if (roots[i].root->role().invalid()) break;  // zapped by INVEPT: rebuilt below
-    std::rotate(roots.begin(), roots.begin() + static_cast<std::ptrdiff_t>(i),
-                roots.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-    ++stats_.root_switches;
-    checked("an EPTP switch");
-    return roots[0].root->table();
-  }
   // A new current root; the least recently used one leaves the cache.
   if (roots.back().root != nullptr) release(roots.back().root);
   std::rotate(roots.rbegin(), roots.rbegin() + 1, roots.rend());
-  roots[0] = {eptp, nullptr};
+  roots[0] = {eptp, nullptr, *ctx};
   reload_root(vcpu);
   checked("an EPTP load");
   if (roots[0].root == nullptr) return Hpa(0);  // out of memory: the next access says so

@@ -91,6 +91,7 @@ class ShadowEptVcpu {
   struct Cached {
     std::uint64_t eptp = 0;
     shadow::ShadowPage* root = nullptr;
+    std::optional<x86::EptContext> ctx;  // validated once: a switch back does not redo it
   };
   ShadowEptMmu* mmu_ = nullptr;
   std::optional<x86::EptContext> ctx_;           // empty: no EPTP, or an invalid one
