@@ -25,6 +25,9 @@ std::string to_string(Role r) {
   flag(r.invalid(), "invalid");
   flag(r.pke_andnot_wp(), "pke_andnot_wp");
   if (r.pdpt() != 0) s += fmt::format(" pdpt={}", r.pdpt());
+  flag(r.ept(), "ept");
+  flag(r.ept_exec_only(), "ept_exec_only");
+  if (r.ept_huge_level() != 0) s += fmt::format(" ept_huge_level={}", r.ept_huge_level());
   return s;
 }
 

@@ -21,16 +21,29 @@ struct CliRun {
   std::string err;
 };
 
-inline CliRun walk_files(std::vector<std::string> files, bool table = false) {
+inline CliRun walk_with(const WalkCommandOptions& options) {
   std::ostringstream out, err;
-  WalkCommandOptions options;
-  options.files = std::move(files);
-  options.table = table;
   CliRun run;
   run.status = run_walk(options, out, err);
   run.out = out.str();
   run.err = err.str();
   return run;
+}
+
+inline CliRun walk_files(std::vector<std::string> files, bool table = false) {
+  WalkCommandOptions options;
+  options.files = std::move(files);
+  options.table = table;
+  return walk_with(options);
+}
+
+// `vmmu walk --mmu MMU [--host-levels N] FILE` ("" / 0: the direct walk, the default depth).
+inline CliRun walk_through(const std::string& file, const std::string& mmu, unsigned host_levels = 0) {
+  WalkCommandOptions options;
+  options.files = {file};
+  options.mmu = mmu;
+  options.host_levels = host_levels;
+  return walk_with(options);
 }
 
 inline std::string read_text(const std::filesystem::path& path) {

@@ -13,19 +13,6 @@
 namespace vmmu::cli::test {
 namespace {
 
-CliRun walk_through(const std::string& file, const std::string& mmu, unsigned host_levels) {
-  std::ostringstream out, err;
-  WalkCommandOptions options;
-  options.files = {file};
-  options.mmu = mmu;
-  options.host_levels = host_levels;
-  CliRun run;
-  run.status = run_walk(options, out, err);
-  run.out = out.str();
-  run.err = err.str();
-  return run;
-}
-
 TEST(WalkThroughMmu, ShadowGivesTheDirectWalksResultOnEveryCase) {
   std::vector<std::string> files = sample_files(VMMU_TEST_SAMPLES_DIR);
   for (const std::string& f : sample_files(VMMU_CLI_CASES_DIR)) files.push_back(f);

@@ -52,6 +52,11 @@ struct EptWalkRun {
 // Translates every access in order. Errors: none (EPT faults are outcomes).
 EptWalkRun run_ept_walk_case(const EptWalkCase& c);
 
+// The same through vmmu's shadow EPT (`--mmu shadow`): the case's tables are an L1's EPT, each
+// access an L2 guest-physical access; outcomes in the case's terms, as the direct walk's.
+// Errors: BadValue naming the access when the shadow EPT runs out of memory.
+Result<EptWalkRun, CaseError> run_ept_walk_case_shadow(const EptWalkCase& c);
+
 // The vmmu-ept-result/1 object, compact, one line without newline.
 std::string ept_walk_result_json(const EptWalkCase& c, const EptWalkRun& run);
 

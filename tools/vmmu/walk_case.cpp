@@ -33,6 +33,11 @@ Result<std::string, CaseError> answer_walk_case_through(const Json& doc, const W
   }
   auto c = parse_ept_walk_case(doc);
   if (!c) return Unexpected{c.error()};
+  if (through.mmu && *through.mmu == mmu::MmuKind::Shadow) {
+    Result<EptWalkRun, CaseError> run = run_ept_walk_case_shadow(*c);
+    if (!run) return Unexpected{run.error()};
+    return ept_walk_result_json(*c, *run);
+  }
   return ept_walk_result_json(*c, run_ept_walk_case(*c));
 }
 

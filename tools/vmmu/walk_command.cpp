@@ -69,8 +69,8 @@ void register_walk_command(CLI::App& app) {
                   "directory of sample cases walked when no FILE is given (default: $VMMU_SAMPLES, else " +
                       std::string(VMMU_SAMPLES_DIR) + ")");
   cmd->add_option("--mmu", options->mmu,
-                  "run each x86 case inside a VM under this MMU (tdp or shadow), which must give the direct walk's "
-                  "result")
+                  "run each x86 case inside a VM under this MMU (tdp or shadow), and with shadow each EPT case as an "
+                  "L1's EPT under vmmu's shadow EPT; either must give the direct walk's result")
       ->check(CLI::IsMember({"tdp", "shadow"}));
   cmd->add_option("--host-levels", options->host_levels, "levels of the MMU's own tables: 4 (default) or 5")
       ->check(CLI::IsMember({4u, 5u}));

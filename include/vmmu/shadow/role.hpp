@@ -22,6 +22,11 @@
 //                          supervisor access to a user page is subject to PKRU)
 //   26:20 pdpt             a PAE guest's CR3 bits 11:5 (which 32-byte PDPT of the frame), in
 //                          the page shadowing the PDPT and the passthrough pages above it
+//   27    ept              shadows an L1 hypervisor's EPT tables (nested, src/nested): access
+//                          is then EPT R/W/X (bits 2:0 of an EPT entry), not kAcc*
+//   28    ept_exec_only    ... on a processor allowing execute-only EPT entries
+//   30:29 ept_huge_level   a direct EPT page: the level of L1's huge leaf above it (2 or 3), so
+//                          a 2 MiB and a 1 GiB L1 page over the same frames do not share pages
 //
 // Child roles are derived in one function, child_role(), from the parent's role.
 
@@ -49,9 +54,13 @@ using Passthrough = Bit<17>;
 using Invalid = Bit<18>;
 using PkeAndnotWp = Bit<19>;
 using Pdpt = Field<26, 20>;
+using Ept = Bit<27>;
+using EptExecOnly = Bit<28>;
+using EptHugeLevel = Field<30, 29>;
 static_assert(disjoint({Level::mask, Gpte4::mask, Quadrant::mask, Direct::mask, AccessBits::mask, Cr0Wp::mask,
                         SmepAndnotWp::mask, SmapAndnotWp::mask, EferNx::mask, AdDisabled::mask, GuestMode::mask,
-                        Passthrough::mask, Invalid::mask, PkeAndnotWp::mask, Pdpt::mask}));
+                        Passthrough::mask, Invalid::mask, PkeAndnotWp::mask, Pdpt::mask, Ept::mask,
+                        EptExecOnly::mask, EptHugeLevel::mask}));
 static_assert(Pdpt::mask < (std::uint64_t{1} << 32));
 }  // namespace role_bits
 
@@ -82,6 +91,9 @@ class Role {
   VMMU_ROLE_FIELD(invalid, role_bits::Invalid, bool)
   VMMU_ROLE_FIELD(pke_andnot_wp, role_bits::PkeAndnotWp, bool)
   VMMU_ROLE_FIELD(pdpt, role_bits::Pdpt, unsigned)
+  VMMU_ROLE_FIELD(ept, role_bits::Ept, bool)
+  VMMU_ROLE_FIELD(ept_exec_only, role_bits::EptExecOnly, bool)
+  VMMU_ROLE_FIELD(ept_huge_level, role_bits::EptHugeLevel, unsigned)
 #undef VMMU_ROLE_FIELD
 
   friend constexpr bool operator==(Role, Role) = default;

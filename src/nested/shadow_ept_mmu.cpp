@@ -1,0 +1,291 @@
+// The shadow EPT MMU: roots per EPTP with a per-vCPU cache, the hardware's walk of the shadow
+// tables, and keeping in step with L1 (emulated writes to its EPT tables, INVEPT).
+
+#include "vmmu/nested/shadow_ept_mmu.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+
+#include "l1_ept_path.hpp"
+
+namespace vmmu::nested {
+namespace {
+
+using shadow::Role;
+using shadow::ShadowPage;
+namespace ept = x86::ept;
+using detail::entry_at;
+
+std::uint64_t need_bit(AccessKind op) {
+  return op == AccessKind::Read ? ept::R::mask : op == AccessKind::Write ? ept::W::mask : ept::X::mask;
+}
+
+}  // namespace
+
+std::string_view to_string(ExitKind k) {
+  switch (k) {
+    case ExitKind::ToL1: return "reflected to L1";
+    case ExitKind::L1Mmio: return "L1 MMIO";
+    case ExitKind::OutOfMemory: return "out of memory for shadow EPT tables";
+  }
+  return "?";
+}
+
+ShadowEptVcpu::~ShadowEptVcpu() {
+  if (mmu_ == nullptr) return;
+  const std::lock_guard lock(mmu_->lock_);
+  for (Cached& c : roots_) {
+    if (c.root != nullptr) mmu_->release(c.root);
+    c = {};
+  }
+}
+
+std::optional<std::uint64_t> ShadowEptVcpu::eptp() const {
+  if (!ctx_) return std::nullopt;
+  return ctx_->eptp();
+}
+
+std::optional<Hpa> ShadowEptVcpu::root() const {
+  if (!ctx_ || roots_[0].root == nullptr) return std::nullopt;
+  return roots_[0].root->table();
+}
+
+// Shadow tables are always 5-level capable: a 4-level L1 EPT uses the same entries (512 per
+// table, 9 bits per level), with its root at level 4.
+ShadowEptMmu::ShadowEptMmu(shadow::GuestRam& l1, x86::EptCapabilities caps)
+    : l1_(l1),
+      caps_(caps),
+      format_(tdp::TdpFormatOptions{.kind = tdp::TdpKind::Ept, .levels = 5, .ad_bits = false, .pages_1g = true}),
+      memory_(format_.geometry()),
+      pages_(memory_) {}
+
+ShadowEptMmu::~ShadowEptMmu() { memory_.quiesce(); }
+
+Role ShadowEptMmu::root_role(const x86::EptContext& ctx) const {
+  Role r;
+  r.set_level(ctx.levels()).set_access(7).set_guest_mode(true).set_ad_disabled(!ctx.accessed_dirty());
+  return r.set_ept(true).set_ept_exec_only(caps_.execute_only);
+}
+
+Result<Hpa, x86::EptpError> ShadowEptMmu::load_eptp(ShadowEptVcpu& vcpu, std::uint64_t eptp) {
+  const std::lock_guard lock(lock_);
+  vcpu.mmu_ = this;
+  auto& roots = vcpu.roots_;
+  for (std::size_t i = 0; i < roots.size(); ++i) {
+    if (roots[i].root == nullptr || roots[i].eptp != eptp) continue;
+    if (roots[i].root->role().invalid()) break;  // zapped by INVEPT: rebuilt below
+    std::rotate(roots.begin(), roots.begin() + static_cast<std::ptrdiff_t>(i),
+                roots.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    vcpu.ctx_ = roots[0].ctx;
+    vcpu.invalid_.reset();
+    ++stats_.root_switches;
+    checked("an EPTP switch");
+    return roots[0].root->table();
+  }
+  auto ctx = x86::EptContext::from(eptp, caps_);
+  if (!ctx) {
+    vcpu.ctx_.reset();
+    vcpu.invalid_ = ctx.error();
+    return Unexpected{ctx.error()};
+  }
+  vcpu.ctx_ = *ctx;
+  vcpu.invalid_.reset();
+  // A new current root; the least recently used one leaves the cache.
+  if (roots.back().root != nullptr) release(roots.back().root);
+  std::rotate(roots.rbegin(), roots.rbegin() + 1, roots.rend());
+  roots[0] = {eptp, nullptr, *ctx};
+  reload_root(vcpu);
+  checked("an EPTP load");
+  if (roots[0].root == nullptr) return Hpa(0);  // out of memory: the next access says so
+  return roots[0].root->table();
+}
+
+void ShadowEptMmu::reload_root(ShadowEptVcpu& vcpu) {
+  ShadowEptVcpu::Cached& cur = vcpu.roots_[0];
+  // The same EPTP elsewhere in the cache, zapped or not, goes: one root per EPTP.
+  for (std::size_t i = 1; i < vcpu.roots_.size(); ++i) {
+    if (vcpu.roots_[i].root != nullptr && vcpu.roots_[i].eptp == cur.eptp) {
+      release(vcpu.roots_[i].root);
+      vcpu.roots_[i] = {};
+    }
+  }
+  if (cur.root != nullptr) release(cur.root);
+  cur.root = nullptr;
+  const Role role = root_role(*vcpu.ctx_);
+  const Gfn gfn = gfn_of(vcpu.ctx_->root<Gpa>());
+  ShadowPage* p = pages_.find(gfn, role);
+  if (p == nullptr) {
+    Result<ShadowPage*, pt::TableError> made = pages_.create(gfn, role);
+    if (!made) return;
+    p = *made;
+    ++stats_.roots_built;
+    write_protect(gfn);
+  }
+  p->hold_root();
+  cur.root = p;
+}
+
+L2Access ShadowEptMmu::access(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
+  const std::lock_guard lock(lock_);
+  if (!vcpu.ctx_) {
+    ++stats_.reflected;
+    return Unexpected{NestedExit{ExitKind::ToL1, {x86::EptFaultKind::InvalidEptp, 0, 0}, {}}};
+  }
+  ShadowPage* root = vcpu.roots_[0].root;
+  if (root == nullptr || root->role().invalid()) {
+    reload_root(vcpu);
+    root = vcpu.roots_[0].root;
+    if (root == nullptr) return Unexpected{NestedExit{ExitKind::OutOfMemory, {}, {}}};
+  }
+  // What the hardware does with the shadow tables (no A/D: the shadow EPTP leaves them off).
+  const std::uint64_t need = need_bit(op), input = l2_gpa.raw();
+  Hpa table = root->table();
+  for (unsigned level = root->role().level(); level >= 1; --level) {
+    const unsigned index = detail::index_at(input, level);
+    const std::uint64_t e = memory_.read<std::uint64_t>(entry_at(table, index)).value_or(0);
+    if (!format_.present(e, level)) break;
+    if (format_.leaf(e, level)) {
+      if ((e & need) == 0) break;
+      const shadow::GuestLeaf l = pages_.by_table(table)->leaf(index);
+      ++stats_.hits;
+      const std::uint64_t offset = input & (kPageSize - 1);
+      return L2Translation{format_.leaf_address(e, level) + offset, gpa_of(l.gfn) + offset, l.page_size};
+    }
+    table = format_.table_address(e, level);
+  }
+  L2Access r = fault(vcpu, l2_gpa, op);
+  checked("an L2 fault");
+  return r;
+}
+
+bool ShadowEptMmu::write_tracked(Gfn gfn) const {
+  const std::lock_guard lock(lock_);
+  return pages_.tracked(gfn);
+}
+
+void ShadowEptMmu::write_l1(Gpa addr, std::uint64_t value) {
+  const std::lock_guard lock(lock_);
+  ++stats_.l1_writes;
+  std::byte* page = l1_.page(gfn_of(addr));
+  if (page != nullptr) {
+    // An aligned 8-byte word of a page: the cast is aligned.
+    auto* word = reinterpret_cast<std::uint64_t*>(page + (addr.offset_in(kPageSize) & ~std::uint64_t{7}));  // NOLINT
+    std::atomic_ref<std::uint64_t>(*word).store(value, std::memory_order_release);
+  }
+  // The entry's shadow in every page shadowing the table goes; the next access refaults.
+  const auto index = static_cast<unsigned>(addr.offset_in(kPageSize) / sizeof(std::uint64_t));
+  // By table, looked up again each time: clearing one entry may free another of these pages
+  // (an L1 table pointing to itself is shadowed at two levels).
+  std::vector<Hpa> tables;
+  for (const ShadowPage* p : pages_.shadowing(gfn_of(addr))) tables.push_back(p->table());
+  for (const Hpa t : tables) {
+    if (ShadowPage* p = pages_.by_table(t)) clear_entry(*p, index);
+  }
+  checked("an L1 write to its EPT");
+}
+
+void ShadowEptMmu::clear_entry(ShadowPage& p, unsigned index) {
+  const Hpa at = entry_at(p.table(), index);
+  const std::uint64_t e = memory_.read<std::uint64_t>(at).value_or(0);
+  if (!format_.present(e, p.role().level())) return;
+  memory_.store<std::uint64_t>(at, 0);
+  if (p.role().level() == 1) {
+    pages_.rmap_remove(p.leaf(index).gfn, at);
+    return;
+  }
+  ShadowPage* c = pages_.by_table(format_.table_address(e, p.role().level()));
+  c->remove_parent(at);
+  free_if_orphan(c);
+}
+
+void ShadowEptMmu::free_if_orphan(ShadowPage* p) {
+  if (p->parents().empty() && p->root_count() == 0) free_page(p);
+}
+
+void ShadowEptMmu::free_page(ShadowPage* p) {
+  for (unsigned i = 0; i < shadow::kShadowEntries; ++i) clear_entry(*p, i);
+  const unsigned level = p->role().level();
+  std::unique_ptr<ShadowPage> gone = pages_.remove(p);
+  memory_.retire({gone->table(), level});
+}
+
+void ShadowEptMmu::release(ShadowPage* root) {
+  root->release_root();
+  // A root no vCPU holds stays cached (switching back to it builds nothing) unless zapped.
+  if (root->root_count() == 0 && root->role().invalid() && root->parents().empty()) free_page(root);
+}
+
+void ShadowEptMmu::zap_root(ShadowPage* root) {
+  if (root->root_count() == 0 && root->parents().empty()) {
+    free_page(root);
+    return;
+  }
+  for (unsigned i = 0; i < shadow::kShadowEntries; ++i) clear_entry(*root, i);
+  if (root->root_count() > 0) pages_.unhash(root);  // freed by its last vCPU's release
+}
+
+void ShadowEptMmu::invept_single(std::uint64_t eptp) {
+  const std::lock_guard lock(lock_);
+  ++stats_.invepts;
+  // SDM 30.3 INVEPT type 1: mappings derived from EPTP[51:12], under either A/D setting.
+  auto ctx = x86::EptContext::from(eptp, caps_);
+  if (ctx) {
+    for (bool ad : {false, true}) {
+      const Role role = Role(root_role(*ctx)).set_ad_disabled(!ad);
+      if (ShadowPage* p = pages_.find(gfn_of(ctx->root<Gpa>()), role)) zap_root(p);
+    }
+  }
+  checked("INVEPT single-context");
+}
+
+void ShadowEptMmu::invept_all() {
+  const std::lock_guard lock(lock_);
+  ++stats_.invepts;
+  // Every link goes first, then every page but the roots vCPUs still hold.
+  std::vector<ShadowPage*> all;
+  pages_.for_each([&](ShadowPage& p) { all.push_back(&p); });
+  for (ShadowPage* p : all) {
+    for (unsigned i = 0; i < shadow::kShadowEntries; ++i) {
+      const Hpa at = entry_at(p->table(), i);
+      if (!format_.present(memory_.read<std::uint64_t>(at).value_or(0), p->role().level())) continue;
+      if (p->role().level() == 1) pages_.rmap_remove(p->leaf(i).gfn, at);
+      memory_.store<std::uint64_t>(at, 0);
+    }
+    p->clear_parents();
+  }
+  for (ShadowPage* p : all) {
+    if (p->root_count() > 0) {
+      pages_.unhash(p);
+    } else {
+      const unsigned level = p->role().level();
+      std::unique_ptr<ShadowPage> gone = pages_.remove(p);
+      memory_.retire({gone->table(), level});
+    }
+  }
+  checked("INVEPT all-context");
+}
+
+NestedStats ShadowEptMmu::stats() const {
+  const std::lock_guard lock(lock_);
+  NestedStats s = stats_;
+  s.pages = pages_.size();
+  return s;
+}
+
+void ShadowEptMmu::checked([[maybe_unused]] const char* what) const {
+#ifdef VMMU_CHECK_INVARIANTS
+  if (std::optional<std::string> bad = invariants_locked()) {
+    std::fprintf(stderr, "vmmu shadow EPT invariant broken after %s: %s\n", what, bad->c_str());
+    std::abort();
+  }
+#endif
+}
+
+std::optional<std::string> ShadowEptMmu::check_invariants() const {
+  const std::lock_guard lock(lock_);
+  return invariants_locked();
+}
+
+}  // namespace vmmu::nested
