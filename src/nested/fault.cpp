@@ -85,7 +85,7 @@ L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
                                                                .device = false, .dirty = false}));
   sp->set_leaf(index, {frame, t->page_size});
   // The rmap needs only the entry's address (write protection edits it in place).
-  pages_.rmap_add(frame, {at, Hpa(0), Gva(0)});
+  pages_.rmap_add(frame, at);
   const std::uint64_t offset = input & (kPageSize - 1);
   return L2Translation{page + offset, t->address, t->page_size, op == AccessKind::Write && tracked};
 }
@@ -106,9 +106,9 @@ Result<ShadowPage*, pt::TableError> ShadowEptMmu::child(ShadowPage& parent, unsi
 
 void ShadowEptMmu::write_protect(Gfn gfn) {
   // The frame now holds an L1 EPT table we shadow: its leaves lose W, so L1's writes trap.
-  for (const shadow::PageCache::RmapEntry& r : pages_.rmap(gfn)) {
-    const std::uint64_t e = memory_.read<std::uint64_t>(r.entry).value_or(0);
-    memory_.store<std::uint64_t>(r.entry, e & ~format_.write_bit());
+  for (const Hpa entry : pages_.rmap(gfn)) {
+    const std::uint64_t e = memory_.read<std::uint64_t>(entry).value_or(0);
+    memory_.store<std::uint64_t>(entry, e & ~format_.write_bit());
   }
 }
 
