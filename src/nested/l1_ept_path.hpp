@@ -8,18 +8,21 @@
 #include <cstdint>
 
 #include "vmmu/core/address.hpp"
+#include "vmmu/pt/geometry.hpp"
+#include "vmmu/pt/walk.hpp"
 #include "vmmu/shadow/guest_ram.hpp"
+#include "vmmu/x86/ept_format.hpp"
 #include "vmmu/x86/ept_walk.hpp"
 
 namespace vmmu::nested::detail {
 
-inline constexpr unsigned kIndexBits = 9;
+// EPT's geometry, named once in x86/ept_format.hpp (a 5-level one: levels 1-4 are the same
+// for a 4-level EPT).
+inline constexpr const pt::Geometry& kEptGeometry = x86::EptFormat<Hpa, 5>::kGeometry;
 
-constexpr unsigned index_at(std::uint64_t input, unsigned level) {
-  return static_cast<unsigned>((input >> (kPageShift + kIndexBits * (level - 1))) & 511);
-}
-inline Hpa entry_at(Hpa table, unsigned index) { return table + index * sizeof(std::uint64_t); }
-constexpr std::uint64_t span_at(unsigned level) { return std::uint64_t{1} << (kPageShift + kIndexBits * (level - 1)); }
+constexpr unsigned index_at(std::uint64_t input, unsigned level) { return kEptGeometry.index(input, level); }
+inline Hpa entry_at(Hpa table, unsigned index) { return pt::entry_address<x86::EptFormat<Hpa, 5>>(table, index); }
+constexpr std::uint64_t span_at(unsigned level) { return kEptGeometry.span(level); }
 
 // entry[level] for every level from the root down to `leaf_level` (a walk that succeeded).
 struct L1Path {
@@ -30,7 +33,7 @@ inline L1Path read_l1_path(const x86::EptContext& ctx, shadow::GuestRamTables& t
   L1Path p;
   Gpa table = ctx.root<Gpa>();
   for (unsigned level = ctx.levels(); level >= leaf_level; --level) {
-    const std::uint64_t e = tables.read<std::uint64_t>(table + index_at(l2.raw(), level) * 8).value_or(0);
+    const std::uint64_t e = tables.read<std::uint64_t>(table + index_at(l2.raw(), level) * kEptGeometry.entry_bytes()).value_or(0);
     p.entry[level] = e;
     table = Gpa(x86::ept::Addr::bits(e));
   }
