@@ -1,13 +1,12 @@
 #include "vmmu/arm64/stage2_mmu.hpp"
 
-#include <cstdio>
-#include <cstdlib>
 #include <fmt/format.h>
 #include <mutex>
 
 #include "vmmu/arm64/walk.hpp"
 #include "vmmu/core/format.hpp"
 #include "vmmu/core/rcu.hpp"
+#include "vmmu/mmu/invariants.hpp"
 #include "vmmu/pt/clamp.hpp"
 
 namespace vmmu::arm64 {
@@ -320,13 +319,8 @@ std::optional<std::string> Stage2Mmu::check_invariants() const {
   return std::nullopt;
 }
 
-void Stage2Mmu::checked([[maybe_unused]] const char* what) const {
-#if defined(VMMU_CHECK_INVARIANTS)
-  if (auto e = check_invariants()) {
-    std::fprintf(stderr, "vmmu: stage-2 invariant broken after %s: %s\n", what, e->c_str());
-    std::abort();
-  }
-#endif
+void Stage2Mmu::checked(const char* what) const {
+  mmu::check_or_abort("stage-2", what, [&] { return check_invariants(); });
 }
 
 }  // namespace vmmu::arm64

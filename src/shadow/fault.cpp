@@ -44,6 +44,16 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
   for (; level > 1; --level) {
     // Decided again here: the guest tables shadowed on the way may lie inside the page.
     if (level <= huge && !it.is_table() && (huge = huge_level(*t, linear)) >= level) break;
+    if (it.is_table()) {
+      // Already linked (a fault into existing pages): no role to derive, nothing to make.
+      // The guest's tables are write-tracked, so the link still says what the guest's entry
+      // says; the invariants check that.
+      sp = pages_.by_table(format_.table_address(it.entry(), it.level()));
+      it.next();
+      sp->touch(stats_.faults);  // for the quota's least-recently-used order
+      sp->reset_written_unused();
+      continue;
+    }
     const Role parent = sp->role();
     ChildOf c{g.index(linear, level), gpte::kAccAll, false, glevels};
     Gfn gfn;
@@ -155,13 +165,6 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
 
 Result<ShadowPage*, ShadowExit> ShadowMmu::child(const x86::GuestPaging& paging, ShadowPage& parent, Iterator& it,
                                                  Gfn gfn, Role role, pt::TlbFlush<Gva>& flush) {
-  if (it.is_table()) {
-    // Already linked. The guest's tables are write-tracked, so the link still says what the
-    // guest's entry says; the invariants check that.
-    ShadowPage* existing = pages_.by_table(format_.table_address(it.entry(), it.level()));
-    it.next();
-    return existing;
-  }
   ShadowPage* p = pages_.find(gfn, role);
   bool made_now = false;
   if (p == nullptr) {

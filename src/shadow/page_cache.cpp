@@ -19,6 +19,13 @@ ShadowPage* PageCache::find(Gfn gfn, Role role) const {
   return nullptr;
 }
 
+ShadowPage* PageCache::find_recent(Gfn gfn, Role role) {
+  if (recent_ != nullptr && recent_->gfn() == gfn && recent_->role() == role) return recent_;
+  ShadowPage* p = find(gfn, role);
+  if (p != nullptr) recent_ = p;
+  return p;
+}
+
 Result<ShadowPage*, pt::TableError> PageCache::create(Gfn gfn, Role role) {
   Result<Hpa, pt::TableError> table = memory_.allocate(role.level());
   if (!table) return Unexpected{table.error()};
@@ -32,8 +39,12 @@ Result<ShadowPage*, pt::TableError> PageCache::create(Gfn gfn, Role role) {
 }
 
 ShadowPage* PageCache::by_table(Hpa table) const {
+  RecentTable& r = recent_tables_[(table.raw() >> kPageShift) % kRecentTables];
+  if (r.table == table.raw() && r.page != nullptr) return r.page;
   const auto it = by_table_.find(table.raw());
-  return it == by_table_.end() ? nullptr : it->second.get();
+  if (it == by_table_.end()) return nullptr;
+  r = {table.raw(), it->second.get()};
+  return r.page;
 }
 
 bool PageCache::tracked(Gfn gfn) const { return frames_.tracked(gfn); }
@@ -51,6 +62,7 @@ std::vector<ShadowPage*> PageCache::shadowing(Gfn gfn) const {
 }
 
 void PageCache::unhash(ShadowPage* p) {
+  if (p == recent_) recent_ = nullptr;
   if (p->role().invalid()) return;
   const auto it = hash_.find(p->gfn().raw());
   if (it != hash_.end()) {
@@ -67,6 +79,8 @@ std::unique_ptr<ShadowPage> PageCache::remove(ShadowPage* p) {
   if (it == by_table_.end()) return nullptr;
   std::unique_ptr<ShadowPage> out = std::move(it->second);
   by_table_.erase(it);
+  RecentTable& r = recent_tables_[(p->table().raw() >> kPageShift) % kRecentTables];
+  if (r.page == p) r = {};
   return out;
 }
 

@@ -5,15 +5,11 @@
 // early changes nothing it can see. Below a guest huge page (direct pages) nothing is
 // prefetched: the guest's D bit of the huge leaf is not at hand there.
 
-#include <atomic>
-#include <type_traits>
-
-#include "vmmu/shadow/shadow_mmu.hpp"
+#include "allowed_leaf.hpp"
 
 namespace vmmu::shadow {
 namespace {
 
-namespace gpte = x86::gpte;
 using Iterator = pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>;
 
 }  // namespace
@@ -28,36 +24,22 @@ void ShadowMmu::prefetch(const x86::GuestPaging& paging, ShadowPage& sp, Hpa roo
   const unsigned faulted = g.index(input, 1);
   const unsigned first = faulted & ~(kPrefetchEntries - 1);
   const std::uint64_t table_base = input & ~(g.span(2) - 1);
-  // A 1024-entry guest table's half this page shadows (quadrant), else the whole table.
-  const unsigned guest_first = role.gpte4() ? role.quadrant() * kShadowEntries : 0;
   pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, root);
   paging.with_format([&](const auto& f, Gpa) {
-    using E = typename std::decay_t<decltype(f)>::Entry;
     for (unsigned i = first; i < first + kPrefetchEntries; ++i) {
       if (i == faulted) continue;
+      // Mapped already (or being changed)? A plain look first: most neighbours are skipped,
+      // and an iterator is made only for an entry that gets a leaf.
+      if (memory_.read<std::uint64_t>(pt::entry_address<ShadowFormat>(sp.table(), i)).value_or(1) != 0) continue;
+      const std::optional<AllowedLeaf> a = allowed_leaf(f, sp, guest_table, i);
+      if (!a) continue;
       const std::uint64_t gva = table_base | (std::uint64_t{i} << kPageShift);
       Iterator it = Iterator::at(format_, memory_, sp.table(), 1, gva);
-      if (it.entry() != 0) continue;  // mapped already (or being changed)
-      // Guest tables are naturally aligned in page-aligned host pages.
-      E* slot = reinterpret_cast<E*>(guest_table) + guest_first + i;  // NOLINT
-      const E e = std::atomic_ref<E>(*slot).load(std::memory_order_acquire);
-      if (!f.present(e, 1) || f.reserved(e, 1) || !f.accessed(e)) continue;
-      const Gfn frame = gfn_of(f.leaf_address(e, 1));
-      const HostFrame backing = host_frame(frame);
-      if (backing.host == nullptr || invalidating(frame)) continue;
-      // The path's rights, without W while the guest's D bit is clear, the frame is a shadowed
-      // table, read-only or logged dirty (as on a fault, which logs the page on its write; a
-      // prefetched leaf never takes CR0.WP=0's widening).
-      auto rights = static_cast<std::uint8_t>(role.access() & f.access(e, 1));
-      if (!gpte::D::get(e) || write_tracked(frame) || !backing.writable ||
-          (backing.region != nullptr && backing.region->flags.is_log_dirty())) {
-        rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
-      }
-      const std::uint64_t leaf = ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(backing.host)), 1,
-                                                          {rights, static_cast<std::uint8_t>(f.protection_key(e))});
+      if (it.entry() != 0) continue;
+      const std::uint64_t leaf = ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(a->host)), 1, a->rights);
       if (ops.install(it, leaf, flush) != pt::ops::Installed::Done) continue;
-      sp.set_leaf(i, {frame, kPageSize});
-      pages_.rmap_add(frame, it.entry_address());
+      sp.set_leaf(i, {a->frame, kPageSize});
+      pages_.rmap_add(a->frame, it.entry_address());
       ++stats_.prefetched;
     }
   });

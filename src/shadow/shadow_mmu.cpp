@@ -5,8 +5,7 @@
 
 #include "vmmu/shadow/shadow_mmu.hpp"
 
-#include <cstdio>
-#include <cstdlib>
+#include "vmmu/mmu/invariants.hpp"
 
 namespace vmmu::shadow {
 
@@ -62,7 +61,7 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::root_locked(const x86::GuestPaging& p
   const Role role = root_role(paging, config_.host_levels);
   // Paging off: one direct root for the whole 4 GiB; otherwise the guest's root table.
   const Gfn gfn = mode == x86::PagingMode::Off ? Gfn(0) : gfn_of(paging.root());
-  if (ShadowPage* p = pages_.find(gfn, role)) return p;
+  if (ShadowPage* p = pages_.find_recent(gfn, role)) return p;
   Result<ShadowPage*, pt::TableError> made = pages_.create(gfn, role);
   if (!made) return Unexpected{ShadowExit::OutOfMemory};
   ++stats_.roots_built;
@@ -85,7 +84,7 @@ Outcome ShadowMmu::access(const x86::GuestPaging& paging, Gva gva, Access access
   }
   reclaim_locked();
   Handled h = handle_fault(paging, **root, linear, access);
-  checked("a fault");
+  checked_fault(**root, paging, linear);
   while (h.kind == Fault::Invalidated) {
     lock.unlock();
     std::this_thread::yield();  // invalidation in progress: let it end
@@ -105,13 +104,9 @@ void ShadowMmu::finish(pt::TlbFlush<Gva>&& flush) {
   std::move(flush).apply(tlb_);
 }
 
-void ShadowMmu::checked([[maybe_unused]] const char* what) const {
-#ifdef VMMU_CHECK_INVARIANTS
-  if (std::optional<std::string> bad = invariants_locked()) {
-    std::fprintf(stderr, "vmmu shadow MMU invariant broken after %s: %s\n", what, bad->c_str());
-    std::abort();
-  }
-#endif
+void ShadowMmu::checked(const char* what) const {
+  unchecked_ops_ = 0;
+  mmu::check_or_abort("shadow MMU", what, [&] { return invariants_locked(); });
 }
 
 std::optional<std::string> ShadowMmu::check_invariants() const {

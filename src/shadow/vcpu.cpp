@@ -82,7 +82,7 @@ ShadowMmu::Reached ShadowMmu::reach_locked(ShadowVcpu& vcpu, const x86::GuestPag
     return out;
   }
   Handled h = handle_fault(paging, **root, linear, a);
-  checked("a fault");
+  checked_fault(**root, paging, linear);
   switch (h.kind) {
     case Fault::Invalidated: out.again = true; return out;
     case Fault::Reflect: out.outcome = std::move(h.outcome); return out;

@@ -8,12 +8,13 @@
 #include <atomic>
 #include <type_traits>
 
-#include "vmmu/shadow/shadow_mmu.hpp"
+#include "allowed_leaf.hpp"
 
 namespace vmmu::shadow {
 namespace {
 
 namespace gpte = x86::gpte;
+using Iterator = pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>;
 
 // KVM's threshold: the third emulated write with no use between unshadows the table.
 constexpr unsigned kWriteFlooding = 3;
@@ -112,62 +113,42 @@ void ShadowMmu::refresh_leaves(ShadowPage& sp, unsigned first, unsigned count, c
   const Role role = sp.role();
   std::byte* guest_table = ram_.page(sp.gfn());
   const bool readable = paging != nullptr && guest_table != nullptr && !role.direct() && reads_like(role, *paging);
-  auto drop = [&](unsigned i, Hpa entry) { zap_leaf(sp.leaf(i).gfn, entry, flush); };
-  if (!readable) {
+  pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, Hpa(0));  // install needs no root
+  auto follow = [&](const auto* f) {
     for (unsigned i = first; i < first + count; ++i) {
-      const Hpa entry = pt::entry_address<ShadowFormat>(sp.table(), i);
-      if (format_.present(memory_.read<std::uint64_t>(entry).value_or(0), 1)) drop(i, entry);
-    }
-    return;
-  }
-  // A 1024-entry guest page table's half this page shadows (quadrant), else the whole table.
-  const unsigned guest_first = role.gpte4() ? role.quadrant() * kShadowEntries : 0;
-  paging->with_format([&](const auto& f, Gpa) {
-    using E = typename std::decay_t<decltype(f)>::Entry;
-    for (unsigned i = first; i < first + count; ++i) {
-      const Hpa entry = pt::entry_address<ShadowFormat>(sp.table(), i);
-      const std::uint64_t old = memory_.read<std::uint64_t>(entry).value_or(0);
+      // The page may be linked at several gvas: the iterator's address is only the index's,
+      // and the flush below covers every gva.
+      Iterator it = Iterator::at(format_, memory_, sp.table(), 1, std::uint64_t{i} << kPageShift);
+      const std::uint64_t old = it.entry();
       if (!format_.present(old, 1)) continue;  // nothing mapped: the next access faults
-      E* slot = reinterpret_cast<E*>(guest_table) + guest_first + i;  // NOLINT
-      const E e = std::atomic_ref<E>(*slot).load(std::memory_order_acquire);
-      // As prefetch: only an entry the guest has used (A set) maps without a fault.
-      if (!f.present(e, 1) || f.reserved(e, 1) || !f.accessed(e)) {
-        drop(i, entry);
+      const GuestLeaf was = sp.leaf(i);
+      std::optional<AllowedLeaf> a;
+      if (f != nullptr) a = allowed_leaf(*f, sp, guest_table, i);
+      if (!a) {
+        zap_leaf(was.gfn, it.entry_address(), flush);
         continue;
       }
-      const GuestLeaf was = sp.leaf(i);
-      const Gfn frame = gfn_of(f.leaf_address(e, 1));
-      auto rights = static_cast<std::uint8_t>(role.access() & f.access(e, 1));
-      std::byte* host = nullptr;
-      if (frame == was.gfn) {
-        host = reinterpret_cast<std::byte*>(format_.leaf_address(old, 1).raw());  // NOLINT: host pointer
-        // W stays only where the old leaf had it (a fault checked the slot and logged the
-        // page; tracking a frame write-protects its leaves, so it is not tracked -- but for a
-        // sync's own frame, which the sync write-protects after) and the guest's D bit allows.
-        if ((ShadowFormat::leaf_rights(old).access & gpte::kAccWrite) == 0 || !gpte::D::get(e)) {
-          rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
-        }
-      } else {
-        // Another frame: mapped read-only (a write faults, and is checked and logged there).
-        const HostFrame backing = host_frame(frame);
-        if (backing.host == nullptr || invalidating(frame)) {
-          drop(i, entry);
-          continue;
-        }
-        host = backing.host;
-        rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+      // W stays only where the old leaf had it for the same frame (a fault checked the slot
+      // and logged the page); another frame maps read-only (a write faults, and is checked
+      // and logged there).
+      if (a->frame != was.gfn || (ShadowFormat::leaf_rights(old).access & gpte::kAccWrite) == 0) {
+        a->rights.access &= static_cast<std::uint8_t>(~gpte::kAccWrite);
       }
-      const std::uint64_t now = ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(host)), 1,
-                                                         {rights, static_cast<std::uint8_t>(f.protection_key(e))});
+      const std::uint64_t now = ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(a->host)), 1, a->rights);
       if (now == old) continue;
-      memory_.store<std::uint64_t>(entry, now);  // under the lock no one else writes entries
+      // Under the lock no one else writes shadow entries: the install cannot lose.
+      [[maybe_unused]] const pt::ops::Installed done = ops.install(it, now, flush);
       flush.add_all();
-      if (frame == was.gfn) continue;
-      pages_.rmap_remove(was.gfn, entry);
-      pages_.rmap_add(frame, entry);
-      sp.set_leaf(i, {frame, kPageSize});
+      if (a->frame == was.gfn) continue;
+      pages_.rmap_remove(was.gfn, it.entry_address());
+      pages_.rmap_add(a->frame, it.entry_address());
+      sp.set_leaf(i, {a->frame, kPageSize});
     }
-  });
+  };
+  // Without a paging state that reads the page's entries, every present leaf goes.
+  if (!readable || !paging->with_format([&](const auto& f, Gpa) { follow(&f); })) {
+    follow(static_cast<const x86::Format4*>(nullptr));
+  }
 }
 
 void ShadowMmu::relink_check(ShadowPage& sp, unsigned index, bool present, Gfn table, std::uint8_t rights,

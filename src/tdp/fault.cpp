@@ -1,9 +1,10 @@
 // The fault path: handle_fault, the modelled hardware's translation, and the mapping-level
 // decision (see tdp_mmu.hpp).
-#include <cstdio>
-#include <cstdlib>
+
+#include <fmt/format.h>
 
 #include "vmmu/core/rcu.hpp"
+#include "vmmu/mmu/invariants.hpp"
 #include "vmmu/tdp/tdp_mmu.hpp"
 
 namespace vmmu::tdp {
@@ -205,11 +206,7 @@ void TdpMmu::check_leaf(Root& root, const MemslotRegion& region, Gpa gpa) {
     if (format_.leaf_address(w.entry, w.level) != region.hpa_of(gfn_of(base))) bad = "the leaf maps other memory than its slot";
     if (format_.leaf_attrs(w.entry, w.level).write && !region.writable()) bad = "a writable leaf in a read-only slot";
   }
-  if (bad != nullptr) {
-    std::fprintf(stderr, "vmmu: TDP invariant broken by a fault on gpa %#llx: %s\n",
-                 static_cast<unsigned long long>(gpa.raw()), bad);
-    std::abort();
-  }
+  if (bad != nullptr) mmu::invariant_broken("TDP", fmt::format("a fault on gpa {:#x}", gpa.raw()), bad);
 }
 
 }  // namespace vmmu::tdp

@@ -3,10 +3,8 @@
 // huge_pages.cpp and aging.cpp.
 #include "vmmu/tdp/tdp_mmu.hpp"
 
-#include <cstdio>
-#include <cstdlib>
-
 #include "vmmu/core/rcu.hpp"
+#include "vmmu/mmu/invariants.hpp"
 #include "vmmu/pt/clamp.hpp"
 
 namespace vmmu::tdp {
@@ -153,13 +151,8 @@ std::optional<TdpMmu::Leaf> TdpMmu::lookup(Gpa gpa) {
   return out;
 }
 
-void TdpMmu::checked([[maybe_unused]] const char* what) {
-#if defined(VMMU_CHECK_INVARIANTS)
-  if (auto e = invariants_locked()) {
-    std::fprintf(stderr, "vmmu: TDP invariant broken after %s: %s\n", what, e->c_str());
-    std::abort();
-  }
-#endif
+void TdpMmu::checked(const char* what) {
+  mmu::check_or_abort("TDP", what, [&] { return invariants_locked(); });
 }
 
 std::optional<std::string> TdpMmu::check_invariants() {

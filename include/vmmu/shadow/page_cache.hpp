@@ -10,8 +10,10 @@
 //                                           leaf mapping it must be read-only
 //   rmap(gfn)                               the leaves mapping the frame
 //
-// Not thread-safe: the shadow MMU calls it under its lock.
+// Not thread-safe, not even its const members (by_table remembers recent answers): the shadow
+// MMU calls it under its lock.
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -34,6 +36,9 @@ class PageCache {
   PageCache& operator=(const PageCache&) = delete;
 
   [[nodiscard]] ShadowPage* find(Gfn gfn, Role role) const;
+  // find(), answered without a lookup when it is the page this last found (a vCPU's root,
+  // looked up on every access).
+  [[nodiscard]] ShadowPage* find_recent(Gfn gfn, Role role);
   // A new page with an empty table. Errors: OutOfMemory.
   Result<ShadowPage*, pt::TableError> create(Gfn gfn, Role role);
   [[nodiscard]] ShadowPage* by_table(Hpa table) const;
@@ -89,6 +94,15 @@ class PageCache {
   std::unordered_map<std::uint64_t, std::vector<ShadowPage*>> hash_;  // gfn -> pages
   std::unordered_map<std::uint64_t, std::unique_ptr<ShadowPage>> by_table_;
   FrameIndex frames_;  // rmaps and write tracking
+  ShadowPage* recent_ = nullptr;  // find_recent()'s last page, forgotten when unhashed
+  // by_table's recent answers, direct-mapped by table frame (a fault's path asks for the same
+  // few pages again and again); a page's slot is cleared when it leaves the cache.
+  struct RecentTable {
+    std::uint64_t table = 0;
+    ShadowPage* page = nullptr;
+  };
+  static constexpr std::size_t kRecentTables = 16;
+  mutable std::array<RecentTable, kRecentTables> recent_tables_{};
   std::size_t peak_ = 0;
 };
 

@@ -288,6 +288,19 @@ class ShadowMmu {
   // present, not accessed, no paging state that reads the page's entries, ...).
   void refresh_leaves(ShadowPage& sp, unsigned first, unsigned count, const x86::GuestPaging* paging,
                       pt::TlbFlush<Gva>& flush);
+  // The leaf guest entry `i` of the last-level page `sp` allows (`guest_table`: its guest
+  // table's host page, read through `f`), for mapping it with no fault: nullopt when the
+  // entry is not present, reserved or not accessed yet, or its frame has no memory or is
+  // being invalidated; rights without W while the guest's D bit is clear or the frame is a
+  // shadowed table, read-only or logged dirty (src/shadow/allowed_leaf.hpp).
+  struct AllowedLeaf {
+    Gfn frame;
+    std::byte* host = nullptr;
+    LeafRights rights;
+  };
+  template <class F>
+  [[nodiscard]] std::optional<AllowedLeaf> allowed_leaf(const F& f, const ShadowPage& sp, std::byte* guest_table,
+                                                        unsigned i) const;
   // Whether `paging` reads guest entries as a page of `role` does (entry size, NX).
   [[nodiscard]] bool reads_like(Role role, const x86::GuestPaging& paging) const;
   // Entry `index` of the level>1 page `sp` after its guest entry became `guest` (present,
@@ -397,7 +410,8 @@ class ShadowMmu {
   std::optional<x86::Translation> hardware(const x86::GuestPaging& host, std::uint64_t linear, Access access,
                                            std::byte** host_byte = nullptr);
   Result<ShadowPage*, ShadowExit> root_locked(const x86::GuestPaging& paging);
-  // The child of `parent` at the entry `it` stands on, linked if it was not; `it` moves into it.
+  // The child of `parent` at the entry `it` stands on (not a table entry), found or made and
+  // linked; `it` moves into it.
   Result<ShadowPage*, ShadowExit> child(const x86::GuestPaging& paging, ShadowPage& parent,
                                         pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it, Gfn gfn, Role role,
                                         pt::TlbFlush<Gva>& flush);
@@ -417,6 +431,20 @@ class ShadowMmu {
   [[nodiscard]] Gfn first_frame(const x86::Translation& t, std::uint64_t linear, unsigned level) const;
   [[nodiscard]] bool invalidating_any(Range<Gfn> gfns) const;
   [[nodiscard]] std::optional<std::string> invariants_locked() const;
+  // Debug builds after a fault at `linear` under `root`: the invariants of what it touched
+  // (fault_invariants_locked), and the full pass once every max(kFullCheckEvery, pages)
+  // operations -- a pass after every fault made debug replays quadratic.
+  void checked_fault(const ShadowPage& root, const x86::GuestPaging& paging, std::uint64_t linear);
+  [[nodiscard]] std::optional<std::string> fault_invariants_locked(const ShadowPage& root,
+                                                                   const x86::GuestPaging& paging,
+                                                                   std::uint64_t linear) const;
+  static constexpr std::uint64_t kFullCheckEvery = 64;
+  // Invariant 3 for the table entry `entry` at `entry_address` (level `level`).
+  [[nodiscard]] std::optional<std::string> link_broken(unsigned level, std::uint64_t entry, Hpa entry_address) const;
+  // Invariants 1, 2, 3 (rmap) and 5 for the level-`level` leaf `entry` at `entry_address`
+  // mapping shadow input `gva` under a root of paging state `paging`.
+  [[nodiscard]] std::optional<std::string> leaf_broken(const x86::GuestPaging& paging, unsigned level, std::uint64_t gva,
+                                                       std::uint64_t entry, Hpa entry_address) const;
   // Invariant 6: the unsync pages and the unsync-children bitmaps leading to them.
   [[nodiscard]] std::optional<std::string> unsync_broken() const;
   // Invariant 5 for one level-`level` leaf (rights `r`) mapping `gfn` at `gva`.
@@ -443,6 +471,7 @@ class ShadowMmu {
   ShadowStats stats_{};
   std::unordered_map<std::uint64_t, std::uint32_t> unsync_frames_;  // gfn -> its unsync pages
   std::atomic<std::uint64_t> quota_{0};  // page_quota(), kept by update_quota()
+  mutable std::uint64_t unchecked_ops_ = 0;  // faults checked incrementally since the last full pass
 
   // MMU-notifier state (KVM's mmu_invalidate_in_progress / range), under the lock.
   unsigned invalidations_in_progress_ = 0;

@@ -1,0 +1,39 @@
+#pragma once
+// "The leaf this guest entry allows for slot i of a last-level shadow page", shared by the
+// two places that map a leaf without the fault that would check it: prefetch (prefetch.cpp)
+// and the re-reading of guest entries on sync, INVLPG and emulated writes (write_emulation.cpp).
+
+#include <atomic>
+
+#include "vmmu/shadow/shadow_mmu.hpp"
+
+namespace vmmu::shadow {
+
+template <class F>
+std::optional<ShadowMmu::AllowedLeaf> ShadowMmu::allowed_leaf(const F& f, const ShadowPage& sp,
+                                                               std::byte* guest_table, unsigned i) const {
+  namespace gpte = x86::gpte;
+  using E = typename F::Entry;
+  const Role role = sp.role();
+  // A 1024-entry guest page table's half this page shadows (quadrant), else the whole table;
+  // guest tables are naturally aligned in page-aligned host pages.
+  const unsigned guest_first = role.gpte4() ? role.quadrant() * kShadowEntries : 0;
+  E* slot = reinterpret_cast<E*>(guest_table) + guest_first + i;  // NOLINT: a guest table is an array of entries
+  const E e = std::atomic_ref<E>(*slot).load(std::memory_order_acquire);
+  // Only an entry the guest has used (A set) maps without a fault: it set A itself.
+  if (!f.present(e, 1) || f.reserved(e, 1) || !f.accessed(e)) return std::nullopt;
+  const Gfn frame = gfn_of(f.leaf_address(e, 1));
+  const HostFrame backing = host_frame(frame);
+  if (backing.host == nullptr || invalidating(frame)) return std::nullopt;
+  // The path's rights, without W while the guest's D bit is clear, the frame is a shadowed
+  // table, read-only or logged dirty (as on a fault, which logs the page on its write; a leaf
+  // mapped without a fault never takes CR0.WP=0's widening).
+  auto rights = static_cast<std::uint8_t>(role.access() & f.access(e, 1));
+  if (!gpte::D::get(e) || write_tracked(frame) || !backing.writable ||
+      (backing.region != nullptr && backing.region->flags.is_log_dirty())) {
+    rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+  }
+  return AllowedLeaf{frame, backing.host, {rights, static_cast<std::uint8_t>(f.protection_key(e))}};
+}
+
+}  // namespace vmmu::shadow
