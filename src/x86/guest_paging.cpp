@@ -116,6 +116,15 @@ GuestPaging GuestPaging::from(const Registers& regs, CpuModel cpu) {
       }
     }
     p.permissions_[index] = faults;
+    // Keys deny data accesses only (Intel SDM 4.6.2): reads with AD, writes with WD (supervisor
+    // writes only with CR0.WP).
+    const bool write = (index & 1u) != 0, user = (index & 2u) != 0, fetch = (index & 4u) != 0;
+    std::uint16_t keys = 0;
+    for (unsigned key = 0; key < 16 && p.pke_ && !fetch; ++key) {
+      const std::uint32_t bits = (regs.pkru >> (2 * key)) & 3u;
+      if ((bits & 1u) != 0 || (write && (bits & 2u) != 0 && (user || p.wp_))) keys = static_cast<std::uint16_t>(keys | (1u << key));
+    }
+    p.key_denials_[index] = keys;
   }
   return p;
 }

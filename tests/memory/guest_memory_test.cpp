@@ -209,6 +209,28 @@ TEST_F(GuestMemoryTest, RegionLookupGoesThroughTheCache) {
   EXPECT_EQ(mem.region(Gfn(0x10))->slot, SlotId{1});
 }
 
+// The per-walk reader (what pt::walk reads GuestMemory through) gives what read<T> gives,
+// while it moves between slots, into gaps and across a slot boundary unaligned.
+TEST_F(GuestMemoryTest, WalkReaderReadsWhatReadReads) {
+  auto reader = mem.walk_reader();
+  // at(0x14) right after at(0x11): the first word past the cached region.
+  for (const Gpa gpa : {at(0x12, 0x18), at(0x17, 0xff8), at(0x11), at(0x14), at(0x21, 8), at(0x18), at(0x13, 0xffc),
+                        at(0x10, 4)}) {
+    EXPECT_EQ(reader.read<std::uint64_t>(gpa), mem.read<std::uint64_t>(gpa)) << gpa.raw();
+    EXPECT_EQ(reader.read<std::uint32_t>(gpa + 4), mem.read<std::uint32_t>(gpa + 4)) << gpa.raw();
+  }
+  EXPECT_FALSE(reader.read<std::uint64_t>(at(0x18)).has_value());
+}
+
+// A reader taken after the memslots changed must not trust the hit cache's region.
+TEST_F(GuestMemoryTest, WalkReaderDropsTheCachedRegionWhenTheSlotMoved) {
+  EXPECT_TRUE(mem.read<std::uint64_t>(at(0x10)).has_value());  // warm the cache
+  ASSERT_TRUE(slots.move(SlotId{1}, Gfn(0x40)));
+  auto reader = mem.walk_reader();
+  EXPECT_FALSE(reader.read<std::uint64_t>(at(0x10)).has_value());
+  EXPECT_EQ(reader.read<std::uint64_t>(at(0x41)), HostPages::tag_of(0xa, 1));
+}
+
 // A two-level toy format walked through GuestMemory::Reader: the walker's view of memory.
 struct TwoLevel {
   using Entry = std::uint64_t;

@@ -2,16 +2,24 @@
 // registers across all modes and permission features, random page tables with random bits
 // (reserved ones included), random accesses; translation, page size, error code and the memory
 // after A/D updates must agree. Fixed seeds; a failure prints the seed and the case.
+// The same cases through GuestMemory check the walk's per-walk reader (GuestMemory::WalkReader)
+// against GuestMemory's read-by-read path while slots are read-only or relocated between walks.
 
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cstdio>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <random>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "x86/support/reference_walker.hpp"
+#include "vmmu/memory/guest_memory.hpp"
+#include "vmmu/memory/memslots.hpp"
 #include "vmmu/memory/sparse_memory.hpp"
 #include "vmmu/x86/walk.hpp"
 
@@ -201,8 +209,124 @@ void run(std::uint64_t seed, unsigned cases, unsigned accesses_per_case) {
   EXPECT_GT(faults, cases * accesses_per_case / 20) << "seed " << seed;
 }
 
+// The pool in two memslots, pages [0, 3) and [3, 6), each over its own host buffer, the
+// second sometimes read-only (A/D writes into it are dropped), so walks change regions.
+class PoolSlots {
+ public:
+  static constexpr unsigned kHalf = kPoolPages / 2;
+
+  PoolSlots(const Case& c, bool second_read_only)
+      : second_flags_(second_read_only ? MemslotFlags::read_only() : MemslotFlags::none()) {
+    for (auto& half : halves_) half = page_buffer();
+    for (auto [gpa, e] : c.writes) std::memcpy(host(gpa), &e, c.entry_bytes);  // little-endian: the low half
+    if (!slots_.add({SlotId{0}, gfn_of(Gpa(kPool)), kHalf, halves_[0].get(), MemslotFlags::none()}) ||
+        !slots_.add({SlotId{1}, gfn_of(Gpa(kPool)) + kHalf, kHalf, halves_[1].get(), second_flags_})) {
+      ADD_FAILURE() << "memslots refused the pool";
+    }
+  }
+  GuestMemory& memory() { return memory_; }
+  const Memslots& slots() const { return slots_; }
+
+  // Moves the second half to new host memory (same contents) and poisons the old buffer:
+  // a reader still holding the old region would read all-ones entries.
+  void relocate_second_half() {
+    auto fresh = page_buffer();
+    std::memcpy(fresh.get(), halves_[1].get(), kHalf * kPageSize);
+    if (!slots_.remove(SlotId{1}) ||
+        !slots_.add({SlotId{1}, gfn_of(Gpa(kPool)) + kHalf, kHalf, fresh.get(), second_flags_})) {
+      ADD_FAILURE() << "memslots refused the move";
+    }
+    std::memset(halves_[1].get(), 0xff, kHalf * kPageSize);
+    retired_.push_back(std::move(halves_[1]));
+    halves_[1] = std::move(fresh);
+  }
+
+  bool same_tables(const PoolSlots& other) const {
+    return std::memcmp(halves_[0].get(), other.halves_[0].get(), kHalf * kPageSize) == 0 &&
+           std::memcmp(halves_[1].get(), other.halves_[1].get(), kHalf * kPageSize) == 0;
+  }
+
+ private:
+  using Buffer = std::unique_ptr<std::byte, decltype(&std::free)>;
+  static Buffer page_buffer() {
+    Buffer b(static_cast<std::byte*>(std::aligned_alloc(kPageSize, kHalf * kPageSize)), &std::free);
+    std::memset(b.get(), 0, kHalf * kPageSize);
+    return b;
+  }
+  std::byte* host(std::uint64_t gpa) {
+    const std::uint64_t off = gpa - kPool;
+    return halves_[off / (kHalf * kPageSize)].get() + off % (kHalf * kPageSize);
+  }
+
+  MemslotFlags second_flags_;
+  std::array<Buffer, 2> halves_{Buffer(nullptr, &std::free), Buffer(nullptr, &std::free)};
+  std::vector<Buffer> retired_;
+  Memslots slots_;
+  GuestMemory memory_{slots_};
+};
+
+// GuestMemory without its per-walk reader: pt::walk then reads it read by read, each read
+// through the hit cache's own checks -- what a walk did before the engine asked for a reader.
+struct ReadByRead : GuestMemory {
+  using GuestMemory::GuestMemory;
+  void walk_reader() = delete;
+};
+static_assert(pt::TableMemory<ReadByRead, Gpa>);
+static_assert(std::is_same_v<decltype(pt::walk_reader(std::declval<ReadByRead&>())), ReadByRead&>);
+static_assert(std::is_same_v<decltype(pt::walk_reader(std::declval<GuestMemory&>())), GuestMemory::WalkReader>);
+
+void run_through_memslots(std::uint64_t seed, unsigned cases, unsigned accesses_per_case) {
+  Generator gen(seed);
+  unsigned ok = 0, unreadable = 0;
+  for (unsigned n = 0; n < cases; ++n) {
+    const Case c = gen.make_case();
+    const bool read_only = gen.chance(30);
+    PoolSlots fast(c, read_only), plain(c, read_only);
+    ReadByRead plain_reads(plain.slots());
+    const GuestPaging paging = GuestPaging::from(c.regs, c.cpu);
+    for (unsigned i = 0; i < accesses_per_case; ++i) {
+      if (gen.chance(10)) {
+        fast.relocate_second_half();
+        plain.relocate_second_half();
+      }
+      const std::uint64_t gva = gen.random_gva(c);
+      const Access access = gen.random_access();
+      const WalkOptions options{!gen.chance(10)};
+      const auto got = walk(paging, fast.memory(), Gva(gva), access, options);
+      const auto want = walk(paging, plain_reads, Gva(gva), access, options);
+      const std::string where = ::testing::PrintToString(std::vector<std::uint64_t>{seed, n, i, gva});
+      ASSERT_EQ(got.has_value(), want.has_value()) << where;
+      if (want) {
+        ++ok;
+        EXPECT_EQ(got->gpa, want->gpa) << where;
+        EXPECT_EQ(got->entry, want->entry) << where;
+        EXPECT_EQ(got->level, want->level) << where;
+        EXPECT_EQ(got->user, want->user) << where;
+        EXPECT_EQ(got->writable, want->writable) << where;
+        EXPECT_EQ(got->nx, want->nx) << where;
+        EXPECT_EQ(got->protection_key, want->protection_key) << where;
+      } else {
+        unreadable += want.error().kind == WalkFaultKind::TableUnreadable ? 1u : 0u;
+        ASSERT_EQ(got.error(), want.error()) << where;
+      }
+      ASSERT_TRUE(fast.same_tables(plain)) << where;
+    }
+  }
+  std::printf("seed %llu: %u translations, %u unreadable tables\n", static_cast<unsigned long long>(seed), ok,
+              unreadable);
+  EXPECT_GT(ok, cases * accesses_per_case / 20) << "seed " << seed;
+  EXPECT_GT(unreadable, cases * accesses_per_case / 50) << "seed " << seed;
+}
+
 TEST(RandomWalk, MatchesReferenceWalkerSeed1) { run(1, 300, 20); }
 TEST(RandomWalk, MatchesReferenceWalkerSeed2) { run(0x5eed2026, 300, 20); }
+// A fifth of the cases in debug builds (ASan, invariant checks), where each costs far more.
+#ifdef VMMU_CHECK_INVARIANTS
+constexpr unsigned kMemslotCases = 40;
+#else
+constexpr unsigned kMemslotCases = 200;
+#endif
+TEST(RandomWalk, PerWalkReaderMatchesReadByRead) { run_through_memslots(3, kMemslotCases, 20); }
 
 }  // namespace
 }  // namespace vmmu::x86::test

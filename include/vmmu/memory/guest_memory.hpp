@@ -24,6 +24,7 @@
 // GuestMemory belongs to one thread (e.g. one per vCPU); many may share one Memslots.
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -61,6 +62,7 @@ concept GuestWord = std::same_as<T, std::uint8_t> || std::same_as<T, std::uint16
 class GuestMemory {
  public:
   class Reader;
+  class WalkReader;
 
   explicit GuestMemory(const Memslots& slots) : slots_(&slots) {}
 
@@ -68,6 +70,10 @@ class GuestMemory {
 
   // A read-side section over this accessor (see the header comment).
   [[nodiscard]] Reader reader();
+
+  // Reads for one table walk (the engine asks for it: pt::walk_reader): the hit cache's
+  // region held in registers and its generation checked once, when the walk starts.
+  [[nodiscard]] WalkReader walk_reader();
 
   // Atomic read of a naturally aligned T; an unaligned T is read byte by byte (not atomic).
   // Errors: nullopt when any byte is unbacked.
@@ -208,6 +214,45 @@ class GuestMemory {
   Hit hit_;
 };
 
+// The reads of one walk. The generation is compared once, at the start: inside a read-side
+// section the region it names stays valid until the section ends, so the walk reads the
+// snapshot current when it began, as if it had run a moment earlier. Outside the cached
+// region a read takes GuestMemory's own path (search, refill) and picks up the new region.
+class GuestMemory::WalkReader {
+ public:
+  explicit WalkReader(GuestMemory& memory) : memory_(&memory) { load(); }
+
+  // As GuestMemory::read. Errors: nullopt when any byte is unbacked.
+  template <GuestWord T>
+  std::optional<T> read(Gpa gpa) {
+    constexpr int kAlignBits = std::countr_zero(sizeof(T));
+    const std::uint64_t off = gpa.raw() - begin_;
+    // One compare for range and alignment: rotated, a misaligned offset's low bits land on
+    // top and make it larger than any region (`bytes_` is a multiple of the page size).
+    if (std::rotr(off, kAlignBits) < (bytes_ >> kAlignBits)) [[likely]] {
+      // bias_ + gpa, not host + (gpa - begin): one subtraction less between an entry and the
+      // load of the next one.
+      return std::atomic_ref<T>(*reinterpret_cast<T*>(bias_ + gpa.raw())).load(std::memory_order_acquire);
+    }
+    const std::optional<T> value = memory_->read<T>(gpa);
+    load();
+    return value;
+  }
+
+ private:
+  void load() {
+    const Hit& hit = memory_->hit_;
+    begin_ = hit.gpa_begin;
+    bytes_ = hit.generation == memory_->slots_->generation() ? hit.bytes : 0;
+    bias_ = reinterpret_cast<std::uintptr_t>(hit.host) - hit.gpa_begin;
+  }
+
+  GuestMemory* memory_;
+  std::uint64_t begin_ = 0;
+  std::uint64_t bytes_ = 0;  // 0: a stale or empty cache, every read takes the slow path
+  std::uintptr_t bias_ = 0;  // host address of gpa 0 (wrapping): host = bias_ + gpa
+};
+
 // A read-side section plus the accessors of one GuestMemory: satisfies pt::TableMemory too,
 // so `auto r = memory.reader(); walk(paging, r, ...)` is safe against concurrent updates.
 class GuestMemory::Reader {
@@ -229,6 +274,7 @@ class GuestMemory::Reader {
   Status<GuestMemoryError> read_bytes(Gpa gpa, std::span<std::byte> out) { return memory_.read_bytes(gpa, out); }
   Status<GuestMemoryError> write_bytes(Gpa gpa, std::span<const std::byte> in) { return memory_.write_bytes(gpa, in); }
   const MemslotRegion* region(Gfn gfn) { return memory_.region(gfn); }
+  WalkReader walk_reader() { return memory_.walk_reader(); }
   GuestMemory& memory() { return memory_; }
 
  private:
@@ -237,5 +283,6 @@ class GuestMemory::Reader {
 };
 
 inline GuestMemory::Reader GuestMemory::reader() { return Reader(*this); }
+inline GuestMemory::WalkReader GuestMemory::walk_reader() { return WalkReader(*this); }
 
 }  // namespace vmmu

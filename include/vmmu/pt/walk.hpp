@@ -36,6 +36,17 @@ struct WalkResult {
   typename F::Entry entry;
 };
 
+// What a walk reads its entries through: the memory's per-walk reader where it has one (one
+// that keeps the walk's state in registers, as GuestMemory's does), else the memory itself.
+template <class M>
+decltype(auto) walk_reader(M& memory) {
+  if constexpr (requires { memory.walk_reader(); }) {
+    return memory.walk_reader();
+  } else {
+    return (memory);
+  }
+}
+
 // Address of entry `index` of the table at `table`.
 template <class F>
 constexpr typename F::Output entry_address(typename F::Output table, unsigned index) {
@@ -49,13 +60,14 @@ inline WalkResult<F> walk(const F& format, M& memory, typename F::Output root, s
   using Entry = typename F::Entry;
   const Geometry& g = format.geometry();
   typename F::Output table = root;
+  auto&& reader = walk_reader(memory);
   // Unrolled where the format's depth is a constant (the x86 formats): each level's shift,
   // index mask and masks become immediates, and nothing but the entry loads is left on the
   // dependency chain. Level 1 always returns.
 #pragma GCC unroll 6
   for (unsigned level = g.root_level(); level >= 1; --level) {
     Step<F> step{level, entry_address<F>(table, g.index(input, level)), Entry{}};
-    std::optional<Entry> value = memory.template read<Entry>(step.entry_address);
+    std::optional<Entry> value = reader.template read<Entry>(step.entry_address);
     if (!value) return {WalkEnd::Unreadable, level, step.entry_address, Entry{}};
     step.entry = *value;
     if (visit(step) == Visit::Stop) return {WalkEnd::Stopped, level, step.entry_address, step.entry};

@@ -78,11 +78,11 @@ class GuestPaging {
   [[nodiscard]] std::uint32_t access_error_code(Access a) const;
   // Protection keys (Intel SDM 4.6.2): does PKRU deny this data access to a user page with key?
   [[nodiscard]] bool protection_key_denies(unsigned key, Access a) const {
-    if (!pke_ || a.is_fetch()) return false;
-    const std::uint32_t bits = (regs_.pkru >> (2 * key)) & 3u;
-    const bool user = a.user && !a.implicit_supervisor;
-    return (bits & 1u) != 0 || (a.is_write() && (bits & 2u) != 0 && (user || wp_));
+    return ((unsigned{key_denials(permission_index(a))} >> key) & 1u) != 0;
   }
+  // Bit `key` set: PKRU denies the access class `index` a user page with that key (KVM's
+  // pkru_mask, one word per class so the walk needs one shift). 0 without CR4.PKE.
+  [[nodiscard]] std::uint16_t key_denials(unsigned index) const { return key_denials_[index]; }
   [[nodiscard]] bool protection_keys() const { return pke_; }
 
  private:
@@ -92,6 +92,7 @@ class GuestPaging {
   Gpa root_{};
   GuestFormatConfig config_{};
   std::array<std::uint8_t, 16> permissions_{};
+  std::array<std::uint16_t, 16> key_denials_{};
   unsigned linear_bits_ = 32;
   bool ac_ = false;
   bool wp_ = false;

@@ -102,9 +102,8 @@ template <class F, class Path = NoPath>
 struct GuestRules {
   using Entry = typename F::Entry;
   F format;
-  const GuestPaging* paging;
-  Access access;
   std::uint8_t faults;          // permission bitmap of this access class
+  std::uint16_t key_denials;    // protection keys that deny this access class
   Entry leaf_ad;                // A, plus D for a write
   std::uint64_t path = ~std::uint64_t{0};  // AND of format.path_word() over the entries used
   std::uint32_t extra = 0;      // P / RSVD / PK bits of the fault found
@@ -135,7 +134,7 @@ struct GuestRules {
   bool permit(unsigned, Entry leaf) {
     const std::uint8_t acc = rights();
     bool fault = ((static_cast<unsigned>(faults) >> acc) & 1u) != 0;
-    if ((acc & gpte::kAccUser) != 0 && paging->protection_key_denies(format.protection_key(leaf), access)) {
+    if ((acc & gpte::kAccUser) != 0 && ((unsigned{key_denials} >> gpte::ProtKey::get(leaf)) & 1u) != 0) {
       extra = pferr::kProtectionKey;
       fault = true;
     }
@@ -150,10 +149,12 @@ struct GuestRules {
 
 template <class F, class M, class Path>
 inline Result<Translation, WalkFault> walk_guest(const F& format, const GuestPaging& paging, M& memory,
-                                                 std::uint64_t input, Access access, WalkOptions options, Path out) {
+                                                 std::uint64_t input, const Access& access, WalkOptions options,
+                                                 Path out) {
   using Entry = typename F::Entry;
   const Entry leaf_ad = static_cast<Entry>(gpte::A::mask | (access.is_write() ? gpte::D::mask : 0));
-  GuestRules<F, Path> rules{format, &paging, access, paging.permission_faults(paging.permission_index(access)), leaf_ad};
+  const unsigned index = paging.permission_index(access);
+  GuestRules<F, Path> rules{format, paging.permission_faults(index), paging.key_denials(index), leaf_ad};
   rules.out = out;
   const auto r = walk_core(format, memory, paging.root(), input, options.update_accessed_dirty, rules);
   switch (r.end) {
