@@ -102,7 +102,7 @@ class Replayer {
   Replayer(const ReplayConfig& c, std::unique_ptr<vm::Vm> vm, HostBuffer memory, GuestKernel kernel,
            tlb::TranslationHardware hw, Range<Gpa> tables)
       : c_(c), memory_(std::move(memory)), vm_(std::move(vm)), kernel_(std::move(kernel)), hw_(std::move(hw)),
-        tables_(tables), vcpu_(vm_->add_vcpu()) {}
+        tables_(tables), vcpu_(vm_->vcpu(0)) {}
 
   Status<ReplayError> run(std::vector<Process>& procs, std::optional<std::uint64_t> dirty_start,
                           std::uint64_t sample_accesses, ReplayReport& rep);
@@ -404,7 +404,7 @@ Result<ReplayReport, ReplayError> replay(const std::vector<std::string>& traces,
   if (auto s = (*vm)->memslots().add(spec); !s)
     return Unexpected{failed(fmt::format("cannot add the guest memory slot: {}", to_string(s.error())))};
   const Range<Gpa> tables{Gpa(0), Gpa(table_bytes)};
-  auto kernel = GuestKernel::create(**vm, tables, {Gpa(table_bytes), Gpa(bytes)}, static_cast<unsigned>(traces.size()),
+  auto kernel = GuestKernel::create((*vm)->add_vcpu(), tables, {Gpa(table_bytes), Gpa(bytes)}, static_cast<unsigned>(traces.size()),
                                     c.guest_levels, c.guest_page_size);
   if (!kernel) return Unexpected{failed(kernel.error())};
   const Gpa root = kernel->root(0);
