@@ -6,6 +6,7 @@ std::string_view to_string(MmuKind k) {
   switch (k) {
     case MmuKind::Tdp: return "tdp";
     case MmuKind::Shadow: return "shadow";
+    case MmuKind::Adaptive: return "adaptive";
   }
   return "?";
 }

@@ -6,13 +6,13 @@
 
 namespace vmmu::sim {
 
-Result<GuestKernel, std::string> GuestKernel::create(vm::Vm& vm, Range<Gpa> tables, Range<Gpa> data,
+Result<GuestKernel, std::string> GuestKernel::create(vm::Vcpu& vcpu, Range<Gpa> tables, Range<Gpa> data,
                                                      unsigned processes, unsigned levels, std::uint64_t page_size) {
   GuestKernel k(levels, page_size, data);
   const std::uint64_t share = (tables.end - tables.begin) / processes / kPageSize * kPageSize;
   for (unsigned p = 0; p < processes; ++p) {
     const Gpa begin = tables.begin + p * share;
-    auto b = vm::GuestPageTableBuilder::create(vm, {begin, begin + share}, levels);
+    auto b = vm::GuestPageTableBuilder::create(vcpu, {begin, begin + share}, levels);
     if (!b) return Unexpected{fmt::format("guest page tables of process {}: {}", p, vm::to_string(b.error()))};
     k.processes_.push_back({std::move(*b), {}, {}});
   }

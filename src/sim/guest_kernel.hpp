@@ -2,7 +2,9 @@
 // GuestKernel: the modelled guest kernel of a trace replay. Page tables start empty; a page
 // fault on a page (4 KiB guest pages) or 2 MiB region (2 MiB pages) never touched maps it
 // writable and user with fresh zeroed frames, allocated densely. The kernel writes only its
-// page tables (through GuestPageTableBuilder, so through the TDP tables).
+// page tables, through GuestPageTableBuilder over the replaying vCPU: each entry is a
+// guest-physical write by the vCPU through the MMU's access path, so a shadow MMU emulates it
+// or lets the table go unsync, as for a real guest (the VMM's Vm::write would zap instead).
 //
 //   guest-physical memory (one memslot):  [ table pool: process 0 | process 1 | ... ][ data frames ... ]
 
@@ -23,7 +25,7 @@ class GuestKernel {
  public:
   // `tables`: the table pool, split evenly between `processes`; `data`: where frames go.
   // Errors: a line naming what failed (a pool too small for a root).
-  static Result<GuestKernel, std::string> create(vm::Vm& vm, Range<Gpa> tables, Range<Gpa> data, unsigned processes,
+  static Result<GuestKernel, std::string> create(vm::Vcpu& vcpu, Range<Gpa> tables, Range<Gpa> data, unsigned processes,
                                                  unsigned levels, std::uint64_t page_size);
 
   [[nodiscard]] Gpa root(unsigned process) const { return processes_[process].builder.root(); }

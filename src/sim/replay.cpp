@@ -1,5 +1,5 @@
 // Trace replay: processes time-sliced on one vCPU, accesses through the hardware model,
-// misses through the real guest walk and the VM's MMU, TDP or shadow (see replay.hpp).
+// misses through the real guest walk and the VM's MMU, TDP, shadow or adaptive (see replay.hpp).
 
 #include "vmmu/sim/replay.hpp"
 
@@ -66,6 +66,7 @@ struct Process {
   TraceRecord record;
   std::uint64_t left = 0;  // accesses of `record` still to replay
   bool done = false;
+  bool on_tdp = false;     // adaptive: the process runs on two-dimensional paging now
   PageSet pages;
 };
 
@@ -102,15 +103,18 @@ class Replayer {
   Replayer(const ReplayConfig& c, std::unique_ptr<vm::Vm> vm, HostBuffer memory, GuestKernel kernel,
            tlb::TranslationHardware hw, Range<Gpa> tables)
       : c_(c), memory_(std::move(memory)), vm_(std::move(vm)), kernel_(std::move(kernel)), hw_(std::move(hw)),
-        tables_(tables), vcpu_(vm_->add_vcpu()) {}
+        tables_(tables), vcpu_(vm_->vcpu(0)) {}
 
   Status<ReplayError> run(std::vector<Process>& procs, std::optional<std::uint64_t> dirty_start,
                           std::uint64_t sample_accesses, ReplayReport& rep);
   [[nodiscard]] vm::Vm& vm() { return *vm_; }
 
  private:
-  Status<ReplayError> access(unsigned proc, Process& p, std::uint64_t n);
+  // `n` accesses of p's record, the first being access `index` of the replay.
+  Status<ReplayError> access(unsigned proc, Process& p, std::uint64_t n, std::uint64_t index, ReplayReport& rep);
   Status<ReplayError> miss(unsigned proc, Gva gva, Access a, bool write);
+  // Adaptive: a process whose mode changed during access `index` is recorded.
+  void note_mode(unsigned proc, Process& p, std::uint64_t index, ReplayReport& rep);
   Status<ReplayError> start_dirty_logging();
   Status<ReplayError> next_record(Process& p, ReplayReport& rep);
   Status<ReplayError> sample(std::uint64_t index, bool logging, ReplayReport& rep);
@@ -206,13 +210,15 @@ Status<ReplayError> Replayer::miss(unsigned proc, Gva gva, Access a, bool write)
     tlb::GuestPath path = kernel_.path(proc, gva);
     path.gpa = t->gpa;
     path.write = write;
-    tdp::TdpMmu* tdp = vm_->tdp_mmu();
-    if (tdp == nullptr) {  // shadow: the access above faulted the shadow tables in; one dimension
+    // The vCPU's context says which MMU ran the access (adaptive: the process's, after it).
+    tdp::VcpuMmu* handle = vcpu_.tdp_mmu();
+    if (handle == nullptr) {  // shadow: the access above faulted the shadow tables in; one dimension
       path.leaf_level = shadow_leaf_level(path.leaf_level);
-      hw_.walk(path, [](Gpa) { return 1u; });
+      hw_.walk(path, [](Gpa) { return 1u; }, false);
       return {};
     }
-    auto s = tdp->access(*vcpu_.tdp_mmu(), t->gpa, a, [](std::byte*) {});
+    tdp::TdpMmu* tdp = vm_->tdp_mmu();
+    auto s = tdp->access(*handle, t->gpa, a, [](std::byte*) {});
     if (!s) return Unexpected{failed(fmt::format("process {}: {} at {}", proc, tdp::to_string(s.error()), t->gpa))};
     hw_.walk(path, [tdp](Gpa g) {
       const std::optional<tdp::TdpMmu::Leaf> leaf = tdp->lookup(g);
@@ -222,12 +228,21 @@ Status<ReplayError> Replayer::miss(unsigned proc, Gva gva, Access a, bool write)
   }
 }
 
-Status<ReplayError> Replayer::access(unsigned proc, Process& p, std::uint64_t n) {
+void Replayer::note_mode(unsigned proc, Process& p, std::uint64_t index, ReplayReport& rep) {
+  const bool on_tdp = vcpu_.tdp_mmu() != nullptr;
+  if (c_.mmu != MmuKind::Adaptive || on_tdp == p.on_tdp) return;
+  p.on_tdp = on_tdp;
+  rep.switches.push_back({proc, index});
+}
+
+Status<ReplayError> Replayer::access(unsigned proc, Process& p, std::uint64_t n, std::uint64_t index,
+                                     ReplayReport& rep) {
   const bool write = p.record.kind == TraceKind::Write || p.record.kind == TraceKind::Modify;
   p.pages.note(p.record.vpn, write);
   const Gva gva(p.record.vpn << kPageShift);
   if (!hw_.lookup(gva, write)) {
     if (auto s = miss(proc, gva, access_of(p.record.kind), write); !s) return s;
+    note_mode(proc, p, index, rep);
   }
   // The same page again with nothing between: the entry just hit or filled serves them all.
   hw_.repeat_hits(n - 1);
@@ -275,7 +290,7 @@ Status<ReplayError> Replayer::run(std::vector<Process>& procs, std::optional<std
       std::uint64_t n = std::min(p.left, slice);
       if (dirty_start && !logging) n = std::min(n, *dirty_start - index);
       if (sample_accesses != 0) n = std::min(n, sample_accesses - index % sample_accesses);
-      if (auto s = access(cur, p, n); !s) return s;
+      if (auto s = access(cur, p, n, index, rep); !s) return s;
       index += n;
       p.left -= n;
       slice -= n;
@@ -344,7 +359,7 @@ std::optional<std::string_view> replay_lacks(MmuKind k) {
   switch (k) {
     case MmuKind::Tdp: return std::nullopt;
     case MmuKind::Shadow: return std::nullopt;
-    case MmuKind::Adaptive: return "the adaptive policy is not implemented in this build (use --mmu tdp or shadow)";
+    case MmuKind::Adaptive: return std::nullopt;
   }
   return "unknown MMU";
 }
@@ -360,7 +375,11 @@ Result<ReplayReport, ReplayError> replay(const std::vector<std::string>& traces,
   rep.mmu = c.mmu;
   rep.guest_page_size = c.guest_page_size;
   rep.policies = c.policies;
-  rep.hardware = {c.tlb, c.guest_levels, c.mmu == MmuKind::Tdp ? 4u : 0u, c.psc_entries, c.nested_tlb_entries};
+  // Under shadow the shadow tables are as deep as the guest's (a deeper host would add
+  // passthrough levels the one-dimensional walk does not read); adaptive's both MMUs too.
+  const unsigned mmu_levels = c.mmu == MmuKind::Tdp ? 4u : c.guest_levels;
+  rep.hardware = {c.tlb, c.guest_levels, c.mmu == MmuKind::Shadow ? 0u : mmu_levels, c.psc_entries,
+                  c.nested_tlb_entries};
   auto hw = tlb::TranslationHardware::create(rep.hardware);
   if (!hw) return Unexpected{bad_input(fmt::format("tlb: {}", tlb::to_string(hw.error())))};
   if (c.slice_accesses == 0) return Unexpected{bad_input("slice: at least one access")};
@@ -382,11 +401,14 @@ Result<ReplayReport, ReplayError> replay(const std::vector<std::string>& traces,
   }
 
   vm::VmConfig vc;
-  // Under shadow the shadow tables are as deep as the guest's (a deeper host would add
-  // passthrough levels the one-dimensional walk does not read).
-  vc.mmu = c.mmu == MmuKind::Shadow ? mmu::MmuKind::Shadow : mmu::MmuKind::Tdp;
-  vc.tdp.format.levels = c.mmu == MmuKind::Shadow ? c.guest_levels : 4;
+  switch (c.mmu) {
+    case MmuKind::Tdp: vc.mmu = mmu::MmuKind::Tdp; break;
+    case MmuKind::Shadow: vc.mmu = mmu::MmuKind::Shadow; break;
+    case MmuKind::Adaptive: vc.mmu = mmu::MmuKind::Adaptive; break;
+  }
+  vc.tdp.format.levels = mmu_levels;
   vc.tdp.policies = c.policies;
+  vc.adaptive = c.adaptive;
   auto vm = vm::Vm::create(vc);
   if (!vm) return Unexpected{failed(fmt::format("cannot create the VM: {}", vm::to_string(vm.error())))};
   // Table pool: enough for a process whose pages fill the data area, per process.
@@ -404,7 +426,7 @@ Result<ReplayReport, ReplayError> replay(const std::vector<std::string>& traces,
   if (auto s = (*vm)->memslots().add(spec); !s)
     return Unexpected{failed(fmt::format("cannot add the guest memory slot: {}", to_string(s.error())))};
   const Range<Gpa> tables{Gpa(0), Gpa(table_bytes)};
-  auto kernel = GuestKernel::create(**vm, tables, {Gpa(table_bytes), Gpa(bytes)}, static_cast<unsigned>(traces.size()),
+  auto kernel = GuestKernel::create((*vm)->add_vcpu(), tables, {Gpa(table_bytes), Gpa(bytes)}, static_cast<unsigned>(traces.size()),
                                     c.guest_levels, c.guest_page_size);
   if (!kernel) return Unexpected{failed(kernel.error())};
   const Gpa root = kernel->root(0);

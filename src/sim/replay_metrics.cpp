@@ -39,6 +39,10 @@ std::vector<Metric> replay_metrics(const ReplayReport& r) {
     count("dirty_log.data_pages_logged", "data pages logged", r.data_pages_logged);
     count("dirty_log.table_pages_logged", "table pages logged", r.table_pages_logged);
   }
+  if (r.mmu == MmuKind::Adaptive) {
+    count("adaptive.switches", "processes moved to two-dimensional paging", r.switches.size());
+    if (!r.switches.empty()) count("adaptive.first_switch_access", "  first during access", r.switches[0].access);
+  }
   for (const Metric& m : r.stats) out.push_back({"stats." + m.key, m.label, m.value, m.unit});
   return out;
 }

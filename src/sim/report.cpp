@@ -42,7 +42,7 @@ std::uint64_t host_page_faults() {
 }
 
 Result<std::vector<Metric>, std::string> stats_metrics(const StatsSnapshot& b, const StatsSnapshot& a) {
-  if (a.kind == mmu::MmuKind::Shadow) return shadow_stats_metrics(b, a);
+  if (a.kind != mmu::MmuKind::Tdp) return shadow_stats_metrics(b, a);  // adaptive: both MMUs' sums
   const tdp::FaultStats& fb = b.tdp.faults;
   const tdp::FaultStats& fa = a.tdp.faults;
   const tdp::TdpStats& tb = b.tdp;

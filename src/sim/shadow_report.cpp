@@ -1,4 +1,5 @@
-// The statistics a phase reports under vm.mmu shadow (report.hpp).
+// The statistics a phase reports under vm.mmu shadow, and a replay under adaptive: both
+// MMUs' sums (report.hpp).
 
 #include <fmt/format.h>
 
@@ -23,6 +24,8 @@ Result<std::vector<Metric>, std::string> shadow_stats_metrics(const StatsSnapsho
   counter("tlb_flushes", "TLB flushes", b.mmu.tlb_flushes, a.mmu.tlb_flushes);
   counter("roots_created", "roots created", b.mmu.roots_created, a.mmu.roots_created);
   counter("root_loads", "root loads by vCPUs", b.root_loads, a.root_loads);
+  if (a.kind == mmu::MmuKind::Adaptive)
+    counter("switched", "processes moved to two-dimensional paging", b.mmu.switched, a.mmu.switched);
   counter("host_page_faults", "host page faults (the process's)", b.host_page_faults, a.host_page_faults);
   out.push_back(Metric{"tables_in_use", "table pages after", a.mmu.table_pages, Unit::Count});
   if (!backwards.empty()) return Unexpected{backwards};

@@ -46,9 +46,18 @@ std::string_view to_string(BuildError e) {
 }
 
 Result<GuestPageTableBuilder, BuildError> GuestPageTableBuilder::create(Vm& vm, Range<Gpa> pool, unsigned levels) {
+  return create(vm, nullptr, pool, levels);
+}
+
+Result<GuestPageTableBuilder, BuildError> GuestPageTableBuilder::create(Vcpu& vcpu, Range<Gpa> pool, unsigned levels) {
+  return create(vcpu.vm(), &vcpu, pool, levels);
+}
+
+Result<GuestPageTableBuilder, BuildError> GuestPageTableBuilder::create(Vm& vm, Vcpu* vcpu, Range<Gpa> pool,
+                                                                        unsigned levels) {
   if (levels != 4 && levels != 5) return Unexpected{BuildError::BadLevels};
   if (!pool.begin.aligned_to(kPageSize)) return Unexpected{BuildError::Misaligned};
-  GuestPageTableBuilder b(vm, pool, levels);
+  GuestPageTableBuilder b(vm, vcpu, pool, levels);
   Result<Gpa, BuildError> root = b.take_table();
   if (!root) return Unexpected{root.error()};
   b.root_ = *root;
@@ -70,7 +79,7 @@ std::uint64_t GuestPageTableBuilder::leaf_entry(Gpa gpa, unsigned level, GuestPa
 Result<Gpa, BuildError> GuestPageTableBuilder::take_table() {
   if (pool_.end < next_ + kPageSize) return Unexpected{BuildError::PoolExhausted};
   static constexpr std::array<std::byte, kPageSize> kZero{};
-  if (!vm_->write(next_, kZero)) return Unexpected{BuildError::Memory};
+  if (!detail::VmTableMemory(*vm_, vcpu_).write(next_, kZero)) return Unexpected{BuildError::Memory};
   const Gpa t = next_;
   next_ += kPageSize;
   ++tables_;
@@ -85,7 +94,7 @@ x86::GuestPaging GuestPageTableBuilder::paging() const {
 Result<Gpa, BuildError> GuestPageTableBuilder::entry_address(Gva gva, unsigned level) {
   const x86::GuestPaging p = paging();
   if (!p.canonical(gva)) return Unexpected{BuildError::NonCanonical};
-  detail::VmTableMemory memory(*vm_);
+  detail::VmTableMemory memory(*vm_, vcpu_);
   Result<Gpa, BuildError> out = Unexpected{BuildError::Memory};
   p.with_format([&]([[maybe_unused]] auto format, [[maybe_unused]] Gpa root) {
     using F = decltype(format);
@@ -133,7 +142,7 @@ Status<BuildError> GuestPageTableBuilder::set_leaves(Gva gva, std::uint64_t byte
                                                     std::optional<Gpa> gpa, GuestPageFlags flags) {
   if (Status<BuildError> c = check(gva, bytes, page_size); !c) return c;
   const unsigned level = level_of(page_size);
-  detail::VmTableMemory memory(*vm_);
+  detail::VmTableMemory memory(*vm_, vcpu_);
   // One table at a time: the entries of a run are adjacent, one walk finds them all.
   for (std::uint64_t off = 0; off < bytes;) {
     const Gva at = gva + off;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "adaptive_backend.hpp"
 #include "guest_copy.hpp"
 #include "shadow_backend.hpp"
 #include "tdp_backend.hpp"
@@ -25,7 +26,7 @@ Status<mmu::Exit> transfer(mmu::Mmu& mmu, Gpa gpa, std::size_t size, Access acce
   return {};
 }
 
-Result<std::unique_ptr<detail::MmuBackend>, VmError> make_tdp(const VmConfig& config, Memslots& slots) {
+Result<std::unique_ptr<tdp::TdpMmu>, VmError> make_tdp(const VmConfig& config, Memslots& slots) {
   Result<std::unique_ptr<tdp::TdpMmu>, pt::TableError> mmu = tdp::TdpMmu::create(config.tdp, slots);
   if (!mmu) return Unexpected{mmu.error() == pt::TableError::OutOfRange ? VmError::BadLevels : VmError::OutOfMemory};
   // The first root now, so a budget too small for even one table page fails here, not on the
@@ -35,18 +36,42 @@ Result<std::unique_ptr<detail::MmuBackend>, VmError> make_tdp(const VmConfig& co
   Result<tdp::Root*, pt::TableError> root = (*mmu)->roots().get(role);
   if (!root) return Unexpected{VmError::OutOfMemory};
   (*mmu)->roots().put(*root);
-  return std::unique_ptr<detail::MmuBackend>(std::make_unique<detail::TdpBackend>(std::move(*mmu)));
+  return std::move(*mmu);
 }
 
 // The shadow MMU's tables have the depth the TDP ones would (tdp.format.levels); its
 // huge-on-dirty-log choice is the TDP policy of the same name.
-Result<std::unique_ptr<detail::MmuBackend>, VmError> make_shadow(const VmConfig& config, Memslots& slots) {
+Result<std::unique_ptr<shadow::ShadowMmu>, VmError> make_shadow(const VmConfig& config, Memslots& slots) {
   shadow::ShadowConfig sc;
   sc.host_levels = config.tdp.format.levels;
   sc.huge_on_dirty_log = config.tdp.policies.huge_on_dirty_log;
   Result<std::unique_ptr<shadow::ShadowMmu>, shadow::ShadowConfigError> mmu = shadow::ShadowMmu::create(sc, slots);
   if (!mmu) return Unexpected{VmError::BadLevels};
-  return std::unique_ptr<detail::MmuBackend>(std::make_unique<detail::ShadowBackend>(std::move(*mmu)));
+  return std::move(*mmu);
+}
+
+// The only place that looks at which MMU the VM runs.
+Result<std::unique_ptr<detail::MmuBackend>, VmError> make_backend(const VmConfig& config, Memslots& slots) {
+  using Backend = std::unique_ptr<detail::MmuBackend>;
+  std::unique_ptr<tdp::TdpMmu> t;
+  std::unique_ptr<shadow::ShadowMmu> s;
+  if (config.mmu != mmu::MmuKind::Shadow) {
+    Result<std::unique_ptr<tdp::TdpMmu>, VmError> made = make_tdp(config, slots);
+    if (!made) return Unexpected{made.error()};
+    t = std::move(*made);
+  }
+  if (config.mmu != mmu::MmuKind::Tdp) {
+    Result<std::unique_ptr<shadow::ShadowMmu>, VmError> made = make_shadow(config, slots);
+    if (!made) return Unexpected{made.error()};
+    s = std::move(*made);
+  }
+  switch (config.mmu) {
+    case mmu::MmuKind::Tdp: return Backend(std::make_unique<detail::TdpBackend>(std::move(t)));
+    case mmu::MmuKind::Shadow: return Backend(std::make_unique<detail::ShadowBackend>(std::move(s)));
+    case mmu::MmuKind::Adaptive:
+      return Backend(std::make_unique<detail::AdaptiveBackend>(std::move(t), std::move(s), slots, config.adaptive));
+  }
+  return Unexpected{VmError::BadLevels};
 }
 
 }  // namespace
@@ -67,8 +92,7 @@ Result<std::unique_ptr<Vm>, VmError> Vm::create(const VmConfig& config) {
   const unsigned levels = config.tdp.format.levels;
   if (levels != 4 && levels != 5) return Unexpected{VmError::BadLevels};
   std::unique_ptr<Vm> vm(new Vm(config));
-  Result<std::unique_ptr<detail::MmuBackend>, VmError> mmu =
-      config.mmu == mmu::MmuKind::Shadow ? make_shadow(config, *vm->slots_) : make_tdp(config, *vm->slots_);
+  Result<std::unique_ptr<detail::MmuBackend>, VmError> mmu = make_backend(config, *vm->slots_);
   if (!mmu) return Unexpected{mmu.error()};
   vm->mmu_ = std::move(*mmu);
   return vm;

@@ -38,7 +38,8 @@ int run_run(const RunCommandOptions& options, std::ostream& out, std::ostream& e
     return run_trace(t, options.json, out, err);
   }
   if (options.trace.any_replay_option()) {
-    err << "vmmu run: --mmu, --guest-pages, --guest-levels, --tlb, --dirty-log-at, --policy and --plot need --trace\n";
+    err << "vmmu run: --mmu, --guest-pages, --guest-levels, --tlb, --dirty-log-at, --policy, --adaptive and --plot "
+           "need --trace\n";
     return kBadInput;
   }
   std::string text;
@@ -114,7 +115,7 @@ void register_run_command(CLI::App& app) {
   cmd->add_flag("--json", options->json, "print JSON (vmmu-run-report/1, or vmmu-run-compare/1 with --compare)");
   cmd->add_option("--compare", options->compare,
                   "run once per value of POLICY (huge-on-dirty-log, split, recovery, roots, dirty-tracking) or "
-                  "of the VM's MMU (mmu: tdp, shadow) and print one table with a column per value; with --trace "
+                  "of the VM's MMU (mmu: tdp, shadow; with --trace also adaptive) and print one table with a column per value; with --trace "
                   "also guest-pages or tlb, and AXIS=V,V... chooses the values")
       ->type_name("POLICY");
   cmd->add_option("--set", options->sets,
@@ -126,7 +127,11 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--trace", t.traces,
                   "replay page traces (../shared/formats/page-trace.md; plain or .xz), one guest process each")
       ->type_name("FILE");
-  cmd->add_option("--mmu", t.mmu, "with --trace: the MMU, tdp (default) or shadow")->type_name("KIND");
+  cmd->add_option("--mmu", t.mmu, "with --trace: the MMU, tdp (default), shadow or adaptive")->type_name("KIND");
+  cmd->add_option("--adaptive", t.adaptive,
+                  "with --trace: under --mmu adaptive a process moves from shadow to TDP when its tables take "
+                  "THRESHOLD emulated writes + unsyncs within WINDOW accesses (default 4096:64; 0:0 never)")
+      ->type_name("WINDOW:THRESHOLD");
   cmd->add_option("--guest-pages", t.guest_pages, "with --trace: the guest kernel's pages, 4k (default) or 2m")
       ->type_name("SIZE");
   cmd->add_option("--guest-levels", t.guest_levels, "with --trace: guest paging levels, 4 (default) or 5")

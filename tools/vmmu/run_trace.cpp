@@ -82,6 +82,16 @@ Result<sim::ReplayConfig, std::string> replay_config(const TraceOptions& o) {
       return Unexpected{fmt::format("--dirty-log-at {}: expected a fraction from 0 to 1", o.dirty_log_at)};
     c.dirty_log_at = f;
   }
+  if (!o.adaptive.empty()) {
+    const std::size_t colon = o.adaptive.find(':');
+    auto number = [](std::string_view s, std::uint64_t& v) {
+      const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+      return !s.empty() && ec == std::errc() && end == s.data() + s.size();
+    };
+    if (colon == std::string::npos || !number(std::string_view(o.adaptive).substr(0, colon), c.adaptive.window) ||
+        !number(std::string_view(o.adaptive).substr(colon + 1), c.adaptive.threshold))
+      return Unexpected{fmt::format("--adaptive {}: expected WINDOW:THRESHOLD, two counts (4096:64)", o.adaptive)};
+  }
   for (const std::string& p : o.policies) {
     const std::size_t eq = p.find('=');
     const std::string name = p.substr(0, eq);

@@ -25,9 +25,10 @@ struct TraceOptions {
   std::vector<std::string> policies;  // NAME=VALUE, a TDP policy each (dirty-tracking=dirty-bits)
   std::string compare;                // AXIS or AXIS=V,V...
   std::string plot;                   // a directory for SVG plots and index.html
+  std::string adaptive;               // WINDOW:THRESHOLD of the adaptive policy
   [[nodiscard]] bool any_replay_option() const {
     return !mmu.empty() || !guest_pages.empty() || !guest_levels.empty() || !tlb.empty() || !dirty_log_at.empty() ||
-           !policies.empty() || !plot.empty();
+           !policies.empty() || !plot.empty() || !adaptive.empty();
   }
 };
 

@@ -1,6 +1,7 @@
 #pragma once
-// The MMU a VM chose -- two-dimensional paging (tdp/) or shadow paging (shadow/) -- as one
-// interface, so Vm and Vcpu never branch on which they have. KVM's split, kept:
+// The MMU a VM chose -- two-dimensional paging (tdp/), shadow paging (shadow/), or both with
+// each guest process on one of them (adaptive: agile paging) -- as one interface, so Vm and
+// Vcpu never branch on which they have. KVM's split, kept:
 //
 //   VcpuContext (per vCPU, KVM's struct kvm_mmu)        Mmu (per VM)
 //     access(gva) / access_gpa(gpa)                       memslot events (observed by the MMU)
@@ -49,9 +50,20 @@ class ShadowMmu;
 
 namespace vmmu::mmu {
 
-enum class MmuKind : std::uint8_t { Tdp, Shadow };
-std::string_view to_string(MmuKind k);           // "tdp", "shadow"
+enum class MmuKind : std::uint8_t { Tdp, Shadow, Adaptive };
+std::string_view to_string(MmuKind k);  // "tdp", "shadow", "adaptive"
+// "tdp" or "shadow": what scenarios run (adaptive runs in trace replay only).
 std::optional<MmuKind> parse_mmu_kind(std::string_view s);
+
+// The adaptive MMU's policy (agile paging, Gandhi et al., ISCA 2016, per process): every
+// guest process (guest root, CR3) starts shadowed; when, within a window of `window` accesses
+// a vCPU makes through the MMU while running it, the shadow MMU handled `threshold` or more
+// writes to guest tables (emulated writes + pages let go unsync), the process moves to
+// two-dimensional paging for good (its shadow pages are zapped). 0 for either: never moves.
+struct AdaptivePolicy {
+  std::uint64_t window = 4096;
+  std::uint64_t threshold = 64;
+};
 
 // Why an access did not reach memory that is not the guest's own fault.
 enum class Exit : std::uint8_t {
@@ -153,6 +165,7 @@ struct MmuStats {
   std::uint64_t write_protected = 0;
   std::uint64_t tlb_flushes = 0;   // remote TLB flushes the MMU issued
   std::uint64_t roots_created = 0;
+  std::uint64_t switched = 0;      // processes moved from shadow to two-dimensional paging (adaptive)
 };
 
 // One VM's MMU. Memslot changes reach it through Memslots (it observes them). Safe from any

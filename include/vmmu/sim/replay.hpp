@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "vmmu/core/result.hpp"
+#include "vmmu/mmu/mmu.hpp"
 #include "vmmu/sim/report.hpp"
 #include "vmmu/tdp/policy.hpp"
 #include "vmmu/tlb/translation_hardware.hpp"
@@ -59,6 +60,14 @@ struct ReplayConfig {
   std::uint64_t guest_memory = std::uint64_t{16} << 30;
   std::uint64_t host_page_size = std::uint64_t{2} << 20;
   std::uint64_t slice_accesses = 100'000;  // accesses a process runs before the next one's turn
+  mmu::AdaptivePolicy adaptive;             // under MmuKind::Adaptive
+};
+
+// Under adaptive: a process moved to two-dimensional paging during access number `access`
+// (0-based, counting every process's accesses).
+struct ReplaySwitch {
+  unsigned process = 0;
+  std::uint64_t access = 0;
 };
 
 // One interval of the replay: what happened during it, and the table memory at its end.
@@ -91,6 +100,7 @@ struct ReplayReport {
   std::vector<Metric> stats;  // the MMU's statistics over the replay (stats_metrics keys, per kind)
   std::uint64_t sample_accesses = 0;  // the interval of `series`
   std::vector<ReplaySample> series;   // with ReplayConfig::sample_accesses
+  std::vector<ReplaySwitch> switches;  // adaptive: in replay order
 };
 
 // Every figure of a replay in report order, keyed by its path in the JSON report

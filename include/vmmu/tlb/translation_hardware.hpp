@@ -85,9 +85,11 @@ class TranslationHardware {
   void repeat_hits(std::uint64_t count) { stats_.lookups += count; }
 
   // The walk after a miss: counts its references, fills the caches and the TLB.
-  // `nested_level(gpa)`: the nested leaf level mapping gpa (1: 4 KiB).
+  // `nested_level(gpa)`: the nested leaf level mapping gpa (1: 4 KiB). `two_dimensional`
+  // false: this walk is native whatever nested_levels says (an adaptive MMU's shadowed process).
   template <class NestedLevel>
-  Outcome walk(const GuestPath& path, NestedLevel&& nested_level) {
+  Outcome walk(const GuestPath& path, NestedLevel&& nested_level, bool two_dimensional = true) {
+    const unsigned nested_levels = two_dimensional ? config_.nested_levels : 0;
     unsigned start = config_.guest_levels;  // first level whose entry is read
     for (unsigned l = path.leaf_level + 1; l <= config_.guest_levels && !psc_.empty(); ++l) {
       if (psc_[l - 2].lookup(psc_page(path.gva, l), false) == Lookup::Hit) {
@@ -98,7 +100,7 @@ class TranslationHardware {
     bool nested = false;
     std::uint64_t refs = 0;
     std::uint64_t uncached = 0;
-    auto nested_entries = [&](unsigned leaf) { return config_.nested_levels == 0 ? 0 : config_.nested_levels - leaf + 1; };
+    auto nested_entries = [&](unsigned leaf) { return nested_levels == 0 ? 0 : nested_levels - leaf + 1; };
     auto translate = [&](Gpa gpa) {
       const unsigned leaf = nested_level(gpa);
       const unsigned n = nested_entries(leaf);
@@ -124,7 +126,7 @@ class TranslationHardware {
     }
     const unsigned data_leaf = translate(path.gpa);
     stats_.refs_saved += uncached - refs;
-    const unsigned tlb_level = config_.nested_levels == 0 ? path.leaf_level : std::min(path.leaf_level, data_leaf);
+    const unsigned tlb_level = nested_levels == 0 ? path.leaf_level : std::min(path.leaf_level, data_leaf);
     tlb_.insert(path.gva.raw() >> kPageShift, size_of_level(tlb_level), path.write);
     if (nested) {
       ++stats_.nested_walks;

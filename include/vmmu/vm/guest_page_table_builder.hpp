@@ -7,8 +7,10 @@
 //   vcpu.set_registers(long_mode_registers(builder.root(), levels))
 //
 // Tables are walked with the engine (pt::walk over the guest's x86 format) and every entry is
-// read and exchanged through a pt::TableMemory over Vm::read / Vm::write -- through the TDP
-// tables, so table pages are faulted in and logged dirty like any device write. Non-leaf entries grant
+// read and exchanged through a pt::TableMemory over Vm::read / Vm::write -- the VMM's path, so
+// table pages are faulted in and logged dirty like any device write -- or, for a builder made
+// over a vCPU, over its guest-physical accesses: the guest kernel's own writes, which a shadow
+// MMU emulates or lets go unsync as a guest's (replay's guest kernel model). Non-leaf entries grant
 // everything (P|RW|US): the leaf's flags decide. New table pages are zeroed when taken.
 // One builder per address space; not thread-safe.
 
@@ -24,6 +26,7 @@
 namespace vmmu::vm {
 
 class Vm;
+class Vcpu;
 
 struct GuestPageFlags {
   bool writable = true;
@@ -50,6 +53,8 @@ class GuestPageTableBuilder {
  public:
   // Takes the root table from the pool. Errors: BadLevels, Misaligned, PoolExhausted, Memory.
   static Result<GuestPageTableBuilder, BuildError> create(Vm& vm, Range<Gpa> pool, unsigned levels = 4);
+  // The same, every table access made by `vcpu` (Vcpu::read_gpa / write_gpa), as its guest would.
+  static Result<GuestPageTableBuilder, BuildError> create(Vcpu& vcpu, Range<Gpa> pool, unsigned levels = 4);
 
   [[nodiscard]] Gpa root() const { return root_; }
   [[nodiscard]] unsigned levels() const { return levels_; }
@@ -72,8 +77,9 @@ class GuestPageTableBuilder {
   static std::uint64_t leaf_entry(Gpa gpa, unsigned level, GuestPageFlags flags);
 
  private:
-  GuestPageTableBuilder(Vm& vm, Range<Gpa> pool, unsigned levels)
-      : vm_(&vm), pool_(pool), next_(pool.begin), levels_(levels) {}
+  GuestPageTableBuilder(Vm& vm, Vcpu* vcpu, Range<Gpa> pool, unsigned levels)
+      : vm_(&vm), vcpu_(vcpu), pool_(pool), next_(pool.begin), levels_(levels) {}
+  static Result<GuestPageTableBuilder, BuildError> create(Vm& vm, Vcpu* vcpu, Range<Gpa> pool, unsigned levels);
   Result<Gpa, BuildError> take_table();
   // The registers' view of these tables (format, canonical addresses) for the engine's walk.
   [[nodiscard]] x86::GuestPaging paging() const;
@@ -83,6 +89,7 @@ class GuestPageTableBuilder {
                                 GuestPageFlags flags);
 
   Vm* vm_;
+  Vcpu* vcpu_;  // null: tables written through the VMM's path
   Range<Gpa> pool_;
   Gpa next_;
   Gpa root_;

@@ -98,7 +98,8 @@ struct EffectRule {
   Effects shadow;      // under RootPolicy::Keep, shadow MMU
   std::string_view name;
   std::string_view why;  // the manual's section and KVM's handling
-  [[nodiscard]] constexpr Effects under(mmu::MmuKind k) const { return k == mmu::MmuKind::Shadow ? shadow : effects; }
+  // Adaptive: the shadow column, a superset (a TDP context ignores the root switches).
+  [[nodiscard]] constexpr Effects under(mmu::MmuKind k) const { return k == mmu::MmuKind::Tdp ? effects : shadow; }
 };
 
 // Every row, in register order. For each register the Toggle/Set/Clear rows cover all 64

@@ -41,6 +41,7 @@ struct VmConfig {
   // shadow leaves; the rest is TDP's.
   tdp::TdpConfig tdp;
   x86::CpuModel cpu;        // what the guest's CPU supports (guest walks)
+  mmu::AdaptivePolicy adaptive;  // under adaptive: when a process moves to TDP
 };
 
 enum class VmError : std::uint8_t {
