@@ -1,8 +1,8 @@
 // The shadow EPT fault path: L1's EPT walked by the EPT walker (its tables read, and A/D set,
 // in L1's memory), then the chain of shadow pages down to a 4 KiB leaf with the walk's rights.
 
-#include "l1_ept_path.hpp"
 #include "vmmu/nested/shadow_ept_mmu.hpp"
+#include "vmmu/pt/ops/install.hpp"
 
 namespace vmmu::nested {
 namespace {
@@ -10,15 +10,17 @@ namespace {
 using shadow::Role;
 using shadow::ShadowPage;
 namespace ept = x86::ept;
-using detail::entry_at;
+using Ops = pt::ops::EntryOps<tdp::TdpFormat>;
 
 }  // namespace
 
-L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
+L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flush& flush) {
   ++stats_.faults;
   const x86::EptContext& ctx = *vcpu.ctx_;
   shadow::GuestRamTables tables(l1_);
-  const Result<x86::EptTranslation<Gpa>, x86::EptFault> t = x86::walk_ept<Gpa>(ctx, tables, l2_gpa, op);
+  // One walk of L1's EPT: its result, its A/D bits, and the entries it used (the shadow's keys).
+  x86::EptPath<Gpa> path;
+  const Result<x86::EptTranslation<Gpa>, x86::EptFault> t = x86::walk_ept<Gpa>(ctx, tables, l2_gpa, op, {}, path);
   if (!t) {
     ++stats_.reflected;
     return Unexpected{NestedExit{ExitKind::ToL1, t.error(), {}}};
@@ -26,19 +28,20 @@ L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
   const Gfn frame = gfn_of(t->address);
   std::byte* host = l1_.page(frame);
   if (host == nullptr) return Unexpected{NestedExit{ExitKind::L1Mmio, {}, t->address}};
-  const detail::L1Path path = detail::read_l1_path(ctx, tables, l2_gpa, t->level);
-  const std::uint64_t input = l2_gpa.raw();
 
   // L1's D bit clear (A/D on): no W yet, so the first write comes here and the walk sets D.
-  const bool clean = ctx.accessed_dirty() && !ept::D::get(path.entry[t->level]);
+  const bool clean = ctx.accessed_dirty() && !ept::D::get(path[t->level].entry);
   const std::uint8_t clean_mask = clean ? static_cast<std::uint8_t>(~ept::W::mask) : 0xff;
 
   // Down from the root: each level's child found or made by (L1 table frame, role).
   ShadowPage* sp = vcpu.roots_[0].root;
-  for (unsigned level = sp->role().level(); level > 1; --level) {
-    const unsigned index = detail::index_at(input, level);
+  const tdp::TdpFormat& f = format(sp->role().level());
+  const pt::Geometry& g = f.geometry();
+  const std::uint64_t input = l2_gpa.raw() & (g.input_limit() - 1);
+  Iterator it(f, memory_, sp->table(), input, input + 1);
+  for (unsigned level = g.root_level(); level > 1; --level) {
     const Role parent = sp->role();
-    const auto rights = static_cast<std::uint8_t>(parent.access() & ept::Rwx::get(path.entry[level]));
+    const auto rights = static_cast<std::uint8_t>(parent.access() & ept::Rwx::get(path[level].entry));
     Role role = Role(parent).set_level(level - 1);
     Gfn gfn;
     if (parent.direct() || level <= t->level) {
@@ -50,22 +53,24 @@ L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
         role.set_ept_huge_level(t->level);  // the leaf size a hit reports
       }
       role.set_direct(true);
-      gfn = gfn_of(t->address - (input & (detail::span_at(level) - 1)));
+      gfn = gfn_of(t->address - (input & (g.span(level) - 1)));
     } else {
       role.set_access(rights);
-      gfn = gfn_of(Gpa(ept::Addr::bits(path.entry[level])));
+      gfn = gfn_of(Gpa(ept::Addr::bits(path[level].entry)));
     }
-    const std::uint64_t e = memory_.read<std::uint64_t>(entry_at(sp->table(), index)).value_or(0);
-    if (format_.present(e, level)) {  // always a table: shadow leaves are 4 KiB
-      ShadowPage* linked = pages_.by_table(format_.table_address(e, level));
+    if (it.is_table()) {  // always a table when present: shadow leaves are 4 KiB
+      ShadowPage* linked = pages_.by_table(f.table_address(it.entry(), level));
       if (linked->gfn() == gfn && linked->role() == role) {
+        it.next();
         sp = linked;
         continue;
       }
       // A direct page made while L1's leaf said less (KVM's validate_direct_spte): relinked.
-      clear_entry(*sp, index);
+      clear(it, flush);
+      linked->remove_parent(it.entry_address());
+      free_if_orphan(linked, flush);
     }
-    Result<ShadowPage*, pt::TableError> next = child(*sp, index, gfn, role);
+    Result<ShadowPage*, pt::TableError> next = child(it, gfn, role, flush);
     if (!next) return Unexpected{NestedExit{ExitKind::OutOfMemory, {}, {}}};
     sp = *next;
   }
@@ -75,41 +80,35 @@ L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
   bool writable = t->writable && !clean;
   const bool tracked = pages_.tracked(frame);
   if (tracked) writable = false;
-  const unsigned index = detail::index_at(input, 1);
-  const Hpa at = entry_at(sp->table(), index);
-  const std::uint64_t old = memory_.read<std::uint64_t>(at).value_or(0);
-  if (format_.present(old, 1)) pages_.rmap_remove(sp->leaf(index).gfn, at);
+  const unsigned index = g.index(input, 1);
+  if (it.is_leaf()) pages_.rmap_remove(sp->leaf(index).gfn, it.entry_address());
   const Hpa page(reinterpret_cast<std::uintptr_t>(host));
-  memory_.store<std::uint64_t>(at, format_.make_leaf(page, 1, {.read = t->readable, .write = writable,
-                                                               .exec = t->executable, .accessed = false,
-                                                               .device = false, .dirty = false}));
+  const std::uint64_t leaf = f.make_leaf(page, 1, {.read = t->readable, .write = writable, .exec = t->executable,
+                                                   .accessed = false, .device = false, .dirty = false});
+  if (it.entry() != leaf) {
+    Ops ops(f, memory_, tlb_, Hpa(0));  // a leaf replaces a leaf: no subtree, no root needed
+    [[maybe_unused]] const pt::ops::Installed done = ops.install(it, leaf, flush);  // under the lock: no race
+  }
   sp->set_leaf(index, {frame, t->page_size});
   // The rmap needs only the entry's address (write protection edits it in place).
-  pages_.rmap_add(frame, at);
+  pages_.rmap_add(frame, it.entry_address());
   const std::uint64_t offset = input & (kPageSize - 1);
   return L2Translation{page + offset, t->address, t->page_size, op == AccessKind::Write && tracked};
 }
 
-Result<ShadowPage*, pt::TableError> ShadowEptMmu::child(ShadowPage& parent, unsigned index, Gfn gfn, Role role) {
+Result<ShadowPage*, pt::TableError> ShadowEptMmu::child(Iterator& it, Gfn gfn, Role role, Flush& flush) {
   ShadowPage* p = pages_.find(gfn, role);
   if (p == nullptr) {
     Result<ShadowPage*, pt::TableError> made = pages_.create(gfn, role);
     if (!made) return Unexpected{made.error()};
     p = *made;
-    if (p->tracks_gfn()) write_protect(gfn);
+    if (p->tracks_gfn()) write_protect(gfn, flush);  // leaves only: the entry `it` is on stays
   }
-  const Hpa at = entry_at(parent.table(), index);
-  memory_.store<std::uint64_t>(at, format_.make_table(p->table(), parent.role().level()));
-  p->add_parent(at);
+  Ops ops(format5_, memory_, tlb_, Hpa(0));  // filling an empty entry needs no root
+  [[maybe_unused]] const pt::ops::Installed done = ops.install(it, format5_.make_table(p->table(), it.level()), flush);
+  p->add_parent(it.entry_address());
+  it.next();  // into the child
   return p;
-}
-
-void ShadowEptMmu::write_protect(Gfn gfn) {
-  // The frame now holds an L1 EPT table we shadow: its leaves lose W, so L1's writes trap.
-  for (const Hpa entry : pages_.rmap(gfn)) {
-    const std::uint64_t e = memory_.read<std::uint64_t>(entry).value_or(0);
-    memory_.store<std::uint64_t>(entry, e & ~format_.write_bit());
-  }
 }
 
 }  // namespace vmmu::nested

@@ -8,15 +8,17 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "l1_ept_path.hpp"
-
 namespace vmmu::nested {
 namespace {
 
 using shadow::Role;
 using shadow::ShadowPage;
 namespace ept = x86::ept;
-using detail::entry_at;
+
+tdp::TdpFormat ept_format(unsigned levels) {
+  return tdp::TdpFormat(tdp::TdpFormatOptions{.kind = tdp::TdpKind::Ept, .levels = levels, .ad_bits = false,
+                                              .pages_1g = true});
+}
 
 std::uint64_t need_bit(AccessKind op) {
   return op == AccessKind::Read ? ept::R::mask : op == AccessKind::Write ? ept::W::mask : ept::X::mask;
@@ -36,10 +38,12 @@ std::string_view to_string(ExitKind k) {
 ShadowEptVcpu::~ShadowEptVcpu() {
   if (mmu_ == nullptr) return;
   const std::lock_guard lock(mmu_->lock_);
+  ShadowEptMmu::Flush flush(&mmu_->memory_);
   for (Cached& c : roots_) {
-    if (c.root != nullptr) mmu_->release(c.root);
+    if (c.root != nullptr) mmu_->release(c.root, flush);
     c = {};
   }
+  mmu_->finish(std::move(flush));
 }
 
 std::optional<std::uint64_t> ShadowEptVcpu::eptp() const {
@@ -52,13 +56,14 @@ std::optional<Hpa> ShadowEptVcpu::root() const {
   return roots_[0].root->table();
 }
 
-// Shadow tables are always 5-level capable: a 4-level L1 EPT uses the same entries (512 per
-// table, 9 bits per level), with its root at level 4.
+// Shadow tables of a 4-level and a 5-level L1 EPT have the same entries (512 per table, 9 bits
+// per level): one table memory, and the format of the root's depth for walks from a root.
 ShadowEptMmu::ShadowEptMmu(shadow::GuestRam& l1, x86::EptCapabilities caps)
     : l1_(l1),
       caps_(caps),
-      format_(tdp::TdpFormatOptions{.kind = tdp::TdpKind::Ept, .levels = 5, .ad_bits = false, .pages_1g = true}),
-      memory_(format_.geometry()),
+      format4_(ept_format(4)),
+      format5_(ept_format(5)),
+      memory_(format5_.geometry()),
       pages_(memory_) {}
 
 ShadowEptMmu::~ShadowEptMmu() { memory_.quiesce(); }
@@ -93,25 +98,27 @@ Result<Hpa, x86::EptpError> ShadowEptMmu::load_eptp(ShadowEptVcpu& vcpu, std::ui
   vcpu.ctx_ = *ctx;
   vcpu.invalid_.reset();
   // A new current root; the least recently used one leaves the cache.
-  if (roots.back().root != nullptr) release(roots.back().root);
+  Flush flush(&memory_);
+  if (roots.back().root != nullptr) release(roots.back().root, flush);
   std::rotate(roots.rbegin(), roots.rbegin() + 1, roots.rend());
   roots[0] = {eptp, nullptr, *ctx};
-  reload_root(vcpu);
+  reload_root(vcpu, flush);
+  finish(std::move(flush));
   checked("an EPTP load");
   if (roots[0].root == nullptr) return Hpa(0);  // out of memory: the next access says so
   return roots[0].root->table();
 }
 
-void ShadowEptMmu::reload_root(ShadowEptVcpu& vcpu) {
+void ShadowEptMmu::reload_root(ShadowEptVcpu& vcpu, Flush& flush) {
   ShadowEptVcpu::Cached& cur = vcpu.roots_[0];
   // The same EPTP elsewhere in the cache, zapped or not, goes: one root per EPTP.
   for (std::size_t i = 1; i < vcpu.roots_.size(); ++i) {
     if (vcpu.roots_[i].root != nullptr && vcpu.roots_[i].eptp == cur.eptp) {
-      release(vcpu.roots_[i].root);
+      release(vcpu.roots_[i].root, flush);
       vcpu.roots_[i] = {};
     }
   }
-  if (cur.root != nullptr) release(cur.root);
+  if (cur.root != nullptr) release(cur.root, flush);
   cur.root = nullptr;
   const Role role = root_role(*vcpu.ctx_);
   const Gfn gfn = gfn_of(vcpu.ctx_->root<Gpa>());
@@ -121,7 +128,7 @@ void ShadowEptMmu::reload_root(ShadowEptVcpu& vcpu) {
     if (!made) return;
     p = *made;
     ++stats_.roots_built;
-    write_protect(gfn);
+    write_protect(gfn, flush);
   }
   p->hold_root();
   cur.root = p;
@@ -133,29 +140,30 @@ L2Access ShadowEptMmu::access(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
     ++stats_.reflected;
     return Unexpected{NestedExit{ExitKind::ToL1, {x86::EptFaultKind::InvalidEptp, 0, 0}, {}}};
   }
+  Flush flush(&memory_);
   ShadowPage* root = vcpu.roots_[0].root;
   if (root == nullptr || root->role().invalid()) {
-    reload_root(vcpu);
+    reload_root(vcpu, flush);
     root = vcpu.roots_[0].root;
-    if (root == nullptr) return Unexpected{NestedExit{ExitKind::OutOfMemory, {}, {}}};
+    if (root == nullptr) {
+      finish(std::move(flush));
+      return Unexpected{NestedExit{ExitKind::OutOfMemory, {}, {}}};
+    }
   }
   // What the hardware does with the shadow tables (no A/D: the shadow EPTP leaves them off).
-  const std::uint64_t need = need_bit(op), input = l2_gpa.raw();
-  Hpa table = root->table();
-  for (unsigned level = root->role().level(); level >= 1; --level) {
-    const unsigned index = detail::index_at(input, level);
-    const std::uint64_t e = memory_.read<std::uint64_t>(entry_at(table, index)).value_or(0);
-    if (!format_.present(e, level)) break;
-    if (format_.leaf(e, level)) {
-      if ((e & need) == 0) break;
-      const shadow::GuestLeaf l = pages_.by_table(table)->leaf(index);
-      ++stats_.hits;
-      const std::uint64_t offset = input & (kPageSize - 1);
-      return L2Translation{format_.leaf_address(e, level) + offset, gpa_of(l.gfn) + offset, l.page_size};
-    }
-    table = format_.table_address(e, level);
+  const tdp::TdpFormat& f = format(root->role().level());
+  const std::uint64_t input = l2_gpa.raw() & (f.geometry().input_limit() - 1);
+  const pt::WalkResult<tdp::TdpFormat> w =
+      pt::walk(f, memory_, root->table(), input, [](const pt::Step<tdp::TdpFormat>&) { return pt::Visit::Continue; });
+  if (w.end == pt::WalkEnd::Leaf && (w.entry & need_bit(op)) != 0) {
+    const shadow::GuestLeaf l = pages_.holding(w.entry_address)->leaf(f.geometry().index(input, 1));
+    ++stats_.hits;
+    finish(std::move(flush));
+    const std::uint64_t offset = input & (kPageSize - 1);
+    return L2Translation{f.leaf_address(w.entry, 1) + offset, gpa_of(l.gfn) + offset, l.page_size};
   }
-  L2Access r = fault(vcpu, l2_gpa, op);
+  L2Access r = fault(vcpu, l2_gpa, op, flush);
+  finish(std::move(flush));
   checked("an L2 fault");
   return r;
 }
@@ -180,50 +188,12 @@ void ShadowEptMmu::write_l1(Gpa addr, std::uint64_t value) {
   // (an L1 table pointing to itself is shadowed at two levels).
   std::vector<Hpa> tables;
   for (const ShadowPage* p : pages_.shadowing(gfn_of(addr))) tables.push_back(p->table());
+  Flush flush(&memory_);
   for (const Hpa t : tables) {
-    if (ShadowPage* p = pages_.by_table(t)) clear_entry(*p, index);
+    if (ShadowPage* p = pages_.by_table(t)) clear_entry(*p, index, flush);
   }
+  finish(std::move(flush));
   checked("an L1 write to its EPT");
-}
-
-void ShadowEptMmu::clear_entry(ShadowPage& p, unsigned index) {
-  const Hpa at = entry_at(p.table(), index);
-  const std::uint64_t e = memory_.read<std::uint64_t>(at).value_or(0);
-  if (!format_.present(e, p.role().level())) return;
-  memory_.store<std::uint64_t>(at, 0);
-  if (p.role().level() == 1) {
-    pages_.rmap_remove(p.leaf(index).gfn, at);
-    return;
-  }
-  ShadowPage* c = pages_.by_table(format_.table_address(e, p.role().level()));
-  c->remove_parent(at);
-  free_if_orphan(c);
-}
-
-void ShadowEptMmu::free_if_orphan(ShadowPage* p) {
-  if (p->parents().empty() && p->root_count() == 0) free_page(p);
-}
-
-void ShadowEptMmu::free_page(ShadowPage* p) {
-  for (unsigned i = 0; i < shadow::kShadowEntries; ++i) clear_entry(*p, i);
-  const unsigned level = p->role().level();
-  std::unique_ptr<ShadowPage> gone = pages_.remove(p);
-  memory_.retire({gone->table(), level});
-}
-
-void ShadowEptMmu::release(ShadowPage* root) {
-  root->release_root();
-  // A root no vCPU holds stays cached (switching back to it builds nothing) unless zapped.
-  if (root->root_count() == 0 && root->role().invalid() && root->parents().empty()) free_page(root);
-}
-
-void ShadowEptMmu::zap_root(ShadowPage* root) {
-  if (root->root_count() == 0 && root->parents().empty()) {
-    free_page(root);
-    return;
-  }
-  for (unsigned i = 0; i < shadow::kShadowEntries; ++i) clear_entry(*root, i);
-  if (root->root_count() > 0) pages_.unhash(root);  // freed by its last vCPU's release
 }
 
 void ShadowEptMmu::invept_single(std::uint64_t eptp) {
@@ -232,10 +202,12 @@ void ShadowEptMmu::invept_single(std::uint64_t eptp) {
   // SDM 30.3 INVEPT type 1: mappings derived from EPTP[51:12], under either A/D setting.
   auto ctx = x86::EptContext::from(eptp, caps_);
   if (ctx) {
+    Flush flush(&memory_);
     for (bool ad : {false, true}) {
       const Role role = Role(root_role(*ctx)).set_ad_disabled(!ad);
-      if (ShadowPage* p = pages_.find(gfn_of(ctx->root<Gpa>()), role)) zap_root(p);
+      if (ShadowPage* p = pages_.find(gfn_of(ctx->root<Gpa>()), role)) zap_root(p, flush);
     }
+    finish(std::move(flush));
   }
   checked("INVEPT single-context");
 }
@@ -246,12 +218,13 @@ void ShadowEptMmu::invept_all() {
   // Every link goes first, then every page but the roots vCPUs still hold.
   std::vector<ShadowPage*> all;
   pages_.for_each([&](ShadowPage& p) { all.push_back(&p); });
+  Flush flush(&memory_);
+  flush.add_all();
   for (ShadowPage* p : all) {
     for (unsigned i = 0; i < shadow::kShadowEntries; ++i) {
-      const Hpa at = entry_at(p->table(), i);
-      if (!format_.present(memory_.read<std::uint64_t>(at).value_or(0), p->role().level())) continue;
-      if (p->role().level() == 1) pages_.rmap_remove(p->leaf(i).gfn, at);
-      memory_.store<std::uint64_t>(at, 0);
+      Iterator it = entry_of(*p, i);
+      if (it.is_leaf()) pages_.rmap_remove(p->leaf(i).gfn, it.entry_address());
+      if (it.is_leaf() || it.is_table()) clear(it, flush);
     }
     p->clear_parents();
   }
@@ -261,9 +234,10 @@ void ShadowEptMmu::invept_all() {
     } else {
       const unsigned level = p->role().level();
       std::unique_ptr<ShadowPage> gone = pages_.remove(p);
-      memory_.retire({gone->table(), level});
+      flush.add_retired({gone->table(), level});
     }
   }
+  finish(std::move(flush));
   checked("INVEPT all-context");
 }
 
@@ -273,6 +247,8 @@ NestedStats ShadowEptMmu::stats() const {
   s.pages = pages_.size();
   return s;
 }
+
+void ShadowEptMmu::finish(Flush&& flush) { std::move(flush).apply(tlb_); }
 
 void ShadowEptMmu::checked([[maybe_unused]] const char* what) const {
 #ifdef VMMU_CHECK_INVARIANTS

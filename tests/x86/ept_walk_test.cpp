@@ -366,6 +366,24 @@ TEST_F(Ept, FaultingWalkSetsNoAccessedFlags) {
   EXPECT_EQ(entry(kGpa, 4) & ept::A::mask, 0u);
 }
 
+// ---- the path a walk returns ----
+
+TEST_F(Ept, PathHoldsEachEntryUsedWithTheLeafAsTheWalkLeftIt) {
+  map(0x40200000, 2, 0x80000000 | kLeaf | ept::PS::mask);
+  auto ctx = EptContext::from(kEptp4Ad, caps);
+  ASSERT_TRUE(ctx);
+  EptPath<Hpa> path;
+  ASSERT_TRUE(walk_ept<Hpa>(*ctx, mem, Gpa(0x40200123), AccessKind::Write, {}, path));
+  for (unsigned level = 4; level >= 2; --level) {
+    SCOPED_TRACE(level);
+    EXPECT_EQ(path[level].address, tables->slot(0x40200000, level));
+    // Above the leaf as read (before the walk set A); the leaf with the A and D it set.
+    const std::uint64_t ad = level == 2 ? ept::A::mask | ept::D::mask : 0;
+    EXPECT_EQ(path[level].entry, (entry(0x40200000, level) & ~(ept::A::mask | ept::D::mask)) | ad);
+  }
+  EXPECT_EQ(path[1].entry, 0u);  // below the leaf: untouched
+}
+
 // ---- the example of x86-ept-walk.md ----
 
 TEST_F(Ept, FormatPageExample) {

@@ -31,6 +31,8 @@
 #include "vmmu/core/access.hpp"
 #include "vmmu/core/result.hpp"
 #include "vmmu/pt/owned_table_memory.hpp"
+#include "vmmu/pt/table_iterator.hpp"
+#include "vmmu/pt/tlb_log.hpp"
 #include "vmmu/shadow/guest_ram.hpp"
 #include "vmmu/shadow/page_cache.hpp"
 #include "vmmu/tdp/tdp_format.hpp"
@@ -128,26 +130,37 @@ class ShadowEptMmu {
 
  private:
   friend class ShadowEptVcpu;
-  L2Access fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op);
-  Result<shadow::ShadowPage*, pt::TableError> child(shadow::ShadowPage& parent, unsigned index, Gfn gfn,
-                                                     shadow::Role role);
-  void write_protect(Gfn gfn);
-  void clear_entry(shadow::ShadowPage& p, unsigned index);
-  void free_if_orphan(shadow::ShadowPage* p);
-  void zap_root(shadow::ShadowPage* root);
-  void release(shadow::ShadowPage* root);
+  using Iterator = pt::TableIterator<tdp::TdpFormat, pt::OwnedTableMemory>;
+  using Flush = pt::TlbFlush<Gpa>;
+
+  L2Access fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flush& flush);
+  Result<shadow::ShadowPage*, pt::TableError> child(Iterator& it, Gfn gfn, shadow::Role role, Flush& flush);
+  // The tables of a root at `level` (4 or 5): the same entries, walked from that level.
+  [[nodiscard]] const tdp::TdpFormat& format(unsigned root_level) const {
+    return root_level == 5 ? format5_ : format4_;
+  }
+  // An iterator standing on entry `index` of shadow page `p` (how rmaps and parents reach it).
+  [[nodiscard]] Iterator entry_of(const shadow::ShadowPage& p, unsigned index) const;
+  [[nodiscard]] Iterator entry_at(Hpa entry, unsigned level) const;
+  void write_protect(Gfn gfn, Flush& flush);
+  void clear(Iterator& it, Flush& flush);
+  void clear_entry(shadow::ShadowPage& p, unsigned index, Flush& flush);
+  void free_if_orphan(shadow::ShadowPage* p, Flush& flush);
+  void zap_root(shadow::ShadowPage* root, Flush& flush);
+  void release(shadow::ShadowPage* root, Flush& flush);
   [[nodiscard]] shadow::Role root_role(const x86::EptContext& ctx) const;
-  void reload_root(ShadowEptVcpu& vcpu);
-  void free_page(shadow::ShadowPage* p);
+  void reload_root(ShadowEptVcpu& vcpu, Flush& flush);
+  void free_page(shadow::ShadowPage* p, Flush& flush);
+  void finish(Flush&& flush);
   void checked(const char* what) const;
   [[nodiscard]] std::optional<std::string> invariants_locked() const;
-  [[nodiscard]] std::optional<std::string> check_page(const shadow::ShadowPage& p, std::uint64_t base,
-                                                      const x86::EptContext& ctx) const;
+  [[nodiscard]] std::optional<std::string> check_leaf(const Iterator& it, const x86::EptContext& ctx) const;
 
   shadow::GuestRam& l1_;
   x86::EptCapabilities caps_;
-  tdp::TdpFormat format_;
-  pt::OwnedTableMemory memory_;
+  tdp::TdpFormat format4_, format5_;
+  mutable pt::OwnedTableMemory memory_;  // const checks iterate the tables (reads only)
+  pt::TlbLog<Gpa> tlb_;                  // invalidations of L2 gpa ranges (INVEPT's, and ours)
   shadow::PageCache pages_;
   mutable std::mutex lock_;
   NestedStats stats_;

@@ -8,8 +8,10 @@
 //   - otherwise R / W / X ANDed over the walk decide; a denied access -> EPT violation;
 //   - with EPTP bit 6, a successful access sets A in every entry used and D in the leaf on a write.
 
+#include <array>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 #include "vmmu/core/access.hpp"
 #include "vmmu/core/address.hpp"
@@ -60,6 +62,18 @@ struct EptTranslation {
   bool readable, writable, executable;  // AND over the path
 };
 
+// One EPT entry a walk used: where it is (addressed as the walk's Out) and its value -- as
+// read for the levels above the leaf, and as the walk left it (A/D bits set) for the leaf.
+template <class Out>
+struct EptStep {
+  Out address{};
+  std::uint64_t entry = 0;
+};
+// The entries a walk used, by level (index 0 unused; levels below the leaf untouched): what
+// the shadow EPT MMU builds its pages from, so it need not read L1's tables twice.
+template <class Out>
+using EptPath = std::array<EptStep<Out>, pt::kMaxLevels + 1>;
+
 // A validated EPTP plus the capabilities: the EPT "root role".
 class EptContext {
  public:
@@ -96,7 +110,9 @@ class EptContext {
 
 namespace detail {
 
-template <class F>
+struct NoEptPath {};
+
+template <class F, class Path = NoEptPath>
 struct EptRules {
   using Entry = std::uint64_t;
   F format;  // by value, copyable: see GuestRules
@@ -106,6 +122,13 @@ struct EptRules {
   std::uint64_t rwx = 7;
   EptFaultKind fault = EptFaultKind::Violation;
   Entry seen = ~Entry{0};  // AND of the entries used
+  [[no_unique_address]] Path out{};  // EptPath* when the walk records its path
+
+  void record(const pt::Step<F>& s)
+    requires(!std::is_same_v<Path, NoEptPath>)
+  {
+    (*out)[s.level] = {s.entry_address, s.entry};
+  }
 
   void start() {
     rwx = 7;
@@ -131,14 +154,18 @@ struct EptRules {
   }
 };
 
-template <class F, class M>
+template <class F, class M, class Path = NoEptPath>
 inline Result<EptTranslation<typename F::Output>, EptFault> walk_ept_in(const F& format, const EptContext& ctx,
                                                                      M& memory, Gpa gpa, AccessKind kind,
-                                                                     WalkOptions options) {
+                                                                     WalkOptions options, Path path = {}) {
   const std::uint64_t need = kind == AccessKind::Read ? ept::R::mask : kind == AccessKind::Write ? ept::W::mask : ept::X::mask;
-  EptRules<F> rules{format, need, ept::A::mask | (kind == AccessKind::Write ? ept::D::mask : 0), ctx.accessed_dirty()};
+  EptRules<F, Path> rules{format, need, ept::A::mask | (kind == AccessKind::Write ? ept::D::mask : 0), ctx.accessed_dirty()};
+  rules.out = path;
   const auto r = walk_core(format, memory, ctx.root<typename F::Output>(), gpa.raw(),
                            options.update_accessed_dirty, rules);
+  if constexpr (!std::is_same_v<Path, NoEptPath>) {
+    if (r.end == CoreEnd::Leaf) (*path)[r.level].entry = r.entry;  // with the A/D bits the walk set
+  }
   switch (r.end) {
     case CoreEnd::Unreadable: return Unexpected<EptFault>{EptFault{EptFaultKind::TableUnreadable, 0, r.level}};
     case CoreEnd::Fault:
@@ -167,6 +194,17 @@ inline Result<EptTranslation<Out>, EptFault> walk_ept(const EptContext& ctx, M& 
                                                       WalkOptions options = {}) {
   if (ctx.levels() == 5) return detail::walk_ept_in(EptFormat<Out, 5>(ctx.checks()), ctx, memory, gpa, kind, options);
   return detail::walk_ept_in(EptFormat<Out, 4>(ctx.checks()), ctx, memory, gpa, kind, options);
+}
+
+// The same walk, recording in `path` the entries it used (see EptPath).
+template <class Out, class M>
+  requires pt::TableMemory<M, Out>
+inline Result<EptTranslation<Out>, EptFault> walk_ept(const EptContext& ctx, M& memory, Gpa gpa, AccessKind kind,
+                                                      WalkOptions options, EptPath<Out>& path) {
+  if (ctx.levels() == 5) {
+    return detail::walk_ept_in(EptFormat<Out, 5>(ctx.checks()), ctx, memory, gpa, kind, options, &path);
+  }
+  return detail::walk_ept_in(EptFormat<Out, 4>(ctx.checks()), ctx, memory, gpa, kind, options, &path);
 }
 
 }  // namespace vmmu::x86
