@@ -41,6 +41,7 @@ struct VmConfig {
   // shadow leaves; the rest is TDP's.
   tdp::TdpConfig tdp;
   x86::CpuModel cpu;        // what the guest's CPU supports (guest walks)
+  bool shadow_unsync = true;  // under shadow: ShadowConfig::unsync (leaf tables may go unsync)
 };
 
 enum class VmError : std::uint8_t {

@@ -84,7 +84,7 @@ TEST(SamplesUnderShadow, EverySamplePassesAllItsChecks) {
     }
     ++samples;
   }
-  EXPECT_GE(samples, 4u);
+  EXPECT_GE(samples, 7u);
   EXPECT_GE(migrations, 2u);
   EXPECT_EQ(refused, 1u);  // default.json's conversion
 }
