@@ -299,7 +299,7 @@ TEST(ScenarioSet, AppliesToEveryPhaseOfAKind) {
   auto s = read_scenario(doc);
   ASSERT_TRUE(s.has_value()) << s.error().message;
   EXPECT_EQ(std::get<sim::ConversionPhase>(s->phases[7].params).ranges, 5u);
-  EXPECT_EQ(std::get<sim::ConversionPhase>(s->phases[8].params).ranges, 5u);
+  EXPECT_EQ(std::get<sim::ConversionPhase>(s->phases[11].params).ranges, 5u);
 }
 
 TEST(ScenarioSet, GivesAStringPhaseParameters) {
@@ -313,7 +313,7 @@ TEST(ScenarioSet, RefusesWhatItCannotPlace) {
       {"vcpus", "NAME=VALUE"},
       {"=4", "NAME=VALUE"},
       {"bogus=1", "unknown parameter"},
-      {"phases[99].flips=1", "has 8 elements"},
+      {"phases[99].flips=1", "has 11 elements"},
       {"teleport.speed=1", "unknown key"},
       {"vm.vcpus.x=1", "not an object"},
       {"[0]=1", "key path"},
