@@ -53,13 +53,14 @@ CompareTable compare_table(std::string policy, std::vector<std::string> values, 
 
 std::vector<std::string_view> compare_values(std::string_view dimension) {
   if (dimension == kCompareMmu) return {mmu::to_string(mmu::MmuKind::Tdp), mmu::to_string(mmu::MmuKind::Shadow)};
+  if (dimension == kCompareUnsync) return {"on", "off"};
   return tdp::policy_values(dimension);
 }
 
 std::string compare_dimensions() {
   std::string known;
   for (std::string_view n : tdp::kPolicyNames) known += (known.empty() ? "" : ", ") + std::string(n);
-  return known + ", " + std::string(kCompareMmu);
+  return known + ", " + std::string(kCompareMmu) + ", " + std::string(kCompareUnsync);
 }
 
 Result<CompareReport, std::string> run_compare(const Scenario& scenario, std::string_view policy,
@@ -68,12 +69,16 @@ Result<CompareReport, std::string> run_compare(const Scenario& scenario, std::st
   if (values.empty()) {
     return Unexpected{fmt::format("unknown policy \"{}\" (expected one of {})", policy, compare_dimensions())};
   }
+  if (policy == kCompareUnsync && scenario.vm.mmu != mmu::MmuKind::Shadow)
+    return Unexpected{std::string("--compare shadow-unsync compares the shadow MMU: set vm.mmu shadow")};
   CompareReport out;
   std::vector<std::string> names;
   for (std::string_view v : values) {
     Scenario s = scenario;
     if (policy == kCompareMmu)
       s.vm.mmu = *mmu::parse_mmu_kind(v);
+    else if (policy == kCompareUnsync)
+      s.vm.shadow_unsync = v == "on";
     else
       tdp::set_policy(s.policies, policy, v);
     RunOptions o = options;

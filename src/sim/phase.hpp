@@ -91,6 +91,9 @@ Status<std::string> run_dirty_log_disable(PhaseContext& c);
 Status<std::string> run_migration(PhaseContext& c, const MigrationPhase& p);
 Status<std::string> run_conversion(PhaseContext& c, const ConversionPhase& p);
 Status<std::string> run_smep_storm(PhaseContext& c, const SmepStormPhase& p);
+Status<std::string> run_fork(PhaseContext& c, const ForkPhase& p);
+Status<std::string> run_rewrite_tables(PhaseContext& c, const RewriteTablesPhase& p);
+Status<std::string> run_cr3_switch(PhaseContext& c, const Cr3SwitchPhase& p);
 
 // Sets or clears LogDirty on every memslot (the MMU reacts: write-protects or splits, or
 // recovers huge pages). Error: a memslot update failed.

@@ -24,8 +24,14 @@ Status<std::string> dispatch(PhaseContext& c, const Phase& phase) {
           return run_dirty_log_enable(c);
         else if constexpr (std::is_same_v<T, DirtyLogDisablePhase>)
           return run_dirty_log_disable(c);
-        else
+        else if constexpr (std::is_same_v<T, ConversionPhase>)
           return run_conversion(c, p);
+        else if constexpr (std::is_same_v<T, ForkPhase>)
+          return run_fork(c, p);
+        else if constexpr (std::is_same_v<T, RewriteTablesPhase>)
+          return run_rewrite_tables(c, p);
+        else
+          return run_cr3_switch(c, p);
       },
       phase.params);
 }

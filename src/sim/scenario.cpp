@@ -13,9 +13,9 @@
 namespace vmmu::sim {
 namespace {
 
-constexpr std::array<std::string_view, 8> kPhaseNames = {"populate",          "random-access", "smep-storm",
-                                                         "migration",         "read-all",      "dirty-log-enable",
-                                                         "dirty-log-disable", "conversion"};
+constexpr std::array<std::string_view, 11> kPhaseNames = {
+    "populate",          "random-access", "smep-storm", "migration",      "read-all",  "dirty-log-enable",
+    "dirty-log-disable", "conversion",    "fork",       "rewrite-tables", "cr3-switch"};
 
 std::uint64_t round_up(std::uint64_t v, std::uint64_t align) { return (v + align - 1) / align * align; }
 
@@ -91,6 +91,22 @@ std::optional<ScenarioError> check_fraction(const std::string& key, double f) {
   return std::nullopt;
 }
 
+// A vCPU's share of memory, in 4 KiB pages.
+std::uint64_t share_pages(const Scenario& s) { return total_memory(s) / kPageSize / s.vm.vcpus; }
+
+// `pages` (key `at`) from 1 to kMaxGuestKernelPages, `frames_per_page` frames each in a share.
+std::optional<ScenarioError> check_kernel_pages(const Scenario& s, const std::string& at, std::uint64_t pages,
+                                                std::uint64_t frames_per_page) {
+  if (pages == 0 || pages > kMaxGuestKernelPages)
+    return error(at, fmt::format("expected 1 to {} pages, got {}", kMaxGuestKernelPages, pages));
+  const std::uint64_t share = share_pages(s);
+  if (pages * frames_per_page > share)
+    return error(at, fmt::format("expected at most {} pages: the phase uses {} frames per page of a vCPU's share "
+                                 "({} pages), got {}",
+                                 share / frames_per_page, frames_per_page, share, pages));
+  return std::nullopt;
+}
+
 std::optional<ScenarioError> check_phases(const Scenario& s) {
   if (s.phases.empty()) return error("phases", "expected at least one phase");
   bool logging = false;
@@ -137,6 +153,25 @@ std::optional<ScenarioError> check_phases(const Scenario& s) {
           } else if constexpr (std::is_same_v<T, DirtyLogDisablePhase>) {
             if (!logging) e = error(at, "dirty-log-disable: dirty logging is not enabled at this point");
             logging = false;
+          } else if constexpr (std::is_same_v<T, ForkPhase>) {
+            e = check_kernel_pages(s, at + ".pages", q.pages, 2);  // a frame and its copy
+            if (!e) e = check_fraction(at + ".write_fraction", q.write_fraction);
+          } else if constexpr (std::is_same_v<T, RewriteTablesPhase>) {
+            e = check_kernel_pages(s, at + ".pages", q.pages, 2);  // frames to remap to
+            if (!e && (q.rounds == 0 || q.rounds > kMaxIterations))
+              e = error(at + ".rounds", fmt::format("expected 1 to {} rounds, got {}", kMaxIterations, q.rounds));
+          } else if constexpr (std::is_same_v<T, Cr3SwitchPhase>) {
+            if (q.processes == 0 || q.processes > kMaxProcesses)
+              e = error(at + ".processes",
+                        fmt::format("expected 1 to {} processes, got {}", kMaxProcesses, q.processes));
+            if (!e && q.switches == 0) e = error(at + ".switches", "expected a positive number of switches");
+            if (!e && (q.touch_pages == 0 || q.touch_pages > kMaxTouchPages))
+              e = error(at + ".touch_pages",
+                        fmt::format("expected 1 to {} pages, got {}", kMaxTouchPages, q.touch_pages));
+            if (!e && q.touch_pages * q.processes > share_pages(s))
+              e = error(at + ".touch_pages",
+                        fmt::format("expected processes x touch_pages at most the {} pages of a vCPU's share, got {}",
+                                    share_pages(s), q.touch_pages * q.processes));
           } else if constexpr (std::is_same_v<T, ConversionPhase>) {
             if (s.vm.mmu == mmu::MmuKind::Shadow)
               e = error(at, "conversion (private/shared memory) is a TDX idea the shadow MMU does not run: use vm.mmu tdp");
@@ -188,6 +223,12 @@ PhaseParams default_params(PhaseKind k) {
       return DirtyLogDisablePhase{};
     case PhaseKind::Conversion:
       return ConversionPhase{};
+    case PhaseKind::Fork:
+      return ForkPhase{};
+    case PhaseKind::RewriteTables:
+      return RewriteTablesPhase{};
+    case PhaseKind::Cr3Switch:
+      return Cr3SwitchPhase{};
   }
   return PopulatePhase{};
 }

@@ -18,6 +18,7 @@ Result<std::unique_ptr<SimVm>, std::string> SimVm::create(const Scenario& s) {
   config.tdp.format.pages_1g = s.vm.pages_1g;
   config.tdp.policies = s.policies;
   config.tdp.dirty_ring_size = s.vm.dirty_ring_size;
+  config.shadow_unsync = s.vm.shadow_unsync;
   auto vm = vm::Vm::create(config);
   if (!vm) return Unexpected{fmt::format("cannot create the VM: {}", vm::to_string(vm.error()))};
   sim->vm_ = std::move(*vm);

@@ -45,6 +45,7 @@ Result<std::unique_ptr<shadow::ShadowMmu>, VmError> make_shadow(const VmConfig& 
   shadow::ShadowConfig sc;
   sc.host_levels = config.tdp.format.levels;
   sc.huge_on_dirty_log = config.tdp.policies.huge_on_dirty_log;
+  sc.unsync = config.shadow_unsync;
   Result<std::unique_ptr<shadow::ShadowMmu>, shadow::ShadowConfigError> mmu = shadow::ShadowMmu::create(sc, slots);
   if (!mmu) return Unexpected{VmError::BadLevels};
   return std::move(*mmu);

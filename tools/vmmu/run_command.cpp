@@ -108,7 +108,7 @@ void register_run_command(CLI::App& app) {
       "run",
       "Run a scenario (vmmu-scenario/1 JSON; the built-in default without a file): a VM whose vCPU threads go "
       "through phases -- populate, random-access, smep-storm, migration, read-all, dirty-log-enable/-disable, "
-      "conversion -- and a report of the times and MMU statistics of each");
+      "conversion, fork, rewrite-tables, cr3-switch -- and a report of the times and MMU statistics of each");
   cmd->add_option("SCENARIO", options->file,
                   "scenario file; none: the built-in default (samples/scenarios/default.json)")
       ->type_name("FILE");

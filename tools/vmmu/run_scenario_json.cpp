@@ -45,7 +45,10 @@ constexpr std::string_view kDefaultScenario = R"({
     "dirty-log-enable",
     "read-all",
     "dirty-log-disable",
-    {"kind": "conversion", "ranges": 16}
+    {"kind": "conversion", "ranges": 16},
+    {"kind": "fork", "pages": 256, "write_fraction": 0.5},
+    {"kind": "rewrite-tables", "pages": 64, "rounds": 16, "flush": "invlpg"},
+    {"kind": "cr3-switch", "processes": 3, "switches": 1000, "touch_pages": 4, "pcid": true}
   ]
 }
 )";
@@ -61,6 +64,12 @@ std::vector<std::string_view> phase_keys(sim::PhaseKind kind) {
       return {"iterations", "write_fraction", "manual_protect", "harvest_while_writing"};
     case sim::PhaseKind::Conversion:
       return {"ranges"};
+    case sim::PhaseKind::Fork:
+      return {"pages", "write_fraction"};
+    case sim::PhaseKind::RewriteTables:
+      return {"pages", "rounds", "flush"};
+    case sim::PhaseKind::Cr3Switch:
+      return {"processes", "switches", "touch_pages", "pcid"};
     default:
       return {};
   }
@@ -212,6 +221,9 @@ void read_vm(Reader& r, const Json& j, sim::VmParams& vm) {
     vm.dirty_ring_size = static_cast<std::uint32_t>(r.integer(*it, "vm.dirty_ring_size", 0xffff'ffff));
   if (auto it = j.find("vcpus"); it != j.end())
     vm.vcpus = static_cast<unsigned>(r.integer(*it, "vm.vcpus", 0xffff'ffff));
+  if (auto it = j.find("shadow"); it != j.end() && r.object(*it, "vm.shadow", kVmShadowKeys, "the shadow MMU's settings")) {
+    if (auto u = it->find("unsync"); u != it->end()) vm.shadow_unsync = r.boolean(*u, "vm.shadow.unsync");
+  }
 }
 
 void read_policies(Reader& r, const Json& j, tdp::Policies& p) {
@@ -274,6 +286,27 @@ sim::PhaseParams read_phase_params(Reader& r, const Json& j, const std::string& 
             p.harvest_while_writing = r.boolean(*v, at + ".harvest_while_writing");
         } else if constexpr (std::is_same_v<T, sim::ConversionPhase>) {
           if (auto* v = get("ranges")) p.ranges = r.integer(*v, at + ".ranges");
+        } else if constexpr (std::is_same_v<T, sim::ForkPhase>) {
+          if (auto* v = get("pages")) p.pages = r.integer(*v, at + ".pages");
+          if (auto* v = get("write_fraction")) p.write_fraction = r.fraction(*v, at + ".write_fraction");
+        } else if constexpr (std::is_same_v<T, sim::RewriteTablesPhase>) {
+          if (auto* v = get("pages")) p.pages = r.integer(*v, at + ".pages");
+          if (auto* v = get("rounds")) p.rounds = static_cast<std::uint32_t>(r.integer(*v, at + ".rounds", 0xffff'ffff));
+          if (auto* v = get("flush")) {
+            const std::string f = r.string(*v, at + ".flush");
+            if (f == "invlpg")
+              p.flush = sim::RewriteFlush::Invlpg;
+            else if (f == "cr3")
+              p.flush = sim::RewriteFlush::Cr3;
+            else if (!r.error)
+              r.fail(at + ".flush", fmt::format("expected \"invlpg\" or \"cr3\", got {}", shown(*v)));
+          }
+        } else if constexpr (std::is_same_v<T, sim::Cr3SwitchPhase>) {
+          if (auto* v = get("processes"))
+            p.processes = static_cast<std::uint32_t>(r.integer(*v, at + ".processes", 0xffff'ffff));
+          if (auto* v = get("switches")) p.switches = r.integer(*v, at + ".switches");
+          if (auto* v = get("touch_pages")) p.touch_pages = r.integer(*v, at + ".touch_pages");
+          if (auto* v = get("pcid")) p.pcid = r.boolean(*v, at + ".pcid");
         }
       },
       params);
@@ -423,7 +456,8 @@ nlohmann::ordered_json scenario_to_json(const sim::Scenario& s) {
                {"ad_bits", s.vm.ad_bits},
                {"pages_1g", s.vm.pages_1g},
                {"dirty_ring_size", s.vm.dirty_ring_size},
-               {"vcpus", s.vm.vcpus}};
+               {"vcpus", s.vm.vcpus},
+               {"shadow", {{"unsync", s.vm.shadow_unsync}}}};
   OJson policies = OJson::object();
   for (std::string_view name : tdp::kPolicyNames) policies[std::string(name)] = tdp::policy_value(s.policies, name);
   out["policies"] = policies;
@@ -455,6 +489,18 @@ nlohmann::ordered_json scenario_to_json(const sim::Scenario& s) {
             j["harvest_while_writing"] = q.harvest_while_writing;
           } else if constexpr (std::is_same_v<T, sim::ConversionPhase>) {
             j["ranges"] = q.ranges;
+          } else if constexpr (std::is_same_v<T, sim::ForkPhase>) {
+            j["pages"] = q.pages;
+            j["write_fraction"] = q.write_fraction;
+          } else if constexpr (std::is_same_v<T, sim::RewriteTablesPhase>) {
+            j["pages"] = q.pages;
+            j["rounds"] = q.rounds;
+            j["flush"] = q.flush == sim::RewriteFlush::Invlpg ? "invlpg" : "cr3";
+          } else if constexpr (std::is_same_v<T, sim::Cr3SwitchPhase>) {
+            j["processes"] = q.processes;
+            j["switches"] = q.switches;
+            j["touch_pages"] = q.touch_pages;
+            j["pcid"] = q.pcid;
           }
         },
         p.params);

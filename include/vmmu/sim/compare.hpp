@@ -51,17 +51,19 @@ void add_to_column(CompareTable& t, std::size_t column, std::string_view phase, 
 // they first appear).
 CompareTable compare_table(std::string policy, std::vector<std::string> values, const std::vector<RunReport>& runs);
 
-// What --compare may vary: a policy (tdp::kPolicyNames) or "mmu" (vm.mmu: tdp, shadow).
+// What --compare may vary: a policy (tdp::kPolicyNames), "mmu" (vm.mmu: tdp, shadow) or
+// "shadow-unsync" (vm.shadow.unsync: on, off -- unsync pages against emulating every write).
 inline constexpr std::string_view kCompareMmu = "mmu";
-// The values of `dimension` in column order; empty when it is neither.
+inline constexpr std::string_view kCompareUnsync = "shadow-unsync";
+// The values of `dimension` in column order; empty when it is none of them.
 std::vector<std::string_view> compare_values(std::string_view dimension);
-// "huge-on-dirty-log, split, recovery, roots, dirty-tracking, mmu".
+// "huge-on-dirty-log, split, recovery, roots, dirty-tracking, mmu, shadow-unsync".
 std::string compare_dimensions();
 
 // Runs `scenario` once per value of `policy` (one of tdp::kPolicyNames, or kCompareMmu).
 // RunOptions::progress is told which value runs through `Progress::variant`.
-// Errors: an unknown policy name (naming the known ones), or a run's error prefixed with
-// "policy=value: ".
+// Errors: an unknown policy name (naming the known ones), shadow-unsync under vm.mmu tdp, or a
+// run's error prefixed with "policy=value: ".
 Result<CompareReport, std::string> run_compare(const Scenario& scenario, std::string_view policy,
                                                const RunOptions& options = {});
 

@@ -5,7 +5,8 @@
 //
 //   Scenario ── vm (EPT/NPT, levels, A/D, vCPUs, dirty ring) ── policies ── memslots
 //            └─ phases: populate, random-access, smep-storm, migration, read-all,
-//                       dirty-log-enable, dirty-log-disable, conversion
+//                       dirty-log-enable, dirty-log-disable, conversion,
+//                       fork, rewrite-tables, cr3-switch (a guest kernel on its own page tables)
 
 #include <cstdint>
 #include <optional>
@@ -65,6 +66,47 @@ struct ConversionPhase {
   std::uint64_t ranges = 16;
 };
 
+// The guest-kernel phases (fork, rewrite-tables, cr3-switch): each vCPU runs a guest kernel
+// whose processes map user pages to frames of its share; the kernel writes its page tables
+// through the vCPU (a direct map of its frames and table pages), as a guest does, so under
+// shadow each table write is the guest's own (emulated, or into an unsync page).
+
+// Each vCPU's process writes `pages` pages and forks: the child's tables are copied and both
+// sides' leaves made read-only (copy-on-write). Parent, then child, write a seeded
+// `write_fraction` of the pages; each first write is a guest #PF its kernel handles: copy the
+// page (unless the other side copied it already), map it writable, INVLPG. Checks: every
+// page's data in both processes, the exact count of COW faults and copies.
+struct ForkPhase {
+  std::uint64_t pages = 256;
+  double write_fraction = 0.5;
+};
+
+// How the rewrite-tables guest flushes what it rewrote: INVLPG of each page, or a CR3 reload.
+enum class RewriteFlush : std::uint8_t { Invlpg, Cr3 };
+
+// Each vCPU's process maps `pages` pages, then `rounds` rounds of: rewrite each page's leaf
+// (seeded: another frame, the other permission, unmapped, or mapped again), flush as
+// `flush` says, access every page. Checks: each access sees the new mapping (the frame's tag,
+// a #PF where unmapped or read-only).
+struct RewriteTablesPhase {
+  std::uint64_t pages = 64;
+  std::uint32_t rounds = 16;
+  RewriteFlush flush = RewriteFlush::Invlpg;
+};
+
+// Each vCPU runs `processes` processes (the same user gvas, frames of their own) and switches
+// CR3 between them `switches` times, round robin, reading and writing `touch_pages` pages after
+// each switch. `pcid`: CR4.PCIDE, each process its PCID and CR3 writes with bit 63 (no flush).
+// Checks: each process's data; the guest's TLB flushes (none with PCIDs); under shadow with at
+// most kShadowCachedRoots processes, no root built and, with PCIDs, no root synced after the
+// first round.
+struct Cr3SwitchPhase {
+  std::uint32_t processes = 3;
+  std::uint64_t switches = 1000;
+  std::uint64_t touch_pages = 4;
+  bool pcid = true;
+};
+
 enum class PhaseKind : std::uint8_t {
   Populate,
   RandomAccess,
@@ -74,18 +116,22 @@ enum class PhaseKind : std::uint8_t {
   DirtyLogEnable,
   DirtyLogDisable,
   Conversion,
+  Fork,
+  RewriteTables,
+  Cr3Switch,
 };
 // "populate", "random-access", "smep-storm", "migration", "read-all", "dirty-log-enable",
-// "dirty-log-disable", "conversion".
+// "dirty-log-disable", "conversion", "fork", "rewrite-tables", "cr3-switch".
 std::string_view to_string(PhaseKind k);
 std::optional<PhaseKind> parse_phase_kind(std::string_view s);
 // Every kind, in the order above.
 std::vector<PhaseKind> all_phase_kinds();
 
 using PhaseParams = std::variant<PopulatePhase, RandomAccessPhase, SmepStormPhase, MigrationPhase, ReadAllPhase,
-                                 DirtyLogEnablePhase, DirtyLogDisablePhase, ConversionPhase>;
+                                 DirtyLogEnablePhase, DirtyLogDisablePhase, ConversionPhase, ForkPhase,
+                                 RewriteTablesPhase, Cr3SwitchPhase>;
 // The variant's alternatives are in PhaseKind order.
-static_assert(std::variant_size_v<PhaseParams> == 8);
+static_assert(std::variant_size_v<PhaseParams> == 11);
 
 struct Phase {
   std::string name;  // how reports name it; empty: the kind (made unique by name_phases())
@@ -110,6 +156,9 @@ struct VmParams {
   bool pages_1g = true;
   std::uint32_t dirty_ring_size = 0;  // 0: dirty bitmaps; else entries per vCPU ring
   unsigned vcpus = 2;
+  // vm.shadow.unsync: under shadow, a write fault on a last-level guest table lets its shadow
+  // pages go unsync (synced on the guest's flushes) instead of emulating every write.
+  bool shadow_unsync = true;
 };
 
 struct Scenario {
@@ -136,6 +185,11 @@ inline constexpr std::uint64_t kMaxScenarioMemory = std::uint64_t{1} << 40;  // 
 inline constexpr std::uint32_t kMaxIterations = 100'000;
 inline constexpr std::uint64_t kMaxTouchPages = 512;
 inline constexpr std::uint32_t kMinDirtyRing = 16, kMaxDirtyRing = 1u << 20;
+inline constexpr std::uint64_t kMaxGuestKernelPages = 4096;  // fork / rewrite-tables pages
+inline constexpr std::uint32_t kMaxProcesses = 64;
+// A vCPU's cache of previous roots under shadow plus its current root: how many processes
+// cr3-switch can run with no root rebuilt (shadow::ShadowVcpu::kPrevRoots + 1).
+inline constexpr std::uint32_t kShadowCachedRoots = 4;
 // Under shadow the phases' vCPUs make their guest-physical accesses with paging off, which
 // reaches the first 4 GiB; the last 64 MiB stay free for guest page tables (smep-storm).
 inline constexpr std::uint64_t kShadowMemoryLimit = (std::uint64_t{1} << 32) - (std::uint64_t{64} << 20);

@@ -42,6 +42,7 @@ struct VmConfig {
   tdp::TdpConfig tdp;
   x86::CpuModel cpu;        // what the guest's CPU supports (guest walks)
   mmu::AdaptivePolicy adaptive;  // under adaptive: when a process moves to TDP
+  bool shadow_unsync = true;  // under shadow: ShadowConfig::unsync (leaf tables may go unsync)
 };
 
 enum class VmError : std::uint8_t {

@@ -154,7 +154,24 @@ const BadCase kBadCases[] = {
        d["phases"].push_back("dirty-log-enable");
        d["phases"].push_back("migration");
      },
-     "phases[9]", "dirty logging off"},
+     "phases[12]", "dirty logging off"},
+    // The guest-kernel phases: fork, rewrite-tables, cr3-switch are phases[8..10].
+    {"ForkNoPages", [](Json& d) { d["phases"][8]["pages"] = 0; }, "phases[8].pages", "1 to 4096"},
+    {"ForkBeyondShare",
+     [](Json& d) {
+       d["memslots"][0]["size"] = "2M";
+       d["phases"] = Json::array({{{"kind", "fork"}, {"pages", 200}}});
+     },
+     "phases[0].pages", "of a vCPU's share"},
+    {"ForkFlips", [](Json& d) { d["phases"][8]["flips"] = 3; }, "phases[8].flips", "fork phase"},
+    {"RewriteNoRounds", [](Json& d) { d["phases"][9]["rounds"] = 0; }, "phases[9].rounds", "1 to"},
+    {"RewriteBadFlush", [](Json& d) { d["phases"][9]["flush"] = "tlb"; }, "phases[9].flush", "\"invlpg\" or \"cr3\""},
+    {"Cr3NoProcesses", [](Json& d) { d["phases"][10]["processes"] = 0; }, "phases[10].processes", "1 to 64"},
+    {"Cr3NoSwitches", [](Json& d) { d["phases"][10]["switches"] = 0; }, "phases[10].switches", "positive"},
+    {"Cr3PcidNotBool", [](Json& d) { d["phases"][10]["pcid"] = "yes"; }, "phases[10].pcid", "true or false"},
+    {"ShadowNotObject", [](Json& d) { d["vm"]["shadow"] = true; }, "vm.shadow", "JSON object"},
+    {"UnknownShadowKey", [](Json& d) { d["vm"]["shadow"]["colour"] = 1; }, "vm.shadow.colour", "unknown key"},
+    {"UnsyncNotBool", [](Json& d) { d["vm"]["shadow"]["unsync"] = "no"; }, "vm.shadow.unsync", "true or false"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Scenario, BadScenario, ::testing::ValuesIn(kBadCases),
@@ -222,7 +239,7 @@ TEST(ScenarioJson, WritesBackWhatItReads) {
     ASSERT_TRUE(again.has_value()) << entry.path() << ": " << again.error().key << ": " << again.error().message;
     EXPECT_EQ(scenario_to_json(*again), written) << entry.path();
   }
-  EXPECT_GE(files, 4u);
+  EXPECT_GE(files, 7u);
 }
 
 TEST(ScenarioJson, DefaultSampleFileIsTheBuiltInDefault) {
@@ -256,6 +273,14 @@ TEST(ScenarioSet, ReachesEveryKindOfKey) {
       {"migration.iterations=7",
        [](const sim::Scenario& s) { return std::get<sim::MigrationPhase>(s.phases[3].params).iterations == 7; }},
       {"phases[0].name=warm-up", [](const sim::Scenario& s) { return s.phases[0].name == "warm-up"; }},
+      {"vm.shadow.unsync=false", [](const sim::Scenario& s) { return !s.vm.shadow_unsync; }},
+      {"fork.pages=9", [](const sim::Scenario& s) { return std::get<sim::ForkPhase>(s.phases[8].params).pages == 9; }},
+      {"rewrite-tables.flush=cr3",
+       [](const sim::Scenario& s) {
+         return std::get<sim::RewriteTablesPhase>(s.phases[9].params).flush == sim::RewriteFlush::Cr3;
+       }},
+      {"cr3-switch.pcid=false",
+       [](const sim::Scenario& s) { return !std::get<sim::Cr3SwitchPhase>(s.phases[10].params).pcid; }},
   };
   for (const SetCase& c : cases) {
     Json doc = default_doc();
@@ -274,7 +299,7 @@ TEST(ScenarioSet, AppliesToEveryPhaseOfAKind) {
   auto s = read_scenario(doc);
   ASSERT_TRUE(s.has_value()) << s.error().message;
   EXPECT_EQ(std::get<sim::ConversionPhase>(s->phases[7].params).ranges, 5u);
-  EXPECT_EQ(std::get<sim::ConversionPhase>(s->phases[8].params).ranges, 5u);
+  EXPECT_EQ(std::get<sim::ConversionPhase>(s->phases[11].params).ranges, 5u);
 }
 
 TEST(ScenarioSet, GivesAStringPhaseParameters) {
@@ -288,7 +313,7 @@ TEST(ScenarioSet, RefusesWhatItCannotPlace) {
       {"vcpus", "NAME=VALUE"},
       {"=4", "NAME=VALUE"},
       {"bogus=1", "unknown parameter"},
-      {"phases[99].flips=1", "has 8 elements"},
+      {"phases[99].flips=1", "has 11 elements"},
       {"teleport.speed=1", "unknown key"},
       {"vm.vcpus.x=1", "not an object"},
       {"[0]=1", "key path"},
