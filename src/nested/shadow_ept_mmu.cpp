@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
-#include <cstdlib>
+
+#include "vmmu/mmu/invariants.hpp"
 
 namespace vmmu::nested {
 namespace {
@@ -250,13 +250,8 @@ NestedStats ShadowEptMmu::stats() const {
 
 void ShadowEptMmu::finish(Flush&& flush) { std::move(flush).apply(tlb_); }
 
-void ShadowEptMmu::checked([[maybe_unused]] const char* what) const {
-#ifdef VMMU_CHECK_INVARIANTS
-  if (std::optional<std::string> bad = invariants_locked()) {
-    std::fprintf(stderr, "vmmu shadow EPT invariant broken after %s: %s\n", what, bad->c_str());
-    std::abort();
-  }
-#endif
+void ShadowEptMmu::checked(const char* what) const {
+  mmu::check_or_abort("shadow EPT", what, [&] { return invariants_locked(); });
 }
 
 std::optional<std::string> ShadowEptMmu::check_invariants() const {
