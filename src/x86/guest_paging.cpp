@@ -24,6 +24,13 @@ constexpr bool denied(unsigned acc, bool write, bool user, bool fetch, bool smap
   return !fetch && u && smap && smap_check;
 }
 
+// The permission-bitmap index of an access class (see GuestPaging::permission_index).
+constexpr unsigned class_index(Access a, bool ac) {
+  const bool user = a.user && !a.implicit_supervisor;
+  const bool smap_check = !user && (a.implicit_supervisor || !ac);
+  return (a.is_write() ? 1u : 0u) | (user ? 2u : 0u) | (a.is_fetch() ? 4u : 0u) | (smap_check ? 8u : 0u);
+}
+
 void configure_32bit(GuestFormatConfig& c, const Registers& regs, const CpuModel& cpu) {
   // 32-bit paging (Intel SDM 4.3): no reserved bits in tables or 4K pages. With CR4.PSE a PDE
   // with PS maps 4 MiB: bit 21 reserved, bits 20:13 give PA bits 39:32 (PSE-36), those at or
@@ -31,17 +38,17 @@ void configure_32bit(GuestFormatConfig& c, const Registers& regs, const CpuModel
   if (!cr4::PSE::get(regs.cr4)) return;  // PS is ignored: every PDE points to a table
   c.leaf_levels = 1u << 2;
   const unsigned m = cpu.pse36 ? std::clamp(cpu.maxphyaddr, 32u, 40u) : 32u;
-  c.rsvd[1][2] = bit_range(21, m - 19);
+  c.rsvd[2][1] = bit_range(21, m - 19);
 }
 
 void configure_pae(GuestFormatConfig& c, const CpuModel& cpu, std::uint64_t xd_reserved) {
   // PAE paging (Intel SDM 4.4, tables 4-8..4-11): PDE/PTE bits 62:M reserved, XD without NXE.
   const std::uint64_t high = bits_from(62, cpu.maxphyaddr) | xd_reserved;
   const std::uint64_t pdpte = bits_from(63, cpu.maxphyaddr) | gpte::PdpteReserved::mask | gpte::PdpteReservedLow::mask;
-  c.rsvd[0][3] = c.rsvd[1][3] = pdpte;
-  c.rsvd[0][2] = high;
-  c.rsvd[1][2] = high | bit_range(20, 13);
-  c.rsvd[0][1] = c.rsvd[1][1] = high;
+  c.rsvd[3][0] = c.rsvd[3][1] = pdpte;
+  c.rsvd[2][0] = high;
+  c.rsvd[2][1] = high | bit_range(20, 13);
+  c.rsvd[1][0] = c.rsvd[1][1] = high;
   c.leaf_levels = 1u << 2;
   c.pdpte_levels = 1u << 3;
 }
@@ -52,14 +59,14 @@ void configure_long(GuestFormatConfig& c, const CpuModel& cpu, unsigned levels, 
   // between its PAT bit (12) and its frame are reserved.
   const std::uint64_t high = bits_from(51, cpu.maxphyaddr) | xd_reserved;
   for (unsigned level = 1; level <= levels; ++level) {
-    c.rsvd[0][level] = high;
-    c.rsvd[1][level] = high | gpte::PS::mask;
+    c.rsvd[level][0] = high;
+    c.rsvd[level][1] = high | gpte::PS::mask;
   }
   c.rsvd[1][1] = high;  // bit 7 of a PTE is PAT
-  c.rsvd[1][2] = high | bit_range(20, 13);
+  c.rsvd[2][1] = high | bit_range(20, 13);
   c.leaf_levels = 1u << 2;
   if (cpu.pages_1g) {
-    c.rsvd[1][3] = high | bit_range(29, 13);
+    c.rsvd[3][1] = high | bit_range(29, 13);
     c.leaf_levels |= 1u << 3;
   }
 }
@@ -107,6 +114,14 @@ GuestPaging GuestPaging::from(const Registers& regs, CpuModel cpu) {
   const bool smap = paging && cr4::SMAP::get(regs.cr4);
   p.fetch_reported_ = smep || nx;
 
+  for (const AccessKind kind : {AccessKind::Read, AccessKind::Write, AccessKind::Fetch}) {
+    for (const bool user : {false, true}) {
+      for (const bool implicit : {false, true}) {
+        p.access_class_[static_cast<unsigned>(kind) | (user ? 4u : 0u) | (implicit ? 8u : 0u)] =
+            static_cast<std::uint8_t>(class_index(Access{kind, user, implicit}, p.ac_));
+      }
+    }
+  }
   for (unsigned index = 0; index < p.permissions_.size(); ++index) {
     std::uint8_t faults = 0;
     for (unsigned acc = 0; acc <= gpte::kAccAll; ++acc) {

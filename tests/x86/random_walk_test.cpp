@@ -318,6 +318,46 @@ void run_through_memslots(std::uint64_t seed, unsigned cases, unsigned accesses_
   EXPECT_GT(unreadable, cases * accesses_per_case / 50) << "seed " << seed;
 }
 
+// The walk that sets A/D bits (walk_guest_update_ad: out of line, rules of its own) against
+// the warm walk (walk_core alone, as a walk without A/D updates runs) on the same tables: the
+// same translation or the same fault, up to the A/D bits the first one sets in the leaf.
+void run_warm_against_update(std::uint64_t seed, unsigned cases, unsigned accesses_per_case) {
+  Generator gen(seed);
+  unsigned ok = 0, faults = 0;
+  for (unsigned n = 0; n < cases; ++n) {
+    const Case c = gen.make_case();
+    const GuestPaging paging = GuestPaging::from(c.regs, c.cpu);
+    for (unsigned i = 0; i < accesses_per_case; ++i) {
+      SparseMemory<Gpa> updated, warm;  // fresh tables: most A bits are still clear
+      apply(updated, c);
+      apply(warm, c);
+      const std::uint64_t gva = gen.random_gva(c);
+      const Access access = gen.random_access();
+      const auto got = walk(paging, updated, Gva(gva), access, WalkOptions{true});
+      const auto want = walk(paging, warm, Gva(gva), access, WalkOptions{false});
+      const std::string where = ::testing::PrintToString(std::vector<std::uint64_t>{seed, n, i, gva});
+      ASSERT_EQ(got.has_value(), want.has_value()) << where;
+      if (want) {
+        ++ok;
+        constexpr std::uint64_t kAd = gpte::A::mask | gpte::D::mask;
+        EXPECT_EQ(got->gpa, want->gpa) << where;
+        EXPECT_EQ(got->page_size, want->page_size) << where;
+        EXPECT_EQ(got->level, want->level) << where;
+        EXPECT_EQ(got->entry & ~kAd, want->entry & ~kAd) << where;
+        EXPECT_EQ(got->user, want->user) << where;
+        EXPECT_EQ(got->writable, want->writable) << where;
+        EXPECT_EQ(got->nx, want->nx) << where;
+        EXPECT_EQ(got->protection_key, want->protection_key) << where;
+      } else {
+        ++faults;
+        ASSERT_EQ(got.error(), want.error()) << where;
+      }
+    }
+  }
+  EXPECT_GT(ok, cases * accesses_per_case / 20) << "seed " << seed;
+  EXPECT_GT(faults, cases * accesses_per_case / 20) << "seed " << seed;
+}
+
 TEST(RandomWalk, MatchesReferenceWalkerSeed1) { run(1, 300, 20); }
 TEST(RandomWalk, MatchesReferenceWalkerSeed2) { run(0x5eed2026, 300, 20); }
 // A fifth of the cases in debug builds (ASan, invariant checks), where each costs far more.
@@ -327,6 +367,13 @@ constexpr unsigned kMemslotCases = 40;
 constexpr unsigned kMemslotCases = 200;
 #endif
 TEST(RandomWalk, PerWalkReaderMatchesReadByRead) { run_through_memslots(3, kMemslotCases, 20); }
+// Fresh tables for every access: a twelfth of the walks in debug builds.
+#ifdef VMMU_CHECK_INVARIANTS
+constexpr unsigned kWarmCases = 8, kWarmAccesses = 10;
+#else
+constexpr unsigned kWarmCases = 100, kWarmAccesses = 20;
+#endif
+TEST(RandomWalk, AccessedDirtyWalkAnswersAsTheWarmWalk) { run_warm_against_update(4, kWarmCases, kWarmAccesses); }
 
 }  // namespace
 }  // namespace vmmu::x86::test

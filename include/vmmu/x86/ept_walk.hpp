@@ -154,15 +154,20 @@ struct EptRules {
   }
 };
 
-template <class F, class M, class Path = NoEptPath>
-inline Result<EptTranslation<typename F::Output>, EptFault> walk_ept_in(const F& format, const EptContext& ctx,
-                                                                     M& memory, Gpa gpa, AccessKind kind,
-                                                                     WalkOptions options, Path path = {}) {
+template <class F, class Path>
+inline EptRules<F, Path> ept_rules(const F& format, const EptContext& ctx, AccessKind kind, Path path) {
   const std::uint64_t need = kind == AccessKind::Read ? ept::R::mask : kind == AccessKind::Write ? ept::W::mask : ept::X::mask;
   EptRules<F, Path> rules{format, need, ept::A::mask | (kind == AccessKind::Write ? ept::D::mask : 0), ctx.accessed_dirty()};
   rules.out = path;
-  const auto r = walk_core(format, memory, ctx.root<typename F::Output>(), gpa.raw(),
-                           options.update_accessed_dirty, rules);
+  return rules;
+}
+
+// The answer of a walk that ended as `r` (never AdPending) with `rules` as it left them.
+template <class F, class Path>
+inline Result<EptTranslation<typename F::Output>, EptFault> ept_answer(const F& format,
+                                                                      const CoreResult<std::uint64_t>& r,
+                                                                      const EptRules<F, Path>& rules, Gpa gpa,
+                                                                      Path path) {
   if constexpr (!std::is_same_v<Path, NoEptPath>) {
     if (r.end == CoreEnd::Leaf) (*path)[r.level].entry = r.entry;  // with the A/D bits the walk set
   }
@@ -171,14 +176,37 @@ inline Result<EptTranslation<typename F::Output>, EptFault> walk_ept_in(const F&
     case CoreEnd::Fault:
       if (rules.fault == EptFaultKind::Misconfig) return Unexpected<EptFault>{EptFault{EptFaultKind::Misconfig, 0, r.level}};
       return Unexpected<EptFault>{EptFault{EptFaultKind::Violation,
-                                 need | (rules.rwx << ept::exit_qual::Readable::position) |
+                                 rules.need | (rules.rwx << ept::exit_qual::Readable::position) |
                                      ept::exit_qual::LinearValid::mask | ept::exit_qual::LinearTranslation::mask,
                                  r.level}};
-    case CoreEnd::Leaf: break;
+    case CoreEnd::Leaf:
+    case CoreEnd::AdPending: break;
   }
   const std::uint64_t size = format.page_size(r.level);
   return EptTranslation<typename F::Output>{format.leaf_address(r.entry, r.level) + (gpa.raw() & (size - 1)), size,
                                             r.level, (rules.rwx & 1) != 0, (rules.rwx & 2) != 0, (rules.rwx & 4) != 0};
+}
+
+// The walk that sets A/D bits, with rules of its own (see detail/walk_core.hpp). Out of line:
+// the warm walk never comes here.
+template <class F, class M, class Path>
+[[gnu::noinline]] Result<EptTranslation<typename F::Output>, EptFault> walk_ept_update_ad(F format, const EptContext& ctx,
+                                                                                        M& memory, Gpa gpa,
+                                                                                        AccessKind kind, Path path) {
+  EptRules<F, Path> rules = ept_rules(format, ctx, kind, path);
+  const auto r = walk_core_update_ad(format, memory, ctx.root<typename F::Output>(), gpa.raw(), rules);
+  return ept_answer(format, r, rules, gpa, path);
+}
+
+template <class F, class M, class Path = NoEptPath>
+inline Result<EptTranslation<typename F::Output>, EptFault> walk_ept_in(const F& format, const EptContext& ctx,
+                                                                     M& memory, Gpa gpa, AccessKind kind,
+                                                                     WalkOptions options, Path path = {}) {
+  EptRules<F, Path> rules = ept_rules(format, ctx, kind, path);
+  const auto r = walk_core(format, memory, ctx.root<typename F::Output>(), gpa.raw(),
+                           options.update_accessed_dirty, rules);
+  if (r.end == CoreEnd::AdPending) [[unlikely]] return walk_ept_update_ad(format, ctx, memory, gpa, kind, path);
+  return ept_answer(format, r, rules, gpa, path);
 }
 
 }  // namespace detail

@@ -23,10 +23,11 @@
 namespace vmmu::x86 {
 
 struct GuestFormatConfig {
-  // rsvd[ps][level]: bits that must be 0 in a present entry at `level` whose bit 7 is `ps`
-  // (KVM's rsvd_bits_mask[bit7][level]). A PS bit that is itself reserved at a level
-  // (PML4E/PML5E, PDPTE without 1 GiB pages, PAE PDPTE) is part of rsvd[1][level].
-  std::array<std::array<std::uint64_t, pt::kMaxLevels + 1>, 2> rsvd{};
+  // rsvd[level][ps]: bits that must be 0 in a present entry at `level` whose bit 7 is `ps`
+  // (KVM's rsvd_bits_mask[bit7][level], level-major so that the walk indexes it with the PS
+  // bit shifted in place). A PS bit that is itself reserved at a level (PML4E/PML5E, PDPTE
+  // without 1 GiB pages, PAE PDPTE) is part of rsvd[level][1].
+  std::array<std::array<std::uint64_t, 2>, pt::kMaxLevels + 1> rsvd{};
   // implied[level]: bits ORed into every entry at `level` (after XD is inverted into an
   // "executable" bit) before the walk ANDs its entries, so that one AND per level yields the
   // rights and the A bits of the path: rights a level cannot deny (PAE PDPTEs have no R/W,
@@ -79,9 +80,13 @@ class GuestFormat {
 
   // Reserved bits set in a present entry (nonzero: a walk through it faults with RSVD).
   [[nodiscard]] constexpr std::uint64_t reserved_bits(E e, unsigned level) const {
-    return std::uint64_t{e} & c_->rsvd[gpte::PS::get(e) ? 1 : 0][level];
+    return std::uint64_t{e} & c_->rsvd[level][(std::uint64_t{e} >> gpte::PS::position) & 1u];
   }
   [[nodiscard]] constexpr bool reserved(E e, unsigned level) const { return reserved_bits(e, level) != 0; }
+  // The same for an entry whose PS bit the caller has already read as `ps`.
+  [[nodiscard]] constexpr bool reserved_with_ps(E e, unsigned level, unsigned ps) const {
+    return (std::uint64_t{e} & c_->rsvd[level][ps]) != 0;
+  }
 
   // An entry's share of the walk's path word: the walk ANDs these over the entries it uses;
   // rights() of the result is the walk's rights and its A bit says whether all A bits are set.

@@ -66,11 +66,11 @@ class GuestPaging {
 
   // ---- permission check (used by the walker) ----
   // Index of an access's class in the permission bitmap: W | U<<1 | F<<2 | SMAP-check<<3.
-  // U is a CPL-3 access that is not an implicit supervisor access.
+  // U is a CPL-3 access that is not an implicit supervisor access. Looked up (RFLAGS.AC
+  // folded in by from()): it is on every walk.
   [[nodiscard]] unsigned permission_index(Access a) const {
-    const bool user = a.user && !a.implicit_supervisor;
-    const bool smap_check = !user && (a.implicit_supervisor || !ac_);
-    return (a.is_write() ? 1u : 0u) | (user ? 2u : 0u) | (a.is_fetch() ? 4u : 0u) | (smap_check ? 8u : 0u);
+    static_assert(static_cast<unsigned>(AccessKind::Fetch) < 4, "the kind takes bits 1:0 of the look-up");
+    return access_class_[static_cast<unsigned>(a.kind) | (a.user ? 4u : 0u) | (a.implicit_supervisor ? 8u : 0u)];
   }
   // Bit `acc` (gpte::kAcc* of the walk) set: the access class `index` faults on those rights.
   [[nodiscard]] std::uint8_t permission_faults(unsigned index) const { return permissions_[index]; }
@@ -93,6 +93,7 @@ class GuestPaging {
   GuestFormatConfig config_{};
   std::array<std::uint8_t, 16> permissions_{};
   std::array<std::uint16_t, 16> key_denials_{};
+  std::array<std::uint8_t, 16> access_class_{};  // by kind | user<<2 | implicit<<3: permission_index
   unsigned linear_bits_ = 32;
   bool ac_ = false;
   bool wp_ = false;

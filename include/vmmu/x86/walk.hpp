@@ -121,7 +121,11 @@ struct GuestRules {
   }
   pt::Visit visit(unsigned level, Entry e) {
     if (!format.present(e, level)) return pt::Visit::Continue;
-    if (format.reserved(e, level)) {
+    // Branch on PS first: each arm then tests one mask at a fixed place (no index from the
+    // entry on the path to the next load), and PS is clear in every table entry.
+    const bool reserved = (std::uint64_t{e} & gpte::PS::mask) != 0 ? format.reserved_with_ps(e, level, 1)
+                                                                     : format.reserved_with_ps(e, level, 0);
+    if (reserved) {
       extra = pferr::kPresent | pferr::kReserved;
       return pt::Visit::Stop;
     }
@@ -147,21 +151,28 @@ struct GuestRules {
   }
 };
 
-template <class F, class M, class Path>
-inline Result<Translation, WalkFault> walk_guest(const F& format, const GuestPaging& paging, M& memory,
-                                                 std::uint64_t input, const Access& access, WalkOptions options,
-                                                 Path out) {
+template <class F, class Path>
+inline GuestRules<F, Path> guest_rules(const F& format, const GuestPaging& paging, const Access& access, Path out) {
   using Entry = typename F::Entry;
   const Entry leaf_ad = static_cast<Entry>(gpte::A::mask | (access.is_write() ? gpte::D::mask : 0));
   const unsigned index = paging.permission_index(access);
   GuestRules<F, Path> rules{format, paging.permission_faults(index), paging.key_denials(index), leaf_ad};
   rules.out = out;
-  const auto r = walk_core(format, memory, paging.root(), input, options.update_accessed_dirty, rules);
+  return rules;
+}
+
+// The answer of a walk that ended as `r` (never AdPending) with `rules` as it left them.
+template <class F, class Path>
+inline Result<Translation, WalkFault> guest_answer(const F& format, const GuestPaging& paging,
+                                                   const CoreResult<typename F::Entry>& r,
+                                                   const GuestRules<F, Path>& rules, std::uint64_t input,
+                                                   const Access& access) {
   switch (r.end) {
     case CoreEnd::Unreadable: return Unexpected<WalkFault>{WalkFault{WalkFaultKind::TableUnreadable, 0, r.level}};
     case CoreEnd::Fault:
       return Unexpected<WalkFault>{WalkFault{WalkFaultKind::PageFault, rules.extra | paging.access_error_code(access), r.level}};
-    case CoreEnd::Leaf: break;
+    case CoreEnd::Leaf:
+    case CoreEnd::AdPending: break;
   }
   const std::uint64_t size = format.page_size(r.level);
   const std::uint8_t acc = rules.rights();
@@ -173,6 +184,29 @@ inline Result<Translation, WalkFault> walk_guest(const F& format, const GuestPag
                      (acc & gpte::kAccExec) == 0,
                      static_cast<std::uint8_t>(format.protection_key(r.entry)),
                      r.entry};
+}
+
+// The walk that sets A/D bits, with rules of its own (see detail/walk_core.hpp). Out of line:
+// the warm walk never comes here.
+template <class F, class M, class Path>
+[[gnu::noinline]] Result<Translation, WalkFault> walk_guest_update_ad(F format, const GuestPaging& paging, M& memory,
+                                                                     std::uint64_t input, const Access& access,
+                                                                     Path out) {
+  GuestRules<F, Path> rules = guest_rules(format, paging, access, out);
+  const auto r = walk_core_update_ad(format, memory, paging.root(), input, rules);
+  return guest_answer(format, paging, r, rules, input, access);
+}
+
+template <class F, class M, class Path>
+inline Result<Translation, WalkFault> walk_guest(const F& format, const GuestPaging& paging, M& memory,
+                                                 std::uint64_t input, const Access& access, WalkOptions options,
+                                                 Path out) {
+  GuestRules<F, Path> rules = guest_rules(format, paging, access, out);
+  const auto r = walk_core(format, memory, paging.root(), input, options.update_accessed_dirty, rules);
+  if (r.end == CoreEnd::AdPending) [[unlikely]] {
+    return walk_guest_update_ad(format, paging, memory, input, access, out);
+  }
+  return guest_answer(format, paging, r, rules, input, access);
 }
 
 }  // namespace detail

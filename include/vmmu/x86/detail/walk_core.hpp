@@ -21,9 +21,10 @@
 // after the walk, as KVM's FNAME(update_accessed_dirty_bits) does.
 //
 // Two passes, so that the warm walk (every A/D bit already set) records nothing: the first
-// walk only checks; when it finds A/D bits to set, the walk is done again recording the path
-// it uses, and that walk's result stands -- as if the guest's tables had been read a moment
-// later, which they may be. The compare-exchanges expect exactly the entries it checked.
+// walk (walk_core) only checks; when it finds A/D bits to set it says so (AdPending) and the
+// caller walks again with walk_core_update_ad, out of line and with fresh rules, recording
+// the path it uses; that walk's result stands -- as if the guest's tables had been read a
+// moment later, which they may be. The compare-exchanges expect exactly the entries it checked.
 
 #include <array>
 #include <cstdint>
@@ -34,7 +35,9 @@
 
 namespace vmmu::x86::detail {
 
-enum class CoreEnd : std::uint8_t { Leaf, Fault, Unreadable };
+// AdPending: the walk reached a permitted leaf with A/D bits to set; the caller runs
+// walk_core_update_ad (out of line, with rules of its own) and answers from that walk.
+enum class CoreEnd : std::uint8_t { Leaf, Fault, Unreadable, AdPending };
 
 template <class Entry>
 struct CoreResult {
@@ -58,10 +61,10 @@ inline std::optional<CoreResult<typename F::Entry>> settle(const pt::WalkResult<
 }
 
 // The walk that sets A/D bits: records the path it uses, so that each compare-exchange
-// expects exactly the entry the walk checked. Out of line: the warm walk never comes here.
+// expects exactly the entry the walk checked. The warm walk never comes here.
 template <pt::Format F, class M, class Rules>
   requires pt::TableMemory<M, typename F::Output>
-[[gnu::noinline]] CoreResult<typename F::Entry> walk_core_update_ad(F format, M& memory,
+CoreResult<typename F::Entry> walk_core_update_ad(F format, M& memory,
                                                                     typename F::Output root, std::uint64_t input,
                                                                     Rules& rules) {
   using Entry = typename F::Entry;
@@ -116,13 +119,9 @@ inline CoreResult<typename F::Entry> walk_core(F format, M& memory,
   });
   if (auto done = settle(r, rules)) return *done;
   if (!update_ad || !rules.ad_pending(r.entry)) return {CoreEnd::Leaf, r.level, r.entry};
-  // The out-of-line walk gets a copy: `rules` itself never has its address passed to a call,
-  // so the warm walk keeps its state in registers instead of reloading it after every entry's
-  // acquire load.
-  Rules again = rules;
-  const CoreResult<typename F::Entry> out = walk_core_update_ad(format, memory, root, input, again);
-  rules = again;
-  return out;
+  // Not walk_core_update_ad from here: `rules` would then be copied to or from a call, and a
+  // rules object whose state crosses a call lives in memory, stored after every entry.
+  return {CoreEnd::AdPending, r.level, r.entry};
 }
 
 }  // namespace vmmu::x86::detail
