@@ -321,9 +321,10 @@ class EntryOps {
   // with every bound in a local: inlined into a large caller, the loop re-read the geometry and
   // its state from memory on every entry (a store to seen may alias them), which made the TDP
   // MMU's merge in place of 1 GiB slower than its private loop before the engine had it. One
-  // branch per block of 8 entries (a cache line of 8-byte entries).
+  // branch per block of 8 entries (a cache line of 8-byte entries). Out of line: inlined, it
+  // changed how GCC inlined the rest of a file (stage 2's write-protect loop grew and slowed).
   template <bool kSeen>
-  static bool contiguous(const Entry* e, std::uint64_t n, Entry fixed, Entry want, std::uint64_t span, Entry* seen,
+  [[gnu::noinline]] static bool contiguous(const Entry* e, std::uint64_t n, Entry fixed, Entry want, std::uint64_t span, Entry* seen,
                          Entry& all, Entry& any) {
     const Entry step = static_cast<Entry>(span);
     Entry a = all, o = any;
