@@ -121,5 +121,19 @@ TEST_F(HostTablesEngine, SharedCollapseMergesWriteWhenAskedAndAsksThePredicate) 
   std::move(equal->flush).apply(tlb);
 }
 
+TEST_F(HostTablesEngine, SharedCollapseRefusesATableWhoseLastPageMapsElsewhere) {
+  Tables t = make();
+  map(t, range(0, kBlock), 1);
+  auto m = t.map(range(kBlock - kPage, kBlock), kOut + 4 * kBlock, kRw, {.max_level = 1});
+  ASSERT_TRUE(m);
+  std::move(*m).apply(tlb);
+  auto c = t.collapse(range(0, kBlock), {.merge = ops::LeafMerge::WriteAndAgeMerged}, Shared{},
+                      [](Range<Gpa>, unsigned) { return true; });
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->count, 0u) << "the last page breaks the contiguity";
+  std::move(c->flush).apply(tlb);
+  EXPECT_EQ(t.lookup(Gpa(0))->level, 1u);
+}
+
 }  // namespace
 }  // namespace vmmu::pt
