@@ -17,6 +17,14 @@
 namespace vmmu::nested::test {
 namespace {
 
+// Debug builds check every invariant after each operation, over every shadow leaf: a smaller
+// migration there keeps the test well under a second under ASan.
+#ifdef VMMU_CHECK_INVARIANTS
+constexpr std::uint64_t kPoolHalf = 32, kRounds = 4, kWritesPerRound = 16;
+#else
+constexpr std::uint64_t kPoolHalf = 128, kRounds = 6, kWritesPerRound = 48;
+#endif
+
 void expect_invariants(const ShadowEptMmu& mmu) {
   const std::optional<std::string> bad = mmu.check_invariants();
   EXPECT_EQ(bad, std::nullopt) << *bad;
@@ -53,9 +61,9 @@ bool is_ept_table(std::uint64_t gfn) { return gfn >= (kPml4 >> 12) && gfn <= (kP
 void migrate_while_l2_runs(bool ad) {
   SCOPED_TRACE(ad ? "EPT A/D on" : "EPT A/D off");
   SlotL1 l1(ad);
-  std::vector<std::uint64_t> pool;  // 128 L2 pages behind 4 KiB leaves, 128 in the 2 MiB one
-  for (std::uint64_t i = 0; i < 128; ++i) pool.push_back(i);
-  for (std::uint64_t i = 512; i < 640; ++i) pool.push_back(i);
+  std::vector<std::uint64_t> pool;  // L2 pages behind 4 KiB leaves, and as many in the 2 MiB one
+  for (std::uint64_t i = 0; i < kPoolHalf; ++i) pool.push_back(i);
+  for (std::uint64_t i = 512; i < 512 + kPoolHalf; ++i) pool.push_back(i);
   // Before the migration L2 has written all of them: their leaves are writable when logging starts.
   for (const std::uint64_t i : pool) ASSERT_TRUE(l1.l2_write(i, i));
 
@@ -74,7 +82,7 @@ void migrate_while_l2_runs(bool ad) {
   std::mt19937_64 rng(0x6d69'6772);
   std::uniform_int_distribution<std::size_t> pick(0, pool.size() - 1);
   std::vector<std::byte> before = tables();
-  for (int round = 0; round < 6; ++round) {
+  for (std::uint64_t round = 0; round < kRounds; ++round) {
     SCOPED_TRACE(round);
     std::set<std::uint64_t> written, l2_written;
     if (ad) {
@@ -87,9 +95,9 @@ void migrate_while_l2_runs(bool ad) {
       l1.mmu->invept_single(l1.eptp);
       expect_invariants(*l1.mmu);
     }
-    for (int n = 0; n < 48; ++n) {
+    for (std::uint64_t n = 0; n < kWritesPerRound; ++n) {
       const std::uint64_t i = pool[pick(rng)];
-      ASSERT_TRUE(l1.l2_write(i, (std::uint64_t(round) << 32) | i));
+      ASSERT_TRUE(l1.l2_write(i, (round << 32) | i));
       ASSERT_TRUE(l1.mmu->access(l1.vcpu, Gpa(SlotL1::l2_gpa(pool[pick(rng)])), AccessKind::Read));
       written.insert(SlotL1::l1_frame(i));
       l2_written.insert(i);
@@ -132,6 +140,29 @@ void migrate_while_l2_runs(bool ad) {
 TEST(NestedMigration, L2WritesAppearInL1sDirtyLogEveryRound) {
   migrate_while_l2_runs(false);
   migrate_while_l2_runs(true);
+}
+
+// L1 logging L2 by itself (no migration): EPTP bit 6 on, an L2 write sets D in L1's leaf, and
+// once L1 clears it (a trapped write to its EPT) and issues INVEPT the shadow leaf is no longer
+// writable: the next write faults and sets D again. A 4 KiB leaf and a 2 MiB one.
+TEST(L1DirtyLogOfL2, AfterL1ClearsDAndInveptsTheNextL2WriteSetsDAgain) {
+  SlotL1 l1(true);
+  for (const std::uint64_t i : {std::uint64_t{5}, std::uint64_t{520}}) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(l1.l2_write(i, 1));
+    EXPECT_TRUE(ept::D::get(l1.peek(SlotL1::l1_leaf(i))));
+    const std::uint64_t hits = l1.mmu->stats().hits;
+    ASSERT_TRUE(l1.l2_write(i, 2));
+    EXPECT_EQ(l1.mmu->stats().hits, hits + 1);  // dirty: the leaf is writable
+    l1.mmu->write_l1(Gpa(SlotL1::l1_leaf(i)), ept::D::set(l1.peek(SlotL1::l1_leaf(i)), false));
+    l1.mmu->invept_single(l1.eptp);
+    ASSERT_TRUE(l1.mmu->access(l1.vcpu, Gpa(SlotL1::l2_gpa(i)), AccessKind::Read));
+    EXPECT_FALSE(ept::D::get(l1.peek(SlotL1::l1_leaf(i))));  // a read leaves it clean
+    ASSERT_TRUE(l1.l2_write(i, 3));
+    EXPECT_TRUE(ept::D::get(l1.peek(SlotL1::l1_leaf(i)))) << "L2's write did not reach L1's D bit";
+  }
+  EXPECT_FALSE(ept::D::get(l1.peek(SlotL1::l1_leaf(6))));  // never written
+  expect_invariants(*l1.mmu);
 }
 
 TEST(NestedMigration, LoggingStartsOnlyOnTheSlotsFlagAndHarvestErrorsAreNamed) {
