@@ -80,24 +80,6 @@ void BM_NestedFaultIntoExistingPages(benchmark::State& state) {
 }
 BENCHMARK(BM_NestedFaultIntoExistingPages);
 
-// The same L1 on one memslot. Arg: 0 read faults; 1 write faults with the slot dirty-logged.
-void BM_NestedFaultOnMemslots(benchmark::State& state) {
-  const bool logged = state.range(0) != 0;
-  BigL1 l1;
-  vmmu::test::HostMemory host(kRamBytes);
-  std::memcpy(host.data(), l1.ram.page(Gfn(0)), kRamBytes);
-  Memslots slots;
-  if (!slots.add({SlotId{1}, Gfn(0), host.pages(), host.data(), MemslotFlags::none()}) ||
-      (logged && !slots.set_flags(SlotId{1}, MemslotFlags::log_dirty()))) {
-    state.SkipWithError("memslot setup failed");
-    return;
-  }
-  fault_each_page(
-      state, [&] { return ShadowEptMmu::create(slots, x86::EptCapabilities{.maxphyaddr = 46}); },
-      logged ? AccessKind::Write : AccessKind::Read);
-}
-BENCHMARK(BM_NestedFaultOnMemslots)->Arg(0)->Arg(1);
-
 void BM_NestedHit(benchmark::State& state) {
   BigL1 l1;
   ShadowEptMmu mmu(l1.ram, x86::EptCapabilities{.maxphyaddr = 46});
@@ -124,6 +106,26 @@ void BM_NestedEptpSwitchToCachedRoot(benchmark::State& state) {
   if (l1.mmu.stats().roots_built != 2) state.SkipWithError("an EPTP switch rebuilt a root");
 }
 BENCHMARK(BM_NestedEptpSwitchToCachedRoot);
+
+// The same L1 on one memslot. Arg: 0 read faults; 1 write faults with the slot dirty-logged.
+// Registered last: in one process after it, the hit and EPTP-switch figures (process CPU time)
+// read ~8 ns higher in a shared sitting, cause not yet found; time it with its own filter.
+void BM_NestedFaultOnMemslots(benchmark::State& state) {
+  const bool logged = state.range(0) != 0;
+  BigL1 l1;
+  vmmu::test::HostMemory host(kRamBytes);
+  std::memcpy(host.data(), l1.ram.page(Gfn(0)), kRamBytes);
+  Memslots slots;
+  if (!slots.add({SlotId{1}, Gfn(0), host.pages(), host.data(), MemslotFlags::none()}) ||
+      (logged && !slots.set_flags(SlotId{1}, MemslotFlags::log_dirty()))) {
+    state.SkipWithError("memslot setup failed");
+    return;
+  }
+  fault_each_page(
+      state, [&] { return ShadowEptMmu::create(slots, x86::EptCapabilities{.maxphyaddr = 46}); },
+      logged ? AccessKind::Write : AccessKind::Read);
+}
+BENCHMARK(BM_NestedFaultOnMemslots)->Arg(0)->Arg(1);
 
 }  // namespace
 }  // namespace vmmu::nested::test
