@@ -86,13 +86,7 @@ void ShadowEptMmu::zap_root(ShadowPage* root, Flush& flush) {
 void ShadowEptMmu::write_protect(Gfn gfn, Flush& flush) {
   // The frame now holds an L1 EPT table we shadow: its leaves (all 4 KiB) lose W, so L1's
   // writes trap.
-  Ops ops(format5_, memory_, tlb_, Hpa(0));
-  for (const Hpa entry : pages_.rmap(gfn)) {
-    Iterator it = entry_at(entry, 1);
-    if (!it.is_leaf() || (it.entry() & format5_.write_bit()) == 0) continue;
-    [[maybe_unused]] const pt::ops::Installed done = ops.install(it, it.entry() & ~format5_.write_bit(), flush);
-    flush.add_all();
-  }
+  for (const Hpa entry : pages_.rmap(gfn)) protect_leaf(entry, flush);
 }
 
 }  // namespace vmmu::nested

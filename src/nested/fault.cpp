@@ -1,6 +1,9 @@
 // The shadow EPT fault path: L1's EPT walked by the EPT walker (its tables read, and A/D set,
-// in L1's memory), then the chain of shadow pages down to a 4 KiB leaf with the walk's rights.
+// in L1's memory), then the chain of shadow pages down to a 4 KiB leaf with the walk's rights,
+// narrowed by L1's memory: read-only slots, and dirty logging (W only on a write, which logs
+// the frame first).
 
+#include "vmmu/core/rcu.hpp"
 #include "vmmu/nested/shadow_ept_mmu.hpp"
 #include "vmmu/pt/ops/install.hpp"
 
@@ -12,12 +15,35 @@ using shadow::ShadowPage;
 namespace ept = x86::ept;
 using Ops = pt::ops::EntryOps<tdp::TdpFormat>;
 
+// L1's EPT tables as the walker reads them; an A/D bit it sets is L0 writing L1's memory,
+// which L1's dirty log must show (`written(gfn)`).
+template <class Written>
+class LoggedTables {
+ public:
+  LoggedTables(shadow::GuestRam& ram, Written written) : tables_(ram), written_(written) {}
+  template <class T>
+  std::optional<T> read(Gpa addr) const {
+    return tables_.read<T>(addr);
+  }
+  template <class T>
+  bool compare_exchange(Gpa addr, T& expected, T desired) {
+    const bool done = tables_.compare_exchange(addr, expected, desired);
+    if (done) written_(gfn_of(addr));
+    return done;
+  }
+
+ private:
+  shadow::GuestRamTables tables_;
+  Written written_;
+};
+
 }  // namespace
 
-L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flush& flush) {
+L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flush& flush, bool& again) {
   ++stats_.faults;
+  const rcu::ReadGuard rcu;  // keeps the regions l1_frame answers
   const x86::EptContext& ctx = *vcpu.ctx_;
-  shadow::GuestRamTables tables(l1_);
+  LoggedTables tables(l1_, [this](Gfn gfn) { l1_written(gfn); });
   // One walk of L1's EPT: its result, its A/D bits, and the entries it used (the shadow's keys).
   x86::EptPath<Gpa> path;
   const Result<x86::EptTranslation<Gpa>, x86::EptFault> t = x86::walk_ept<Gpa>(ctx, tables, l2_gpa, op, {}, path);
@@ -26,8 +52,24 @@ L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flu
     return Unexpected{NestedExit{ExitKind::ToL1, t.error(), {}}};
   }
   const Gfn frame = gfn_of(t->address);
-  std::byte* host = l1_.page(frame);
-  if (host == nullptr) return Unexpected{NestedExit{ExitKind::L1Mmio, {}, t->address}};
+  const L1Frame backing = l1_frame(frame);
+  std::byte* host = backing.host;
+  const bool read_only = backing.region != nullptr && !backing.region->writable();
+  if (host == nullptr || (read_only && op == AccessKind::Write)) {
+    return Unexpected{NestedExit{ExitKind::L1Mmio, {}, t->address}};
+  }
+  if (invalidations_.any()) {
+    // Nothing is built over memory the host is changing: not the leaf's frame, nor a shadow page
+    // of an L1 table in it.
+    bool busy = invalidations_.covers(frame) || invalidations_.covers(gfn_of(ctx.root<Gpa>()));
+    for (unsigned level = ctx.levels(); level > t->level; --level) {
+      busy = busy || invalidations_.covers(gfn_of(Gpa(ept::Addr::bits(path[level].entry))));
+    }
+    if (busy) {
+      again = true;
+      return Unexpected{NestedExit{ExitKind::L1Mmio, {}, t->address}};
+    }
+  }
 
   // L1's D bit clear (A/D on): no W yet, so the first write comes here and the walk sets D.
   const bool clean = ctx.accessed_dirty() && !ept::D::get(path[t->level].entry);
@@ -77,9 +119,19 @@ L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flu
 
   // The leaf: the walk's rights, without W while L1's leaf is clean and never W over one of
   // L1's EPT tables (L1's writes to them must trap).
-  bool writable = t->writable && !clean;
+  bool writable = t->writable && !clean && !read_only;
   const bool tracked = pages_.tracked(frame);
   if (tracked) writable = false;
+  if (writable && backing.region != nullptr && backing.region->flags.is_log_dirty()) {
+    // Logged before it becomes writable: a harvest (under the lock) never finds a writable leaf
+    // over a frame it has not handed out.
+    if (op == AccessKind::Write) {
+      backing.region->mark_dirty(frame);
+      ++stats_.logged;
+    } else {
+      writable = false;
+    }
+  }
   const unsigned index = g.index(input, 1);
   if (it.is_leaf()) pages_.rmap_remove(sp->leaf(index).gfn, it.entry_address());
   const Hpa page(reinterpret_cast<std::uintptr_t>(host));

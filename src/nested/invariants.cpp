@@ -3,12 +3,15 @@
 //     no right the walk denies, no W while L1's D bit is clear (A/D on), the L1 frame and page
 //     size recorded for it;
 //   - no frame holding an L1 EPT table that is shadowed is writable through a shadow leaf;
+//   - over L1's memslots, no leaf is writable over a read-only L1 frame, nor over a dirty-logged
+//     L1 frame not marked dirty (an L2 write through it would be lost from L1's log);
 //   - every link is recorded as its child's parent.
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
+#include "vmmu/core/rcu.hpp"
 #include "vmmu/nested/shadow_ept_mmu.hpp"
 
 namespace vmmu::nested {
@@ -16,6 +19,7 @@ namespace vmmu::nested {
 namespace ept = x86::ept;
 
 std::optional<std::string> ShadowEptMmu::invariants_locked() const {
+  const rcu::ReadGuard rcu;  // keeps the regions check_leaf looks at
   std::optional<std::string> bad;
   pages_.for_each([&](const shadow::ShadowPage& p) {
     // Trees are checked from their roots: pages nothing links to (a level-5 or level-4 root).
@@ -55,7 +59,8 @@ std::optional<std::string> ShadowEptMmu::check_leaf(const Iterator& it, const x8
   const auto t = x86::walk_ept<Gpa>(ctx, tables, Gpa(input), probe, {.update_accessed_dirty = false}, path);
   if (!t) return fmt::format("L2 gpa {:#x}: shadow leaf but L1's walk faults ({})", input, to_string(t.error().kind));
   const Gfn frame = gfn_of(t->address);
-  const std::byte* host = const_cast<shadow::GuestRam&>(l1_).page(frame);
+  const L1Frame backing = l1_frame(frame);
+  const std::byte* host = backing.host;
   const Hpa mapped = format5_.leaf_address(e, 1);
   if (reinterpret_cast<std::uintptr_t>(host) != mapped.raw()) {
     return fmt::format("L2 gpa {:#x}: shadow leaf maps {:#x}, L1 gpa {:#x} is elsewhere", input, mapped.raw(),
@@ -70,6 +75,13 @@ std::optional<std::string> ShadowEptMmu::check_leaf(const Iterator& it, const x8
   }
   if (w && pages_.tracked(frame)) {
     return fmt::format("L2 gpa {:#x}: L1 EPT table frame {:#x} writable", input, frame.raw());
+  }
+  if (const MemslotRegion* region = backing.region; w && region != nullptr) {
+    if (!region->writable()) return fmt::format("L2 gpa {:#x}: read-only L1 frame {:#x} writable", input, frame.raw());
+    if (region->dirty != nullptr && !region->dirty->test(region->dirty_first + (frame.raw() - region->gfn_begin))) {
+      return fmt::format("L2 gpa {:#x}: writable over dirty-logged L1 frame {:#x} not marked dirty", input,
+                         frame.raw());
+    }
   }
   const shadow::GuestLeaf l = pages_.holding(it.entry_address())->leaf(format5_.geometry().index(input, 1));
   if (l.gfn != frame || l.page_size != t->page_size) {

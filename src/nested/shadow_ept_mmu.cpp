@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <thread>
 
+#include "vmmu/core/rcu.hpp"
 #include "vmmu/mmu/invariants.hpp"
 
 namespace vmmu::nested {
@@ -66,7 +68,20 @@ ShadowEptMmu::ShadowEptMmu(shadow::GuestRam& l1, x86::EptCapabilities caps)
       memory_(format5_.geometry()),
       pages_(memory_) {}
 
-ShadowEptMmu::~ShadowEptMmu() { memory_.quiesce(); }
+ShadowEptMmu::ShadowEptMmu(std::unique_ptr<shadow::GuestRam> own, Memslots* slots, x86::EptCapabilities caps)
+    : own_ram_(std::move(own)),
+      l1_(*own_ram_),
+      slots_(slots),
+      caps_(caps),
+      format4_(ept_format(4)),
+      format5_(ept_format(5)),
+      memory_(format5_.geometry()),
+      pages_(memory_) {}
+
+ShadowEptMmu::~ShadowEptMmu() {
+  if (slots_ != nullptr) slots_->remove_observer(observer_);
+  memory_.quiesce();
+}
 
 Role ShadowEptMmu::root_role(const x86::EptContext& ctx) const {
   Role r;
@@ -135,37 +150,43 @@ void ShadowEptMmu::reload_root(ShadowEptVcpu& vcpu, Flush& flush) {
 }
 
 L2Access ShadowEptMmu::access(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
-  const std::lock_guard lock(lock_);
-  if (!vcpu.ctx_) {
-    ++stats_.reflected;
-    return Unexpected{NestedExit{ExitKind::ToL1, {x86::EptFaultKind::InvalidEptp, 0, 0}, {}}};
-  }
-  Flush flush(&memory_);
-  ShadowPage* root = vcpu.roots_[0].root;
-  if (root == nullptr || root->role().invalid()) {
-    reload_root(vcpu, flush);
-    root = vcpu.roots_[0].root;
-    if (root == nullptr) {
+  for (;;) {
+    {
+      const std::lock_guard lock(lock_);
+      if (!vcpu.ctx_) {
+        ++stats_.reflected;
+        return Unexpected{NestedExit{ExitKind::ToL1, {x86::EptFaultKind::InvalidEptp, 0, 0}, {}}};
+      }
+      Flush flush(&memory_);
+      ShadowPage* root = vcpu.roots_[0].root;
+      if (root == nullptr || root->role().invalid()) {
+        reload_root(vcpu, flush);
+        root = vcpu.roots_[0].root;
+        if (root == nullptr) {
+          finish(std::move(flush));
+          return Unexpected{NestedExit{ExitKind::OutOfMemory, {}, {}}};
+        }
+      }
+      // What the hardware does with the shadow tables (no A/D: the shadow EPTP leaves them off).
+      const tdp::TdpFormat& f = format(root->role().level());
+      const std::uint64_t input = l2_gpa.raw() & (f.geometry().input_limit() - 1);
+      const pt::WalkResult<tdp::TdpFormat> w = pt::walk(f, memory_, root->table(), input,
+                                                        [](const pt::Step<tdp::TdpFormat>&) { return pt::Visit::Continue; });
+      if (w.end == pt::WalkEnd::Leaf && (w.entry & need_bit(op)) != 0) {
+        const shadow::GuestLeaf l = pages_.holding(w.entry_address)->leaf(f.geometry().index(input, 1));
+        ++stats_.hits;
+        finish(std::move(flush));
+        const std::uint64_t offset = input & (kPageSize - 1);
+        return L2Translation{f.leaf_address(w.entry, 1) + offset, gpa_of(l.gfn) + offset, l.page_size};
+      }
+      bool again = false;
+      L2Access r = fault(vcpu, l2_gpa, op, flush, again);
       finish(std::move(flush));
-      return Unexpected{NestedExit{ExitKind::OutOfMemory, {}, {}}};
+      checked("an L2 fault");
+      if (!again) return r;
     }
+    std::this_thread::yield();  // L1 memory under invalidation: let it end
   }
-  // What the hardware does with the shadow tables (no A/D: the shadow EPTP leaves them off).
-  const tdp::TdpFormat& f = format(root->role().level());
-  const std::uint64_t input = l2_gpa.raw() & (f.geometry().input_limit() - 1);
-  const pt::WalkResult<tdp::TdpFormat> w =
-      pt::walk(f, memory_, root->table(), input, [](const pt::Step<tdp::TdpFormat>&) { return pt::Visit::Continue; });
-  if (w.end == pt::WalkEnd::Leaf && (w.entry & need_bit(op)) != 0) {
-    const shadow::GuestLeaf l = pages_.holding(w.entry_address)->leaf(f.geometry().index(input, 1));
-    ++stats_.hits;
-    finish(std::move(flush));
-    const std::uint64_t offset = input & (kPageSize - 1);
-    return L2Translation{f.leaf_address(w.entry, 1) + offset, gpa_of(l.gfn) + offset, l.page_size};
-  }
-  L2Access r = fault(vcpu, l2_gpa, op, flush);
-  finish(std::move(flush));
-  checked("an L2 fault");
-  return r;
 }
 
 bool ShadowEptMmu::write_tracked(Gfn gfn) const {
@@ -176,11 +197,15 @@ bool ShadowEptMmu::write_tracked(Gfn gfn) const {
 void ShadowEptMmu::write_l1(Gpa addr, std::uint64_t value) {
   const std::lock_guard lock(lock_);
   ++stats_.l1_writes;
-  std::byte* page = l1_.page(gfn_of(addr));
-  if (page != nullptr) {
-    // An aligned 8-byte word of a page: the cast is aligned.
-    auto* word = reinterpret_cast<std::uint64_t*>(page + (addr.offset_in(kPageSize) & ~std::uint64_t{7}));  // NOLINT
-    std::atomic_ref<std::uint64_t>(*word).store(value, std::memory_order_release);
+  {
+    const rcu::ReadGuard rcu;
+    std::byte* page = l1_.page(gfn_of(addr));
+    if (page != nullptr) {
+      // An aligned 8-byte word of a page: the cast is aligned.
+      auto* word = reinterpret_cast<std::uint64_t*>(page + (addr.offset_in(kPageSize) & ~std::uint64_t{7}));  // NOLINT
+      std::atomic_ref<std::uint64_t>(*word).store(value, std::memory_order_release);
+      l1_written(gfn_of(addr));  // L1's own store, made by L0: a migration must copy it
+    }
   }
   // The entry's shadow in every page shadowing the table goes; the next access refaults.
   const auto index = static_cast<unsigned>(addr.offset_in(kPageSize) / sizeof(std::uint64_t));

@@ -3,28 +3,10 @@
 // table), as the TDP MMU's on_memslot_change.
 
 #include "vmmu/core/rcu.hpp"
+#include "vmmu/shadow/memslot_ram.hpp"
 #include "vmmu/shadow/shadow_mmu.hpp"
 
 namespace vmmu::shadow {
-namespace {
-
-// Guest RAM as the memslots back it. The host page of a frame is the current snapshot's;
-// callers hold an RCU read-side section (the MMU's operations do).
-class MemslotRam final : public GuestRam {
- public:
-  explicit MemslotRam(Memslots& slots) : slots_(slots) {}
-  std::byte* page(Gfn gfn) override {
-    const rcu::ReadGuard rcu;
-    const MemslotRegion* r = slots_.find(gfn);
-    return r == nullptr ? nullptr : r->host_of(gfn);
-  }
-
- private:
-  Memslots& slots_;
-};
-
-}  // namespace
-
 std::string_view to_string(ShadowConfigError e) {
   switch (e) {
     case ShadowConfigError::HostLevels: return "shadow MMU: host_levels must be 4 or 5";

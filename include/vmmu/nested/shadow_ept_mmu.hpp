@@ -18,18 +18,31 @@
 //                             write is emulated and the shadow entries it makes stale dropped
 //   invept_single / _all      INVEPT: the roots built for that EPTP (or all) are zapped
 //
+// Over L1's memslots (create()): memslot changes and MMU-notifier invalidations unmap the
+// shadow EPT leaves over the L1 frames they touch (and the shadow pages of L1 EPT tables in
+// them); read-only L1 memory maps read-only (an L2 write to it is L0's to emulate); and while
+// an L1 slot is dirty-logged (L1 being migrated) a leaf over one of its frames is writable only
+// after an L2 write fault logged that frame, as under the shadow and TDP MMUs. L0's own writes
+// to L1 memory -- A/D bits set in L1's EPT by the walk, write_l1's emulated stores -- are logged
+// too. get_dirty_log / clear_dirty_log write-protect the leaves over the frames they hand out.
+//
 // Thread safety: every member takes the MMU's lock; a vCPU object is used by one thread.
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "vmmu/core/address.hpp"
 #include "vmmu/core/access.hpp"
 #include "vmmu/core/result.hpp"
+#include "vmmu/memory/memslots.hpp"
+#include "vmmu/mmu/invalidations.hpp"
 #include "vmmu/pt/owned_table_memory.hpp"
 #include "vmmu/pt/table_iterator.hpp"
 #include "vmmu/pt/tlb_log.hpp"
@@ -50,7 +63,7 @@ struct L2Translation {
 
 enum class ExitKind : std::uint8_t {
   ToL1,         // reflected to L1: `fault` is the EPT violation / misconfiguration / invalid EPTP
-  L1Mmio,       // L1's gpa has no memory behind it: L0 emulates (L1 never sees it)
+  L1Mmio,       // L1's gpa has no memory behind it, or is read-only and written: L0 emulates
   OutOfMemory,  // a shadow table could not be allocated
 };
 std::string_view to_string(ExitKind k);
@@ -71,6 +84,7 @@ struct NestedStats {
   std::uint64_t root_switches = 0;  // load_eptp answered from a vCPU's cache
   std::uint64_t l1_writes = 0;    // emulated writes to L1's EPT tables
   std::uint64_t invepts = 0;
+  std::uint64_t logged = 0;       // L1 frames marked dirty (L2 write faults, A/D updates, write_l1)
   std::size_t pages = 0;          // shadow EPT pages now
 };
 
@@ -103,8 +117,11 @@ class ShadowEptVcpu {
 
 class ShadowEptMmu {
  public:
-  // `l1`: L1's memory (frames backing its guest-physical space, its EPT tables among them).
+  // `l1`: L1's memory (frames backing its guest-physical space, its EPT tables among them),
+  // without memslots: no dirty logging, nothing to observe (a case file's memory).
   ShadowEptMmu(shadow::GuestRam& l1, x86::EptCapabilities caps);
+  // Over L1's memslots, observing their changes until destroyed (`slots` outlives the MMU).
+  static std::unique_ptr<ShadowEptMmu> create(Memslots& slots, x86::EptCapabilities caps);
   ~ShadowEptMmu();
   ShadowEptMmu(const ShadowEptMmu&) = delete;
   ShadowEptMmu& operator=(const ShadowEptMmu&) = delete;
@@ -123,6 +140,21 @@ class ShadowEptMmu {
   void invept_single(std::uint64_t eptp);
   void invept_all();
 
+  // ---- L0's side of L1's memory (create() only) ----------------------------------------------
+
+  // MMU notifier: the host is about to change the memory behind L1's `gfns`: what maps them
+  // goes, and faults on them wait (access() retries) until invalidate_end.
+  void invalidate_begin(Range<Gfn> gfns);
+  void invalidate_end(Range<Gfn> gfns);
+  // KVM_GET_DIRTY_LOG for L1's slot: takes and clears its bits and write-protects the shadow
+  // EPT leaves over the frames they name. Errors: UnknownSlot (also without memslots),
+  // NotLoggingDirty.
+  Result<std::vector<std::uint64_t>, MemslotError> get_dirty_log(SlotId slot);
+  // KVM_CLEAR_DIRTY_LOG: clears the bits of pages first_page + i (bit i of `mask`, i < pages)
+  // and write-protects those frames' leaves. Errors: those of get_dirty_log, RangeOutsideSlot.
+  Status<MemslotError> clear_dirty_log(SlotId slot, std::uint64_t first_page, std::uint64_t pages,
+                                       std::span<const std::uint64_t> mask);
+
   [[nodiscard]] NestedStats stats() const;
   // Every shadow EPT leaf agrees with L1's EPT walk composed with L1's memory, and no frame
   // holding an L1 EPT table is writable through one. Returns the first violation.
@@ -130,10 +162,27 @@ class ShadowEptMmu {
 
  private:
   friend class ShadowEptVcpu;
+  ShadowEptMmu(std::unique_ptr<shadow::GuestRam> own, Memslots* slots, x86::EptCapabilities caps);
   using Iterator = pt::TableIterator<tdp::TdpFormat, pt::OwnedTableMemory>;
   using Flush = pt::TlbFlush<Gpa>;
 
-  L2Access fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flush& flush);
+  // `again`: an L1 frame the fault needs is under invalidation (nothing installed; retry).
+  L2Access fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flush& flush, bool& again);
+  // The host page behind L1's `gfn` and, over memslots, its region (the caller holds an RCU
+  // read-side section while it uses them).
+  struct L1Frame {
+    std::byte* host = nullptr;
+    const MemslotRegion* region = nullptr;
+  };
+  [[nodiscard]] L1Frame l1_frame(Gfn gfn) const;
+  // L0 wrote L1's `gfn` (an A/D update, an emulated store): logged if its slot logs.
+  void l1_written(Gfn gfn);
+  void on_memslot_change(const MemslotChange& change);
+  void unmap_locked(Range<Gfn> gfns, Flush& flush);
+  void write_protect_range(Range<Gfn> gfns, Flush& flush);
+  void reprotect_masked(Gfn first, std::span<const std::uint64_t> words, Flush& flush);
+  bool protect_leaf(Hpa entry, Flush& flush);
+  void zap_page(shadow::ShadowPage* p, Flush& flush);
   Result<shadow::ShadowPage*, pt::TableError> child(Iterator& it, Gfn gfn, shadow::Role role, Flush& flush);
   // The tables of a root at `level` (4 or 5): the same entries, walked from that level.
   [[nodiscard]] const tdp::TdpFormat& format(unsigned root_level) const {
@@ -156,7 +205,10 @@ class ShadowEptMmu {
   [[nodiscard]] std::optional<std::string> invariants_locked() const;
   [[nodiscard]] std::optional<std::string> check_leaf(const Iterator& it, const x86::EptContext& ctx) const;
 
+  std::unique_ptr<shadow::GuestRam> own_ram_;  // create(): the memslots as L1's memory
   shadow::GuestRam& l1_;
+  Memslots* slots_ = nullptr;                   // create() only
+  std::uint64_t observer_ = 0;
   x86::EptCapabilities caps_;
   tdp::TdpFormat format4_, format5_;
   mutable pt::OwnedTableMemory memory_;  // const checks iterate the tables (reads only)
@@ -164,6 +216,7 @@ class ShadowEptMmu {
   shadow::PageCache pages_;
   mutable std::mutex lock_;
   NestedStats stats_;
+  mmu::Invalidations invalidations_;  // MMU-notifier state, under the lock
 };
 
 }  // namespace vmmu::nested

@@ -1,0 +1,70 @@
+// L1 being migrated: L0 dirty-logs L1's memory, and the shadow EPT keeps the log complete with
+// the shadow and TDP MMUs' scheme. Starting to log (memslot_events) and harvesting write-protect
+// the shadow EPT leaves over the frames concerned; an L2 write then faults, logs its frame, and
+// makes the leaf writable (fault.cpp). Leaves are all 4 KiB: L1's huge leaves are shadowed page
+// by page, so a frame is logged alone, never its neighbours.
+//
+// Completeness: a leaf becomes writable only in a fault that logged its frame first, and
+// faults, accesses and harvests all hold the lock, so no harvest falls between the two.
+
+#include "vmmu/core/rcu.hpp"
+#include "vmmu/memory/slot_dirty_log.hpp"
+#include "vmmu/nested/shadow_ept_mmu.hpp"
+#include "vmmu/pt/ops/install.hpp"
+
+namespace vmmu::nested {
+
+using Ops = pt::ops::EntryOps<tdp::TdpFormat>;
+
+bool ShadowEptMmu::protect_leaf(Hpa entry, Flush& flush) {
+  Iterator it = entry_at(entry, 1);
+  if (!it.is_leaf() || (it.entry() & format5_.write_bit()) == 0) return false;
+  Ops ops(format5_, memory_, tlb_, Hpa(0));  // a leaf replaces a leaf: no subtree, no root needed
+  [[maybe_unused]] const pt::ops::Installed done = ops.install(it, it.entry() & ~format5_.write_bit(), flush);
+  flush.add_all();  // a shadow page does not know the L2 gpa it is linked at
+  return true;
+}
+
+void ShadowEptMmu::write_protect_range(Range<Gfn> gfns, Flush& flush) {
+  for (const Gfn gfn : pages_.rmapped(gfns)) {
+    for (const Hpa e : pages_.rmap(gfn)) protect_leaf(e, flush);
+  }
+}
+
+void ShadowEptMmu::reprotect_masked(Gfn first, std::span<const std::uint64_t> words, Flush& flush) {
+  // Word by word through the frame-indexed rmaps: zero words cost nothing.
+  for (std::size_t w = 0; w < words.size(); ++w) {
+    if (words[w] != 0) pages_.for_each_rmap_masked(first + w * 64, words[w], [&](Hpa e) { protect_leaf(e, flush); });
+  }
+}
+
+Result<std::vector<std::uint64_t>, MemslotError> ShadowEptMmu::get_dirty_log(SlotId id) {
+  const rcu::ReadGuard rcu;
+  const Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(slots_, id);  // before the lock
+  if (!log) return Unexpected{log.error()};
+  const std::lock_guard lock(lock_);
+  std::vector<std::uint64_t> bits = log->bitmap->get_and_clear(0, log->spec.pages);
+  Flush flush(&memory_);
+  reprotect_masked(log->spec.base, bits, flush);
+  finish(std::move(flush));
+  checked("get_dirty_log");
+  return bits;
+}
+
+Status<MemslotError> ShadowEptMmu::clear_dirty_log(SlotId id, std::uint64_t first_page, std::uint64_t pages,
+                                                   std::span<const std::uint64_t> mask) {
+  const rcu::ReadGuard rcu;
+  const Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(slots_, id);  // before the lock
+  if (!log) return Unexpected{log.error()};
+  const Result<std::vector<std::uint64_t>, MemslotError> words = log->clear_words(first_page, pages, mask);
+  if (!words) return Unexpected{words.error()};
+  const std::lock_guard lock(lock_);
+  log->bitmap->clear(first_page, pages, mask);
+  Flush flush(&memory_);
+  reprotect_masked(log->spec.base + first_page, *words, flush);
+  finish(std::move(flush));
+  checked("clear_dirty_log");
+  return {};
+}
+
+}  // namespace vmmu::nested
