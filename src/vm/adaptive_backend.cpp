@@ -41,14 +41,14 @@ void AdaptiveVcpu::load_root(const x86::GuestPaging& paging, std::uint16_t pcid,
 
 void AdaptiveVcpu::start_window() {
   window_accesses_ = 0;
-  window_events_ = owner_.table_events();
+  window_events_ = owner_.table_events(process_root_);
 }
 
 void AdaptiveVcpu::tick() {
   const mmu::AdaptivePolicy& p = owner_.policy();
   if (on_tdp_ || p.window == 0 || p.threshold == 0 || process_root_.raw() == kNoRoot) return;
   if (++window_accesses_ < p.window) return;
-  const std::uint64_t events = owner_.table_events();
+  const std::uint64_t events = owner_.table_events(process_root_);
   if (events - window_events_ >= p.threshold) {
     move_to_tdp();
     return;
@@ -144,11 +144,6 @@ std::atomic<bool>& AdaptiveBackend::process_mode(Gfn root) {
   std::unique_ptr<std::atomic<bool>>& m = processes_[root.raw()];
   if (!m) m = std::make_unique<std::atomic<bool>>(false);
   return *m;
-}
-
-std::uint64_t AdaptiveBackend::table_events() const {
-  const shadow::ShadowStats s = shadow_->stats();
-  return s.emulated + s.unsyncs;
 }
 
 void AdaptiveBackend::switch_to_tdp(std::atomic<bool>& mode, Gfn root) {

@@ -6,9 +6,10 @@
 //
 //   AdaptiveVcpu ── load_root (CR3) ──► the process's mode ─┬─ shadow: ShadowVcpuContext
 //                                                           └─ tdp:    TdpVcpu
-//   every `window` accesses of a shadowed process: the shadow MMU's emulated writes + unsyncs
-//   since the window began >= threshold ──► the process moves to TDP for good: the vCPU's
-//   shadow roots are released and the shadow pages under the process's root zapped.
+//   every `window` accesses of a shadowed process: writes to the process's own tables the
+//   shadow MMU handled since the window began (ShadowMmu::table_writes of its root: emulated
+//   or let go unsync) >= threshold ──► the process moves to TDP for good: the vCPU's shadow
+//   roots are released and the shadow pages under the process's root zapped.
 //
 // VM-wide verbs reach both MMUs: MMU-notifier invalidation, unmap, dirty logs (both log into
 // the slot's bitmap; a harvest reports the bitmap and write-protects what it names in both, so
@@ -74,7 +75,7 @@ class AdaptiveVcpu final : public mmu::VcpuContext {
   Gfn process_root_;
   bool on_tdp_ = false;
   std::uint64_t window_accesses_ = 0;
-  std::uint64_t window_events_ = 0;  // the shadow MMU's events when the window began
+  std::uint64_t window_events_ = 0;  // the process's table events when the window began
 };
 
 class AdaptiveBackend final : public MmuBackend {
@@ -115,8 +116,8 @@ class AdaptiveBackend final : public MmuBackend {
   [[nodiscard]] const mmu::AdaptivePolicy& policy() const { return policy_; }
   // The mode of the process whose root table is at `root` (false: shadowed), made on first use.
   std::atomic<bool>& process_mode(Gfn root);
-  // The shadow MMU's guest-table events so far: emulated writes + pages let go unsync.
-  [[nodiscard]] std::uint64_t table_events() const;
+  // Writes to the tables under `root` the shadow MMU handled so far (emulated or let go unsync).
+  [[nodiscard]] std::uint64_t table_events(Gfn root) const { return shadow_->table_writes(root); }
   // `root`'s process moves to TDP (once): the shadow pages under its root are zapped. The
   // calling vCPU has released its own shadow roots first.
   void switch_to_tdp(std::atomic<bool>& mode, Gfn root);
