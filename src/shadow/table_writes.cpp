@@ -1,7 +1,8 @@
 // Guest-table writes per process (ShadowMmu::table_writes): the adaptive MMU's measure of how
 // often a shadowed process changes its tables. A write to a table is counted for every root
 // its shadow pages hang under -- walking parent links up to pages no entry links (roots) --
-// so a table shared by several processes (a kernel half) counts for each of them.
+// so a table shared by several processes (a kernel half) counts for each of them. The same
+// walk names a root's tables when its process leaves shadow paging (tables_under).
 
 #include <algorithm>
 #include <vector>
@@ -9,11 +10,12 @@
 #include "vmmu/shadow/shadow_mmu.hpp"
 
 namespace vmmu::shadow {
+namespace {
 
-void ShadowMmu::count_table_write_locked(Gfn table) {
-  std::vector<const ShadowPage*> todo, seen;
+// The gfns of the roots `from` hangs under (each once).
+std::vector<std::uint64_t> roots_above(const PageCache& pages, std::vector<const ShadowPage*> todo) {
+  std::vector<const ShadowPage*> seen;
   std::vector<std::uint64_t> roots;
-  for (const ShadowPage* sp : pages_.shadowing(table)) todo.push_back(sp);
   while (!todo.empty()) {
     const ShadowPage* p = todo.back();
     todo.pop_back();
@@ -23,9 +25,28 @@ void ShadowMmu::count_table_write_locked(Gfn table) {
       if (std::ranges::find(roots, p->gfn().raw()) == roots.end()) roots.push_back(p->gfn().raw());
       continue;
     }
-    for (const Hpa entry : p->parents()) todo.push_back(pages_.holding(entry));
+    for (const Hpa entry : p->parents()) todo.push_back(pages.holding(entry));
   }
-  for (const std::uint64_t r : roots) ++table_writes_[r];
+  return roots;
+}
+
+}  // namespace
+
+void ShadowMmu::count_table_write_locked(Gfn table) {
+  std::vector<const ShadowPage*> pages;
+  for (const ShadowPage* sp : pages_.shadowing(table)) pages.push_back(sp);
+  for (const std::uint64_t r : roots_above(pages_, std::move(pages))) ++table_writes_[r];
+}
+
+std::vector<Gfn> ShadowMmu::tables_under(Gfn root) const {
+  const std::lock_guard lock(mutex_);
+  std::vector<Gfn> out;
+  pages_.for_each([&](const ShadowPage& p) {
+    if (!p.tracks_gfn() || std::ranges::find(out, p.gfn()) != out.end()) return;
+    const std::vector<std::uint64_t> roots = roots_above(pages_, {&p});
+    if (std::ranges::find(roots, root.raw()) != roots.end()) out.push_back(p.gfn());
+  });
+  return out;
 }
 
 std::uint64_t ShadowMmu::table_writes(Gfn root) const {

@@ -248,6 +248,8 @@ class ShadowMmu {
   // emulated writes to its shadowed tables and tables let go unsync, each counted once for
   // every root whose shadow tree holds the written table (a shared table counts for each).
   [[nodiscard]] std::uint64_t table_writes(Gfn root) const;
+  // The guest tables (frames) shadow pages under the root in `root` shadow now.
+  [[nodiscard]] std::vector<Gfn> tables_under(Gfn root) const;
   // Host memory the shadow pages take: their tables and their bookkeeping (ShadowPage: the
   // guest frame of each leaf, parent links), not the rmaps (see rmap_bytes()).
   [[nodiscard]] std::uint64_t shadow_page_bytes() const;
