@@ -115,10 +115,7 @@ std::unique_ptr<mmu::VcpuContext> AdaptiveBackend::vcpu_context(SoftTlb& tlb) {
 }
 
 Status<mmu::Exit> AdaptiveBackend::access_gpa(Gpa gpa, Access access, mmu::HostUse use) {
-  const Status<shadow::ShadowExit> st =
-      shadow_->access_gpa(gpa, access, [&](std::byte* host) { use(host); }, use.bytes());
-  if (!st) return Unexpected{exit_of(st.error())};
-  return {};
+  return shadow_access_gpa(*shadow_, gpa, access, use);
 }
 
 Status<pt::TableError> AdaptiveBackend::unmap(Range<Gfn> gfns) {
@@ -156,19 +153,8 @@ std::size_t AdaptiveBackend::reset_dirty_ring(mmu::VcpuContext& vcpu) {
 }
 
 mmu::MmuStats AdaptiveBackend::stats() {
-  const tdp::TdpStats t = tdp_->stats();
-  const shadow::ShadowStats s = shadow_->stats();
-  mmu::MmuStats out;
-  out.faults = t.faults.faults + s.faults;
-  out.reflected = s.reflected;
-  out.emulated = s.emulated;
-  out.syncs = s.syncs;
-  out.unsyncs = s.unsyncs;
-  out.table_pages = t.tables_in_use + s.shadow_pages;
-  out.zapped = t.zapped_leaves + s.zapped_pages;
-  out.write_protected = t.write_protected;
-  out.tlb_flushes = t.tlb_flushes + s.tlb_flushes;
-  out.roots_created = t.roots_created + s.roots_built;
+  mmu::MmuStats out = tdp_mmu_stats(*tdp_);
+  out += shadow_mmu_stats(*shadow_);
   out.switched = switched_.load(std::memory_order_relaxed);
   out.switched_back = switched_back_.load(std::memory_order_relaxed);
   return out;

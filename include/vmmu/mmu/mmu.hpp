@@ -173,6 +173,15 @@ struct MmuStats {
   std::uint64_t roots_created = 0;
   std::uint64_t switched = 0;       // moves of a process from shadow to two-dimensional paging (adaptive)
   std::uint64_t switched_back = 0;  // ... and back to shadow paging (adaptive)
+
+  // Both MMUs' figures together (adaptive: its TDP and shadow MMUs).
+  MmuStats& operator+=(const MmuStats& o) {
+    faults += o.faults, reflected += o.reflected, emulated += o.emulated, syncs += o.syncs, unsyncs += o.unsyncs;
+    table_pages += o.table_pages, zapped += o.zapped, write_protected += o.write_protected;
+    tlb_flushes += o.tlb_flushes, roots_created += o.roots_created;
+    switched += o.switched, switched_back += o.switched_back;
+    return *this;
+  }
 };
 
 // One VM's MMU. Memslot changes reach it through Memslots (it observes them). Safe from any
