@@ -52,7 +52,7 @@ namespace vmmu::mmu {
 
 enum class MmuKind : std::uint8_t { Tdp, Shadow, Adaptive };
 std::string_view to_string(MmuKind k);  // "tdp", "shadow", "adaptive"
-// "tdp" or "shadow": what scenarios run (adaptive runs in trace replay only).
+// "tdp", "shadow" or "adaptive" (what scenarios and replay run).
 std::optional<MmuKind> parse_mmu_kind(std::string_view s);
 
 // The adaptive MMU's policy (agile paging, Gandhi et al., ISCA 2016, per process): every
