@@ -12,7 +12,7 @@ std::string_view to_string(MmuKind k) {
 }
 
 std::optional<MmuKind> parse_mmu_kind(std::string_view s) {
-  for (MmuKind k : {MmuKind::Tdp, MmuKind::Shadow}) {
+  for (MmuKind k : {MmuKind::Tdp, MmuKind::Shadow, MmuKind::Adaptive}) {
     if (s == to_string(k)) return k;
   }
   return std::nullopt;

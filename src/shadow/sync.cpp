@@ -23,6 +23,7 @@ bool ShadowMmu::try_unsync_locked(Gfn gfn) {
     ++stats_.unsyncs;
     mark_parents_unsync(*p);
   }
+  count_table_write_locked(gfn);
   return true;
 }
 

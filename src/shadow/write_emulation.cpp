@@ -37,6 +37,7 @@ bool ShadowMmu::write_tracked(Gfn gfn) const {
 
 void ShadowMmu::table_written_locked(Gpa gpa, std::uint32_t bytes, const x86::GuestPaging* paging) {
   const Gfn gfn = gfn_of(gpa);
+  count_table_write_locked(gfn);
   const auto offset = static_cast<unsigned>(gpa.offset_in(kPageSize));
   pt::TlbFlush<Gva> flush(&memory_);
   // Unsync pages are left alone: they read the guest's entries when it flushes.

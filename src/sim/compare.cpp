@@ -52,7 +52,9 @@ CompareTable compare_table(std::string policy, std::vector<std::string> values, 
 }
 
 std::vector<std::string_view> compare_values(std::string_view dimension) {
-  if (dimension == kCompareMmu) return {mmu::to_string(mmu::MmuKind::Tdp), mmu::to_string(mmu::MmuKind::Shadow)};
+  if (dimension == kCompareMmu)
+    return {mmu::to_string(mmu::MmuKind::Tdp), mmu::to_string(mmu::MmuKind::Shadow),
+            mmu::to_string(mmu::MmuKind::Adaptive)};
   if (dimension == kCompareUnsync) return {"on", "off"};
   return tdp::policy_values(dimension);
 }

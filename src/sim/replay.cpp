@@ -232,7 +232,7 @@ void Replayer::note_mode(unsigned proc, Process& p, std::uint64_t index, ReplayR
   const bool on_tdp = vcpu_.tdp_mmu() != nullptr;
   if (c_.mmu != MmuKind::Adaptive || on_tdp == p.on_tdp) return;
   p.on_tdp = on_tdp;
-  rep.switches.push_back({proc, index});
+  rep.switches.push_back({proc, index, on_tdp});
 }
 
 Status<ReplayError> Replayer::access(unsigned proc, Process& p, std::uint64_t n, std::uint64_t index,

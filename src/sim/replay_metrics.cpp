@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "vmmu/sim/replay.hpp"
 
 namespace vmmu::sim {
@@ -40,8 +42,10 @@ std::vector<Metric> replay_metrics(const ReplayReport& r) {
     count("dirty_log.table_pages_logged", "table pages logged", r.table_pages_logged);
   }
   if (r.mmu == MmuKind::Adaptive) {
-    count("adaptive.switches", "processes moved to two-dimensional paging", r.switches.size());
+    const auto back = static_cast<std::uint64_t>(std::ranges::count(r.switches, false, &ReplaySwitch::to_tdp));
+    count("adaptive.switches", "moves to two-dimensional paging", r.switches.size() - back);
     if (!r.switches.empty()) count("adaptive.first_switch_access", "  first during access", r.switches[0].access);
+    count("adaptive.switches_back", "moves back to shadow paging", back);
   }
   for (const Metric& m : r.stats) out.push_back({"stats." + m.key, m.label, m.value, m.unit});
   return out;

@@ -37,6 +37,9 @@ std::optional<ScenarioError> check_vm(const Scenario& s) {
   const bool has_ad = vm.tdp == tdp::TdpKind::Npt || vm.ad_bits;
   if (s.policies.dirty_tracking == tdp::DirtyTracking::DirtyBits && !has_ad)
     return error("policies.dirty-tracking", "dirty-bits needs A/D bits: set vm.ad_bits to true (EPT) or use NPT");
+  if (vm.mmu == mmu::MmuKind::Adaptive && ring != 0)
+    return error("vm.dirty_ring_size", "under vm.mmu adaptive a shadowed process logs dirty pages in bitmaps "
+                                       "(only the TDP side has rings): expected 0");
   if (vm.mmu == mmu::MmuKind::Shadow) {
     if (ring != 0) return error("vm.dirty_ring_size", "the shadow MMU logs dirty pages in bitmaps: expected 0");
     if (s.policies.dirty_tracking == tdp::DirtyTracking::DirtyBits)
@@ -72,10 +75,10 @@ std::optional<ScenarioError> check_memslots(const Scenario& s) {
     if (base >= limit || m.size > limit - base)
       return error(at + ".gpa",
                    fmt::format("the slot ends beyond the {}-level tables' reach ({:#x})", s.vm.levels, limit));
-    if (s.vm.mmu == mmu::MmuKind::Shadow && (base >= kShadowMemoryLimit || m.size > kShadowMemoryLimit - base))
-      return error(at + ".gpa", fmt::format("under vm.mmu shadow the vCPUs reach memory with paging off: the slot "
+    if (s.vm.mmu != mmu::MmuKind::Tdp && (base >= kShadowMemoryLimit || m.size > kShadowMemoryLimit - base))
+      return error(at + ".gpa", fmt::format("under vm.mmu {} the vCPUs reach memory with paging off: the slot "
                                             "must end by {:#x}, not {:#x}",
-                                            kShadowMemoryLimit, base + m.size));
+                                            mmu::to_string(s.vm.mmu), kShadowMemoryLimit, base + m.size));
     for (std::size_t j = 0; j < ranges.size(); ++j) {
       if (base < ranges[j].second && ranges[j].first < base + m.size)
         return error(at + ".gpa", fmt::format("the slot [{:#x}, {:#x}) overlaps memslots[{}]", base, base + m.size, j));
@@ -173,8 +176,9 @@ std::optional<ScenarioError> check_phases(const Scenario& s) {
                         fmt::format("expected processes x touch_pages at most the {} pages of a vCPU's share, got {}",
                                     share_pages(s), q.touch_pages * q.processes));
           } else if constexpr (std::is_same_v<T, ConversionPhase>) {
-            if (s.vm.mmu == mmu::MmuKind::Shadow)
-              e = error(at, "conversion (private/shared memory) is a TDX idea the shadow MMU does not run: use vm.mmu tdp");
+            if (s.vm.mmu != mmu::MmuKind::Tdp)
+              e = error(at, fmt::format("conversion (private/shared memory) is a TDX idea the shadow MMU does not run "
+                                        "(vm.mmu {}): use vm.mmu tdp", mmu::to_string(s.vm.mmu)));
             const std::uint64_t available = conversion_ranges_available(s);
             if (!e && (q.ranges == 0 || q.ranges > available))
               e = error(at + ".ranges",

@@ -24,8 +24,10 @@ Result<std::vector<Metric>, std::string> shadow_stats_metrics(const StatsSnapsho
   counter("tlb_flushes", "TLB flushes", b.mmu.tlb_flushes, a.mmu.tlb_flushes);
   counter("roots_created", "roots created", b.mmu.roots_created, a.mmu.roots_created);
   counter("root_loads", "root loads by vCPUs", b.root_loads, a.root_loads);
-  if (a.kind == mmu::MmuKind::Adaptive)
-    counter("switched", "processes moved to two-dimensional paging", b.mmu.switched, a.mmu.switched);
+  if (a.kind == mmu::MmuKind::Adaptive) {
+    counter("switched", "moves to two-dimensional paging", b.mmu.switched, a.mmu.switched);
+    counter("switched_back", "moves back to shadow paging", b.mmu.switched_back, a.mmu.switched_back);
+  }
   counter("host_page_faults", "host page faults (the process's)", b.host_page_faults, a.host_page_faults);
   out.push_back(Metric{"tables_in_use", "table pages after", a.mmu.table_pages, Unit::Count});
   if (!backwards.empty()) return Unexpected{backwards};

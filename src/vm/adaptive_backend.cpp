@@ -1,7 +1,9 @@
-// The adaptive MMU behind the MMU interface: per process, shadow paging until its tables
-// change often, then two-dimensional paging (adaptive_backend.hpp).
+// The adaptive MMU behind the MMU interface: per process, shadow paging while its tables are
+// quiet, two-dimensional paging while they change often (adaptive_backend.hpp).
 
 #include "adaptive_backend.hpp"
+
+#include <algorithm>
 
 namespace vmmu::vm::detail {
 namespace {
@@ -22,46 +24,84 @@ AdaptiveVcpu::AdaptiveVcpu(AdaptiveBackend& owner, SoftTlb& tlb)
 Result<mmu::GvaHit, mmu::GvaStop> AdaptiveVcpu::access(const x86::GuestPaging& paging, std::uint16_t pcid, Gva gva,
                                                        Access access, mmu::HostUse use) {
   // Another vCPU may have moved this process meanwhile: follow it before touching its roots.
-  if (!on_tdp_ && process_tdp_ != nullptr && process_tdp_->load(std::memory_order_acquire)) move_to_tdp();
+  if (process_ != nullptr && process_->on_tdp.load(std::memory_order_acquire) != on_tdp_) settle(paging, pcid);
   Result<mmu::GvaHit, mmu::GvaStop> r = current().access(paging, pcid, gva, access, use);
-  tick();
+  if (r && access.is_write()) note_write(r->gpa);
+  tick(paging, pcid);
   return r;
+}
+
+Status<mmu::Exit> AdaptiveVcpu::access_gpa(Gpa gpa, Access access, mmu::HostUse use) {
+  Status<mmu::Exit> s = current().access_gpa(gpa, access, use);
+  if (s && access.is_write()) note_write(gpa);
+  return s;
+}
+
+void AdaptiveVcpu::note_write(Gpa gpa) {
+  // Shadowed, the shadow MMU counts the process's table writes itself.
+  if (!on_tdp_ || !watched_ || !std::ranges::binary_search(*watched_, gfn_of(gpa).raw())) return;
+  process_->tdp_table_writes.fetch_add(1, std::memory_order_relaxed);
 }
 
 void AdaptiveVcpu::load_root(const x86::GuestPaging& paging, std::uint16_t pcid, bool flush) {
   const std::uint64_t key = root_key(paging);
-  if (process_tdp_ == nullptr || key != process_root_.raw()) {
-    process_tdp_ = &owner_.process_mode(Gfn(key));
+  if (process_ == nullptr || key != process_root_.raw()) {
+    process_ = &owner_.process(Gfn(key));
     process_root_ = Gfn(key);
+    on_tdp_ = process_->on_tdp.load(std::memory_order_acquire);
+    watched_ = on_tdp_ ? owner_.watched(*process_) : nullptr;
+    quiet_windows_ = 0;
     start_window();
+  } else if (process_->on_tdp.load(std::memory_order_acquire) != on_tdp_) {
+    settle(paging, pcid);
   }
-  on_tdp_ = process_tdp_->load(std::memory_order_acquire);
   current().load_root(paging, pcid, flush);
+}
+
+std::uint64_t AdaptiveVcpu::table_events() const {
+  return on_tdp_ ? process_->tdp_table_writes.load(std::memory_order_relaxed) : owner_.table_events(process_root_);
 }
 
 void AdaptiveVcpu::start_window() {
   window_accesses_ = 0;
-  window_events_ = owner_.table_events();
+  window_events_ = table_events();
 }
 
-void AdaptiveVcpu::tick() {
+void AdaptiveVcpu::tick(const x86::GuestPaging& paging, std::uint16_t pcid) {
   const mmu::AdaptivePolicy& p = owner_.policy();
-  if (on_tdp_ || p.window == 0 || p.threshold == 0 || process_root_.raw() == kNoRoot) return;
+  if (p.window == 0 || p.threshold == 0 || process_root_.raw() == kNoRoot) return;
   if (++window_accesses_ < p.window) return;
-  const std::uint64_t events = owner_.table_events();
-  if (events - window_events_ >= p.threshold) {
-    move_to_tdp();
-    return;
-  }
+  const std::uint64_t events = table_events();
+  const bool busy = events - window_events_ >= p.threshold;
   window_accesses_ = 0;
   window_events_ = events;
+  if (!on_tdp_) {
+    if (!busy) return;
+    // This vCPU's shadow roots go first (they pin pages), then the process's shadow pages.
+    shadow_.unload_root();
+    owner_.switch_to_tdp(*process_, process_root_);
+    settle(paging, pcid);
+    return;
+  }
+  quiet_windows_ = busy ? 0 : quiet_windows_ + 1;
+  if (p.return_after == 0 || quiet_windows_ < p.return_after) return;
+  owner_.switch_to_shadow(*process_);
+  settle(paging, pcid);
 }
 
-void AdaptiveVcpu::move_to_tdp() {
-  // This vCPU's shadow roots go first (they pin pages), then the process's shadow pages.
-  shadow_.unload_root();
-  owner_.switch_to_tdp(*process_tdp_, process_root_);
-  on_tdp_ = true;
+void AdaptiveVcpu::settle(const x86::GuestPaging& paging, std::uint16_t pcid) {
+  on_tdp_ = process_->on_tdp.load(std::memory_order_acquire);
+  if (on_tdp_) {
+    shadow_.unload_root();
+    watched_ = owner_.watched(*process_);
+    // The guest's flushes while shadowed reached only the shadow side.
+    tdp_.flush_tlb(paging);
+  } else {
+    watched_ = nullptr;
+    shadow_.load_root(paging, pcid, true);  // shadow pages built again, on demand
+  }
+  quiet_windows_ = 0;
+  start_window();
 }
 
 mmu::VcpuMmuStats AdaptiveVcpu::stats() const {
@@ -75,10 +115,7 @@ std::unique_ptr<mmu::VcpuContext> AdaptiveBackend::vcpu_context(SoftTlb& tlb) {
 }
 
 Status<mmu::Exit> AdaptiveBackend::access_gpa(Gpa gpa, Access access, mmu::HostUse use) {
-  const Status<shadow::ShadowExit> st =
-      shadow_->access_gpa(gpa, access, [&](std::byte* host) { use(host); }, use.bytes());
-  if (!st) return Unexpected{exit_of(st.error())};
-  return {};
+  return shadow_access_gpa(*shadow_, gpa, access, use);
 }
 
 Status<pt::TableError> AdaptiveBackend::unmap(Range<Gfn> gfns) {
@@ -116,20 +153,10 @@ std::size_t AdaptiveBackend::reset_dirty_ring(mmu::VcpuContext& vcpu) {
 }
 
 mmu::MmuStats AdaptiveBackend::stats() {
-  const tdp::TdpStats t = tdp_->stats();
-  const shadow::ShadowStats s = shadow_->stats();
-  mmu::MmuStats out;
-  out.faults = t.faults.faults + s.faults;
-  out.reflected = s.reflected;
-  out.emulated = s.emulated;
-  out.syncs = s.syncs;
-  out.unsyncs = s.unsyncs;
-  out.table_pages = t.tables_in_use + s.shadow_pages;
-  out.zapped = t.zapped_leaves + s.zapped_pages;
-  out.write_protected = t.write_protected;
-  out.tlb_flushes = t.tlb_flushes + s.tlb_flushes;
-  out.roots_created = t.roots_created + s.roots_built;
+  mmu::MmuStats out = tdp_mmu_stats(*tdp_);
+  out += shadow_mmu_stats(*shadow_);
   out.switched = switched_.load(std::memory_order_relaxed);
+  out.switched_back = switched_back_.load(std::memory_order_relaxed);
   return out;
 }
 
@@ -139,24 +166,38 @@ std::optional<std::string> AdaptiveBackend::check_invariants() {
   return std::nullopt;
 }
 
-std::atomic<bool>& AdaptiveBackend::process_mode(Gfn root) {
+AdaptiveProcess& AdaptiveBackend::process(Gfn root) {
   std::lock_guard g(processes_mutex_);
-  std::unique_ptr<std::atomic<bool>>& m = processes_[root.raw()];
-  if (!m) m = std::make_unique<std::atomic<bool>>(false);
-  return *m;
+  std::unique_ptr<AdaptiveProcess>& p = processes_[root.raw()];
+  if (!p) p = std::make_unique<AdaptiveProcess>();
+  return *p;
 }
 
-std::uint64_t AdaptiveBackend::table_events() const {
-  const shadow::ShadowStats s = shadow_->stats();
-  return s.emulated + s.unsyncs;
+AdaptiveProcess::Tables AdaptiveBackend::watched(AdaptiveProcess& p) {
+  std::lock_guard g(processes_mutex_);
+  return p.tables;
 }
 
-void AdaptiveBackend::switch_to_tdp(std::atomic<bool>& mode, Gfn root) {
-  if (mode.exchange(true, std::memory_order_acq_rel)) return;  // another vCPU moved it
+void AdaptiveBackend::switch_to_tdp(AdaptiveProcess& p, Gfn root) {
+  std::lock_guard g(processes_mutex_);
+  if (p.on_tdp.load(std::memory_order_relaxed)) return;  // another vCPU moved it
+  std::vector<std::uint64_t> tables;
+  for (const Gfn t : shadow_->tables_under(root)) tables.push_back(t.raw());
+  std::ranges::sort(tables);
+  p.tables = std::make_shared<const std::vector<std::uint64_t>>(std::move(tables));
+  p.on_tdp.store(true, std::memory_order_release);
   switched_.fetch_add(1, std::memory_order_relaxed);
   // Zapping the shadow pages of the root table takes the tree below it (each child goes with
   // its last parent); a root another vCPU still holds stays, invalid, until it lets go.
   shadow_->unmap({root, root + 1});
+}
+
+void AdaptiveBackend::switch_to_shadow(AdaptiveProcess& p) {
+  std::lock_guard g(processes_mutex_);
+  if (!p.on_tdp.load(std::memory_order_relaxed)) return;  // another vCPU moved it
+  p.tables = nullptr;
+  p.on_tdp.store(false, std::memory_order_release);
+  switched_back_.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace vmmu::vm::detail

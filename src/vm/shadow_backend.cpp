@@ -60,10 +60,14 @@ std::unique_ptr<mmu::VcpuContext> ShadowBackend::vcpu_context(SoftTlb&) {
   return std::make_unique<ShadowVcpuContext>(*mmu_);
 }
 
-Status<mmu::Exit> ShadowBackend::access_gpa(Gpa gpa, Access access, mmu::HostUse use) {
-  const Status<shadow::ShadowExit> st = mmu_->access_gpa(gpa, access, [&](std::byte* host) { use(host); }, use.bytes());
+Status<mmu::Exit> shadow_access_gpa(shadow::ShadowMmu& mmu, Gpa gpa, Access access, mmu::HostUse use) {
+  const Status<shadow::ShadowExit> st = mmu.access_gpa(gpa, access, [&](std::byte* host) { use(host); }, use.bytes());
   if (!st) return Unexpected{exit_of(st.error())};
   return {};
+}
+
+Status<mmu::Exit> ShadowBackend::access_gpa(Gpa gpa, Access access, mmu::HostUse use) {
+  return shadow_access_gpa(*mmu_, gpa, access, use);
 }
 
 Status<pt::TableError> ShadowBackend::unmap(Range<Gfn> gfns) {
@@ -72,8 +76,10 @@ Status<pt::TableError> ShadowBackend::unmap(Range<Gfn> gfns) {
   return {};
 }
 
-mmu::MmuStats ShadowBackend::stats() {
-  const shadow::ShadowStats t = mmu_->stats();
+mmu::MmuStats ShadowBackend::stats() { return shadow_mmu_stats(*mmu_); }
+
+mmu::MmuStats shadow_mmu_stats(const shadow::ShadowMmu& mmu) {
+  const shadow::ShadowStats t = mmu.stats();
   mmu::MmuStats s;
   s.faults = t.faults;
   s.reflected = t.reflected;

@@ -77,5 +77,9 @@ class ShadowBackend final : public MmuBackend {
 
 // The shadow MMU's exit under the interface's name.
 mmu::Exit exit_of(shadow::ShadowExit e);
+// A device's guest-physical access through the shadow MMU (ShadowBackend's, AdaptiveBackend's).
+Status<mmu::Exit> shadow_access_gpa(shadow::ShadowMmu& mmu, Gpa gpa, Access access, mmu::HostUse use);
+// The shadow MMU's statistics under the interface's names.
+mmu::MmuStats shadow_mmu_stats(const shadow::ShadowMmu& mmu);
 
 }  // namespace vmmu::vm::detail

@@ -152,8 +152,10 @@ Status<mmu::Exit> TdpBackend::access_gpa(Gpa gpa, Access access, mmu::HostUse us
   return data_access(*mmu_, *h, gpa, access, use);
 }
 
-mmu::MmuStats TdpBackend::stats() {
-  const tdp::TdpStats t = mmu_->stats();
+mmu::MmuStats TdpBackend::stats() { return tdp_mmu_stats(*mmu_); }
+
+mmu::MmuStats tdp_mmu_stats(tdp::TdpMmu& mmu) {
+  const tdp::TdpStats t = mmu.stats();
   mmu::MmuStats s;
   s.faults = t.faults.faults;
   s.table_pages = t.tables_in_use;

@@ -84,5 +84,7 @@ class TdpBackend final : public MmuBackend {
 
 // The TDP MMU's access exit under the interface's name.
 mmu::Exit exit_of(tdp::AccessExit e);
+// The TDP MMU's statistics under the interface's names (TdpBackend's, AdaptiveBackend's).
+mmu::MmuStats tdp_mmu_stats(tdp::TdpMmu& mmu);
 
 }  // namespace vmmu::vm::detail

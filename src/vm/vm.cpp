@@ -81,6 +81,9 @@ std::string_view to_string(VmError e) {
   switch (e) {
     case VmError::BadLevels: return "the MMU's tables must have 4 or 5 levels";
     case VmError::OutOfMemory: return "out of memory for the first TDP root";
+    case VmError::AdaptiveWithDirtyRing:
+      return "the adaptive MMU cannot use a dirty ring: only its TDP side has rings, a shadowed process logs "
+             "into the slot's bitmap (use dirty bitmaps, dirty_ring_size 0)";
   }
   return "?";
 }
@@ -92,6 +95,9 @@ Vm::~Vm() = default;
 Result<std::unique_ptr<Vm>, VmError> Vm::create(const VmConfig& config) {
   const unsigned levels = config.tdp.format.levels;
   if (levels != 4 && levels != 5) return Unexpected{VmError::BadLevels};
+  // A ring user reads only the rings; a shadowed process would log its writes elsewhere.
+  if (config.mmu == mmu::MmuKind::Adaptive && config.tdp.dirty_ring_size != 0)
+    return Unexpected{VmError::AdaptiveWithDirtyRing};
   std::unique_ptr<Vm> vm(new Vm(config));
   Result<std::unique_ptr<detail::MmuBackend>, VmError> mmu = make_backend(config, *vm->slots_);
   if (!mmu) return Unexpected{mmu.error()};

@@ -10,7 +10,9 @@
 namespace vmmu::sim::test {
 namespace {
 
-constexpr mmu::MmuKind kBoth[] = {mmu::MmuKind::Tdp, mmu::MmuKind::Shadow};
+// Under adaptive (vm.mmu adaptive) each process starts shadowed and moves to TDP while its
+// tables change often: the phases' data checks must hold across the moves.
+constexpr mmu::MmuKind kBoth[] = {mmu::MmuKind::Tdp, mmu::MmuKind::Shadow, mmu::MmuKind::Adaptive};
 
 // Debug builds check the MMUs' invariants after every operation: smaller runs keep each test
 // under a second or two under ASan.

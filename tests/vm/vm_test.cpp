@@ -40,6 +40,24 @@ TEST(Vm, CreateFailsWhenNotEvenOneRootFits) {
   EXPECT_EQ((*one)->stats().roots_created, 1u);
 }
 
+TEST(Vm, CreateRefusesAdaptiveWithADirtyRing) {
+  VmConfig c;
+  c.mmu = mmu::MmuKind::Adaptive;
+  c.tdp.dirty_ring_size = 64;
+  auto vm = Vm::create(c);
+  ASSERT_FALSE(vm);
+  EXPECT_EQ(vm.error(), VmError::AdaptiveWithDirtyRing);
+  const std::string_view why = to_string(vm.error());
+  EXPECT_NE(why.find("adaptive"), std::string_view::npos) << why;
+  EXPECT_NE(why.find("dirty ring"), std::string_view::npos) << why;
+  // Either alone is fine: a ring under TDP, adaptive with bitmaps.
+  c.tdp.dirty_ring_size = 0;
+  EXPECT_TRUE(Vm::create(c));
+  c.mmu = mmu::MmuKind::Tdp;
+  c.tdp.dirty_ring_size = 64;
+  EXPECT_TRUE(Vm::create(c));
+}
+
 TEST(Vm, VcpusAreNumberedInCreationOrderAndStayPut) {
   GuestVm g;
   Vcpu& a = g.vm().add_vcpu();

@@ -130,8 +130,9 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--mmu", t.mmu, "with --trace: the MMU, tdp (default), shadow or adaptive")->type_name("KIND");
   cmd->add_option("--adaptive", t.adaptive,
                   "with --trace: under --mmu adaptive a process moves from shadow to TDP when its tables take "
-                  "THRESHOLD emulated writes + unsyncs within WINDOW accesses (default 4096:64; 0:0 never)")
-      ->type_name("WINDOW:THRESHOLD");
+                  "THRESHOLD writes within WINDOW accesses, and back after RETURN windows in a row with fewer "
+                  "(default 4096:64:8; 0:0 never moves; RETURN 0 never back, else at least 2)")
+      ->type_name("WINDOW:THRESHOLD[:RETURN]");
   cmd->add_option("--guest-pages", t.guest_pages, "with --trace: the guest kernel's pages, 4k (default) or 2m")
       ->type_name("SIZE");
   cmd->add_option("--guest-levels", t.guest_levels, "with --trace: guest paging levels, 4 (default) or 5")

@@ -83,14 +83,17 @@ Result<sim::ReplayConfig, std::string> replay_config(const TraceOptions& o) {
     c.dirty_log_at = f;
   }
   if (!o.adaptive.empty()) {
-    const std::size_t colon = o.adaptive.find(':');
+    const std::vector<std::string> parts = split(o.adaptive, ':');
     auto number = [](std::string_view s, std::uint64_t& v) {
       const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
       return !s.empty() && ec == std::errc() && end == s.data() + s.size();
     };
-    if (colon == std::string::npos || !number(std::string_view(o.adaptive).substr(0, colon), c.adaptive.window) ||
-        !number(std::string_view(o.adaptive).substr(colon + 1), c.adaptive.threshold))
-      return Unexpected{fmt::format("--adaptive {}: expected WINDOW:THRESHOLD, two counts (4096:64)", o.adaptive)};
+    if ((parts.size() != 2 && parts.size() != 3) || !number(parts[0], c.adaptive.window) ||
+        !number(parts[1], c.adaptive.threshold) || (parts.size() == 3 && !number(parts[2], c.adaptive.return_after)))
+      return Unexpected{fmt::format("--adaptive {}: expected WINDOW:THRESHOLD[:RETURN], counts (4096:64:8)", o.adaptive)};
+    if (c.adaptive.return_after == 1)
+      return Unexpected{fmt::format("--adaptive {}: RETURN must be 0 (never back) or at least 2 quiet windows, "
+                                    "so a process cannot move every window", o.adaptive)};
   }
   for (const std::string& p : o.policies) {
     const std::size_t eq = p.find('=');

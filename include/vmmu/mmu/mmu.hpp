@@ -52,17 +52,23 @@ namespace vmmu::mmu {
 
 enum class MmuKind : std::uint8_t { Tdp, Shadow, Adaptive };
 std::string_view to_string(MmuKind k);  // "tdp", "shadow", "adaptive"
-// "tdp" or "shadow": what scenarios run (adaptive runs in trace replay only).
+// "tdp", "shadow" or "adaptive" (what scenarios and replay run).
 std::optional<MmuKind> parse_mmu_kind(std::string_view s);
 
 // The adaptive MMU's policy (agile paging, Gandhi et al., ISCA 2016, per process): every
 // guest process (guest root, CR3) starts shadowed; when, within a window of `window` accesses
 // a vCPU makes through the MMU while running it, the shadow MMU handled `threshold` or more
-// writes to guest tables (emulated writes + pages let go unsync), the process moves to
-// two-dimensional paging for good (its shadow pages are zapped). 0 for either: never moves.
+// writes to that process's tables (emulated, or letting a table go unsync), the process moves
+// to two-dimensional paging (its shadow pages are zapped, the tables they shadowed watched).
+// After `return_after` windows in a row with fewer than `threshold` writes to those tables,
+// it moves back to shadow. One busy window moves a process to TDP but it takes
+// `return_after` quiet ones in a row to move it back: with 2 or more, tables busy every
+// other window cannot make it flap every window. 0 for window or threshold: never moves;
+// 0 for return_after: never moves back.
 struct AdaptivePolicy {
   std::uint64_t window = 4096;
   std::uint64_t threshold = 64;
+  std::uint64_t return_after = 8;
 };
 
 // Why an access did not reach memory that is not the guest's own fault.
@@ -165,7 +171,17 @@ struct MmuStats {
   std::uint64_t write_protected = 0;
   std::uint64_t tlb_flushes = 0;   // remote TLB flushes the MMU issued
   std::uint64_t roots_created = 0;
-  std::uint64_t switched = 0;      // processes moved from shadow to two-dimensional paging (adaptive)
+  std::uint64_t switched = 0;       // moves of a process from shadow to two-dimensional paging (adaptive)
+  std::uint64_t switched_back = 0;  // ... and back to shadow paging (adaptive)
+
+  // Both MMUs' figures together (adaptive: its TDP and shadow MMUs).
+  MmuStats& operator+=(const MmuStats& o) {
+    faults += o.faults, reflected += o.reflected, emulated += o.emulated, syncs += o.syncs, unsyncs += o.unsyncs;
+    table_pages += o.table_pages, zapped += o.zapped, write_protected += o.write_protected;
+    tlb_flushes += o.tlb_flushes, roots_created += o.roots_created;
+    switched += o.switched, switched_back += o.switched_back;
+    return *this;
+  }
 };
 
 // One VM's MMU. Memslot changes reach it through Memslots (it observes them). Safe from any

@@ -244,6 +244,12 @@ class ShadowMmu {
   Result<ShadowPage*, ShadowExit> load_root(const x86::GuestPaging& paging);
 
   [[nodiscard]] ShadowStats stats() const;
+  // Guest-table writes under the process whose root table is in `root` (table_writes.cpp):
+  // emulated writes to its shadowed tables and tables let go unsync, each counted once for
+  // every root whose shadow tree holds the written table (a shared table counts for each).
+  [[nodiscard]] std::uint64_t table_writes(Gfn root) const;
+  // The guest tables (frames) shadow pages under the root in `root` shadow now.
+  [[nodiscard]] std::vector<Gfn> tables_under(Gfn root) const;
   // Host memory the shadow pages take: their tables and their bookkeeping (ShadowPage: the
   // guest frame of each leaf, parent links), not the rmaps (see rmap_bytes()).
   [[nodiscard]] std::uint64_t shadow_page_bytes() const;
@@ -319,6 +325,8 @@ class ShadowMmu {
   // ---- unsync and sync (sync.cpp, KVM's mmu_try_to_unsync_pages / kvm_mmu_sync_roots) ------
   // A write fault on `gfn`: lets its shadow pages go unsync if all are last-level, non-root.
   bool try_unsync_locked(Gfn gfn);
+  // A write to the guest table in `table` came to us (emulated or unsync): +1 for each root above it.
+  void count_table_write_locked(Gfn table);
   // Records that `child` (unsync, or with unsync children) is reached through each of its
   // parent entries, up to the roots (KVM's mark_unsync).
   void mark_parents_unsync(const ShadowPage& child);
@@ -470,6 +478,7 @@ class ShadowMmu {
   std::optional<HostPaging> host_;
   ShadowStats stats_{};
   std::unordered_map<std::uint64_t, std::uint32_t> unsync_frames_;  // gfn -> its unsync pages
+  std::unordered_map<std::uint64_t, std::uint64_t> table_writes_;   // root gfn -> table_writes()
   std::atomic<std::uint64_t> quota_{0};  // page_quota(), kept by update_quota()
   mutable std::uint64_t unchecked_ops_ = 0;  // faults checked incrementally since the last full pass
 

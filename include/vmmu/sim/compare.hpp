@@ -51,7 +51,7 @@ void add_to_column(CompareTable& t, std::size_t column, std::string_view phase, 
 // they first appear).
 CompareTable compare_table(std::string policy, std::vector<std::string> values, const std::vector<RunReport>& runs);
 
-// What --compare may vary: a policy (tdp::kPolicyNames), "mmu" (vm.mmu: tdp, shadow) or
+// What --compare may vary: a policy (tdp::kPolicyNames), "mmu" (vm.mmu: tdp, shadow, adaptive) or
 // "shadow-unsync" (vm.shadow.unsync: on, off -- unsync pages against emulating every write).
 inline constexpr std::string_view kCompareMmu = "mmu";
 inline constexpr std::string_view kCompareUnsync = "shadow-unsync";

@@ -63,11 +63,12 @@ struct ReplayConfig {
   mmu::AdaptivePolicy adaptive;             // under MmuKind::Adaptive
 };
 
-// Under adaptive: a process moved to two-dimensional paging during access number `access`
-// (0-based, counting every process's accesses).
+// Under adaptive: a process moved to two-dimensional paging (`to_tdp`) or back to shadow
+// paging during access number `access` (0-based, counting every process's accesses).
 struct ReplaySwitch {
   unsigned process = 0;
   std::uint64_t access = 0;
+  bool to_tdp = true;
 };
 
 // One interval of the replay: what happened during it, and the table memory at its end.

@@ -48,6 +48,7 @@ struct VmConfig {
 enum class VmError : std::uint8_t {
   BadLevels,    // table levels other than 4 or 5
   OutOfMemory,  // the first root could not be allocated
+  AdaptiveWithDirtyRing,  // adaptive + tdp.dirty_ring_size: a shadowed process's writes would miss the ring
 };
 std::string_view to_string(VmError e);
 
