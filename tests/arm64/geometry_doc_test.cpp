@@ -18,9 +18,8 @@ namespace vmmu::arm64 {
 namespace {
 
 std::filesystem::path doc_path() {
-  // This file is tests/arm64/geometry_doc_test.cpp; the page lives in docs/ at the top.
-  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "docs" /
-         "arm64-stage2-geometry.md";
+  // From the build's definition, not __FILE__: a compiler cache may make __FILE__ relative.
+  return std::filesystem::path(VMMU_SOURCE_DIR) / "docs" / "arm64-stage2-geometry.md";
 }
 
 // "256 B", "8K", "1M": sizes below a KiB spelled out in bytes.

@@ -14,8 +14,8 @@ namespace {
 
 using testing::HostBuffer;
 using ::testing::HasSubstr;
-constexpr std::uint64_t k2M = std::uint64_t{2} << 20;
-const Ipa kRam(0x4000'0000);
+using testing::k2M;
+using testing::kRam;
 
 class Stage2DirtyLogInvariant : public ::testing::Test {
  protected:

@@ -13,8 +13,8 @@ namespace {
 
 using testing::HostBuffer;
 constexpr std::uint64_t kMiB = 1024 * 1024;
-constexpr std::uint64_t k2M = 2 * kMiB;
-const Ipa kRam(0x4000'0000);  // 1 GiB: slots start here
+using testing::k2M;
+using testing::kRam;
 
 class Stage2MmuTest : public ::testing::Test {
  protected:

@@ -13,6 +13,9 @@
 
 namespace vmmu::arm64::testing {
 
+inline constexpr std::uint64_t k2M = std::uint64_t{2} << 20;
+inline constexpr Ipa kRam(0x4000'0000);  // 1 GiB: the tests' slots start here
+
 class HostBuffer {
  public:
   // `bytes` usable bytes starting `skew` bytes after an `align`-aligned address.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "image/support/image_builder.hpp"
+#include "image/support/page_sizes.hpp"
 #include "image/support/x86_tables.hpp"
 #include "vmmu/image/guest_mappings.hpp"
 #include "vmmu/image/memory_image.hpp"
@@ -19,7 +20,6 @@ using testing::X86Tables;
 using x86::PagingMode;
 namespace b = testing::bits;
 
-constexpr std::uint64_t K4 = 0x1000, M2 = 0x200000, M4 = 0x400000, G1 = 0x40000000;
 
 struct Listing {
   std::vector<GuestMapping> maps;

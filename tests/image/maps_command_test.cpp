@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "image/support/image_builder.hpp"
+#include "image/support/page_sizes.hpp"
 #include "image/support/x86_tables.hpp"
 
 #ifdef VMMU_CLI_PATH
@@ -27,7 +28,6 @@ using testing::X86Tables;
 using x86::PagingMode;
 namespace b = testing::bits;
 
-constexpr std::uint64_t K4 = 0x1000, M2 = 0x200000, G1 = 0x40000000;
 
 struct CommandRun {
   int status;

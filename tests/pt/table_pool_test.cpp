@@ -13,7 +13,7 @@
 namespace vmmu::pt {
 namespace {
 
-constexpr Geometry k4K = Geometry::uniform(4, 12, 9, 9, 8);
+constexpr Geometry kPool4K = Geometry::uniform(4, 12, 9, 9, 8);
 
 bool resident(Hpa page) {
   unsigned char in = 0;
@@ -23,7 +23,7 @@ bool resident(Hpa page) {
 
 TEST(TablePoolTest, PagesPastTheWarmCapGoBackToTheKernelAndComeBackZeroed) {
   rcu::barrier();  // tables earlier tests retired are back in the pool: the counts hold still
-  OwnedTableMemory memory(k4K);
+  OwnedTableMemory memory(kPool4K);
   // More pages in use at once than the pool keeps warm: every free page is taken first.
   const std::size_t n = table_pool_pages().warm + table_pool_pages().cold + table_pool_warm_cap() + 64;
   std::vector<Hpa> pages;
@@ -54,7 +54,7 @@ TEST(TablePoolTest, PagesPastTheWarmCapGoBackToTheKernelAndComeBackZeroed) {
 
 TEST(TablePoolTest, AQuiescedMemoryFreesRetiredTablesAtOnce) {
   rcu::barrier();
-  OwnedTableMemory memory(k4K);
+  OwnedTableMemory memory(kPool4K);
   Result<Hpa, TableError> t = memory.allocate(1);
   ASSERT_TRUE(t);
   memory.quiesce();
@@ -67,7 +67,7 @@ TEST(TablePoolTest, AQuiescedMemoryFreesRetiredTablesAtOnce) {
 
 TEST(TablePoolTest, QuiesceInsideAReadSectionKeepsFreesDeferred) {
   rcu::barrier();
-  OwnedTableMemory memory(k4K);
+  OwnedTableMemory memory(kPool4K);
   Result<Hpa, TableError> t = memory.allocate(1);
   ASSERT_TRUE(t);
   const std::size_t warm = table_pool_pages().warm;

@@ -15,7 +15,7 @@ namespace cr0 = x86::cr0;
 namespace cr4 = x86::cr4;
 namespace efer = x86::efer;
 
-constexpr std::uint64_t kTable = gpte::P::mask | gpte::RW::mask | gpte::US::mask;
+constexpr std::uint64_t kUserTable = gpte::P::mask | gpte::RW::mask | gpte::US::mask;
 
 // A 4-level guest: PML4 at 0x1000 -> PDPT 0x2000 -> PD 0x3000 -> PT 0x4000, and a second
 // PML4 at 0x5000 sharing the PDPT. Leaves in the PT: index 0 -> 0x10000 (user, writable),
@@ -24,12 +24,12 @@ constexpr std::uint64_t kTable = gpte::P::mask | gpte::RW::mask | gpte::US::mask
 class Guest4 : public ::testing::Test {
  protected:
   void SetUp() override {
-    mem.write<std::uint64_t>(Gpa(0x1000), 0x2000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x1000 + 511 * 8), 0x2000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x5000), 0x2000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x2000), 0x3000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x3000), 0x4000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x4000), 0x10000 | kTable);
+    mem.write<std::uint64_t>(Gpa(0x1000), 0x2000 | kUserTable);
+    mem.write<std::uint64_t>(Gpa(0x1000 + 511 * 8), 0x2000 | kUserTable);
+    mem.write<std::uint64_t>(Gpa(0x5000), 0x2000 | kUserTable);
+    mem.write<std::uint64_t>(Gpa(0x2000), 0x3000 | kUserTable);
+    mem.write<std::uint64_t>(Gpa(0x3000), 0x4000 | kUserTable);
+    mem.write<std::uint64_t>(Gpa(0x4000), 0x10000 | kUserTable);
     mem.write<std::uint64_t>(Gpa(0x4008), 0x11000 | gpte::P::mask | gpte::US::mask);
     mem.write<std::uint64_t>(Gpa(0x4010), 0x4000 | gpte::P::mask | gpte::RW::mask);
   }

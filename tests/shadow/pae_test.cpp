@@ -12,7 +12,7 @@ namespace {
 
 namespace gpte = x86::gpte;
 
-constexpr std::uint64_t kTable = gpte::P::mask | gpte::RW::mask | gpte::US::mask;
+constexpr std::uint64_t kPaeTable = gpte::P::mask | gpte::RW::mask | gpte::US::mask;
 
 class Pae : public ::testing::Test {
  protected:
@@ -22,12 +22,12 @@ class Pae : public ::testing::Test {
   void SetUp() override {
     mem.write<std::uint64_t>(Gpa(0x1000), 0x3000 | gpte::P::mask);
     mem.write<std::uint64_t>(Gpa(0x1020), 0x4000 | gpte::P::mask);
-    mem.write<std::uint64_t>(Gpa(0x3000), 0x5000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x3008), 0x6000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x4000), 0x5000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x4008), 0x400000 | kTable | gpte::PS::mask);
-    mem.write<std::uint64_t>(Gpa(0x5000), 0x10000 | kTable);
-    mem.write<std::uint64_t>(Gpa(0x6000), 0x20000 | kTable);
+    mem.write<std::uint64_t>(Gpa(0x3000), 0x5000 | kPaeTable);
+    mem.write<std::uint64_t>(Gpa(0x3008), 0x6000 | kPaeTable);
+    mem.write<std::uint64_t>(Gpa(0x4000), 0x5000 | kPaeTable);
+    mem.write<std::uint64_t>(Gpa(0x4008), 0x400000 | kPaeTable | gpte::PS::mask);
+    mem.write<std::uint64_t>(Gpa(0x5000), 0x10000 | kPaeTable);
+    mem.write<std::uint64_t>(Gpa(0x6000), 0x20000 | kPaeTable);
   }
   static x86::GuestPaging paging(std::uint64_t cr3) {
     namespace cr0 = x86::cr0;

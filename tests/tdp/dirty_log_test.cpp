@@ -13,7 +13,7 @@ namespace {
 using test::HostMemory;
 using test::TdpVm;
 
-constexpr std::uint64_t k2M = std::uint64_t{1} << 21;
+using test::k2M;
 
 std::set<std::uint64_t> bits_of(const std::vector<std::uint64_t>& words) {
   std::set<std::uint64_t> out;

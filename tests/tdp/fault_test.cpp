@@ -10,7 +10,7 @@ namespace {
 using test::HostMemory;
 using test::TdpVm;
 
-constexpr std::uint64_t k2M = std::uint64_t{1} << 21;
+using test::k2M;
 constexpr std::uint64_t k1G = std::uint64_t{1} << 30;
 
 struct LevelCase {

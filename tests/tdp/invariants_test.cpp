@@ -14,7 +14,7 @@ using test::HostMemory;
 using test::TdpVm;
 using ::testing::HasSubstr;
 
-constexpr std::uint64_t k2M = std::uint64_t{1} << 21;
+using test::k2M;
 
 // The entry of the leaf mapping `gpa` in the first valid root, or null.
 TdpFormat::Entry* leaf_entry(TdpMmu& mmu, Gpa gpa, unsigned* level = nullptr) {

@@ -14,8 +14,8 @@ namespace {
 using test::HostMemory;
 using test::TdpVm;
 
-constexpr std::uint64_t k2M = std::uint64_t{1} << 21;
-constexpr std::uint64_t kPages = k2M / kPageSize;
+using test::k2M;
+constexpr std::uint64_t kPagesPer2M = k2M / kPageSize;
 
 std::uint64_t pattern(std::uint64_t word) { return word * 0x9E3779B97F4A7C15ull; }
 
@@ -38,7 +38,7 @@ ReaderSaw read_while_split_and_recovered(TdpVm& vm, Recover&& recover) {
   std::atomic<std::uint64_t> bad{0}, exits{0}, passes{0};
   std::thread reader([&] {
     while (!stop.load(std::memory_order_relaxed)) {
-      for (std::uint64_t p = 0; p < kPages; ++p) {
+      for (std::uint64_t p = 0; p < kPagesPer2M; ++p) {
         auto s = vm.mmu->access(reader_vcpu, gpa_of(Gfn(p)), Access::read(), [&](std::byte* host) {
           const auto* q = reinterpret_cast<const std::uint64_t*>(host);
           for (std::uint64_t i = 0; i < kPageSize / 8; ++i) {
@@ -51,7 +51,7 @@ ReaderSaw read_while_split_and_recovered(TdpVm& vm, Recover&& recover) {
     }
   });
   for (; saw.rounds < 200 || passes.load() < 5; ++saw.rounds) {
-    auto split = vm.mmu->split({Gfn(0), Gfn(kPages)});
+    auto split = vm.mmu->split({Gfn(0), Gfn(kPagesPer2M)});
     if (!split || *split != 1) {
       bad.fetch_add(1);
       break;
@@ -79,7 +79,7 @@ TEST(MergeInPlace, AReaderNeverSeesAMissingPageOrWrongData) {
   fill(mem);
   vm.add_slot(1, Gfn(0), mem, k2M);
   const std::uint64_t merges_before = vm.mmu->stats().merges_in_place;
-  const ReaderSaw saw = read_while_split_and_recovered(vm, [&] { (void)vm.mmu->collapse({Gfn(0), Gfn(kPages)}); });
+  const ReaderSaw saw = read_while_split_and_recovered(vm, [&] { (void)vm.mmu->collapse({Gfn(0), Gfn(kPagesPer2M)}); });
   EXPECT_GE(saw.rounds, 200u);
   EXPECT_EQ(saw.huge_after_recover, saw.rounds) << "every merge left one 2 MiB leaf";
   EXPECT_EQ(vm.mmu->stats().merges_in_place - merges_before, saw.rounds);
@@ -97,7 +97,7 @@ TEST(MergeInPlace, TheSameReaderFaultsUnderZapAndRefault) {
   fill(mem);
   vm.add_slot(1, Gfn(0), mem, k2M);
   const ReaderSaw saw = read_while_split_and_recovered(vm, [&] {
-    (void)vm.mmu->unmap_collapsible({Gfn(0), Gfn(kPages)});
+    (void)vm.mmu->unmap_collapsible({Gfn(0), Gfn(kPagesPer2M)});
     // The reader's next fault maps the range as one 2 MiB leaf again: wait for it, so the
     // next round has a huge leaf to split.
     for (int i = 0; i < 1'000'000; ++i) {
@@ -127,7 +127,7 @@ TEST(MergeInPlace, ConcurrentWriteFaultsDuringMergesLoseNothing) {
   std::thread writer([&] {
     std::uint64_t n = 0;
     while (!stop.load(std::memory_order_relaxed)) {
-      const std::uint64_t p = n % kPages;
+      const std::uint64_t p = n % kPagesPer2M;
       if (!vm.write64(writer_vcpu, gpa_of(Gfn(p)) + 8, n + 1)) {
         failed.store(true);
         return;
@@ -136,9 +136,9 @@ TEST(MergeInPlace, ConcurrentWriteFaultsDuringMergesLoseNothing) {
     }
   });
   for (int round = 0; (round < 300 || written.load() < 2000) && !failed.load(); ++round) {
-    ASSERT_TRUE(vm.mmu->split({Gfn(0), Gfn(kPages)}));
-    (void)vm.mmu->write_protect({Gfn(0), Gfn(kPages)}, pt::Shared{});
-    (void)vm.mmu->collapse({Gfn(0), Gfn(kPages)});
+    ASSERT_TRUE(vm.mmu->split({Gfn(0), Gfn(kPagesPer2M)}));
+    (void)vm.mmu->write_protect({Gfn(0), Gfn(kPagesPer2M)}, pt::Shared{});
+    (void)vm.mmu->collapse({Gfn(0), Gfn(kPagesPer2M)});
   }
   stop.store(true);
   writer.join();
@@ -146,7 +146,7 @@ TEST(MergeInPlace, ConcurrentWriteFaultsDuringMergesLoseNothing) {
   const std::uint64_t n = written.load();
   ASSERT_GE(n, 2000u);
   std::uint64_t last = 0;
-  std::memcpy(&last, mem.data() + ((n - 1) % kPages) * kPageSize + 8, 8);
+  std::memcpy(&last, mem.data() + ((n - 1) % kPagesPer2M) * kPageSize + 8, 8);
   EXPECT_EQ(last, n);
   EXPECT_FALSE(vm.mmu->check_invariants().has_value());
 }

@@ -18,7 +18,7 @@ namespace {
 using test::HostMemory;
 using test::TdpVm;
 
-constexpr std::uint64_t k2M = std::uint64_t{1} << 21;
+using test::k2M;
 constexpr std::uint64_t kSlotPages = 2 * 512;  // 4 MiB slots
 constexpr unsigned kSlots = 3;
 

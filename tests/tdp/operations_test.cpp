@@ -11,7 +11,7 @@ namespace {
 using test::HostMemory;
 using test::TdpVm;
 
-constexpr std::uint64_t k2M = std::uint64_t{1} << 21;
+using test::k2M;
 
 struct Populated {
   explicit Populated(std::uint64_t backing = kPageSize, TdpConfig c = {}) : vm(c), mem(8 * k2M) {

@@ -16,8 +16,8 @@ namespace {
 using test::HostMemory;
 using test::TdpVm;
 
-constexpr std::uint64_t k2M = std::uint64_t{1} << 21;
-constexpr std::uint64_t kPages = 4 * 512;
+using test::k2M;
+constexpr std::uint64_t kFaultPages = 4 * 512;
 
 class ParallelFaults : public ::testing::TestWithParam<TdpKind> {};
 
@@ -25,7 +25,7 @@ TEST_P(ParallelFaults, StructuralOperationsNeverLoseOrMisplaceData) {
   TdpConfig cfg;
   cfg.format.kind = GetParam();
   TdpVm vm(cfg);
-  HostMemory mem(kPages * kPageSize);
+  HostMemory mem(kFaultPages * kPageSize);
   vm.add_slot(1, Gfn(0), mem, k2M);
   constexpr unsigned kThreads = 3;
   std::vector<VcpuMmu*> vcpus;
@@ -36,10 +36,10 @@ TEST_P(ParallelFaults, StructuralOperationsNeverLoseOrMisplaceData) {
   for (unsigned t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       std::mt19937_64 rng(t + 7);
-      std::vector<std::uint64_t> last(kPages, 0);
+      std::vector<std::uint64_t> last(kFaultPages, 0);
       VcpuMmu& v = *vcpus[t];
       for (std::uint64_t n = 1; !stop.load(std::memory_order_relaxed); ++n) {
-        const std::uint64_t p = rng() % kPages;
+        const std::uint64_t p = rng() % kFaultPages;
         const Gpa word = gpa_of(Gfn(p)) + t * 8;
         if (rng() % 2) {
           if (!vm.write64(v, word, n)) exits.fetch_add(1);
@@ -58,7 +58,7 @@ TEST_P(ParallelFaults, StructuralOperationsNeverLoseOrMisplaceData) {
   }
   std::mt19937_64 rng(99);
   for (int i = 0; i < 400 || accesses.load() < 20000; ++i) {
-    const Gfn a(rng() % kPages), b = a + 1 + rng() % 1024;
+    const Gfn a(rng() % kFaultPages), b = a + 1 + rng() % 1024;
     switch (rng() % 8) {
       case 0: ASSERT_TRUE(vm.mmu->unmap({a, b})); break;
       case 1:
@@ -69,7 +69,7 @@ TEST_P(ParallelFaults, StructuralOperationsNeverLoseOrMisplaceData) {
         }
         break;
       case 2: ASSERT_TRUE(vm.mmu->split({a, b})); break;
-      case 3: vm.mmu->collapse({Gfn(0), Gfn(kPages)}); break;
+      case 3: vm.mmu->collapse({Gfn(0), Gfn(kFaultPages)}); break;
       case 4: vm.mmu->age({a, b}); break;
       case 5:
         vm.mmu->invalidate_begin({a, b});
@@ -94,22 +94,22 @@ TEST(ParallelFaults, TwoThreadsPopulateTheSameTablesOnce) {
   // Racing faults build each table once (the loser frees its copy): the tables in use are
   // exactly the minimum for the memory mapped.
   TdpVm vm;
-  HostMemory mem(kPages * kPageSize);
+  HostMemory mem(kFaultPages * kPageSize);
   vm.add_slot(1, Gfn(0), mem);
   std::vector<VcpuMmu*> vcpus{&vm.vcpu(), &vm.vcpu()};
   std::vector<std::thread> threads;
   for (unsigned t = 0; t < 2; ++t) {
     threads.emplace_back([&, t] {
-      for (std::uint64_t p = 0; p < kPages; ++p) {
-        if (!vm.write64(*vcpus[t], gpa_of(Gfn(t == 0 ? p : kPages - 1 - p)), p)) std::abort();
+      for (std::uint64_t p = 0; p < kFaultPages; ++p) {
+        if (!vm.write64(*vcpus[t], gpa_of(Gfn(t == 0 ? p : kFaultPages - 1 - p)), p)) std::abort();
       }
     });
   }
   for (auto& t : threads) t.join();
   const TdpStats s = vm.mmu->stats();
-  EXPECT_EQ(s.leaves[1], kPages);
-  EXPECT_EQ(s.tables_in_use, kPages / 512 + 3);  // page tables + PD + PDPT + root
-  EXPECT_EQ(s.faults.mapped[1], kPages);
+  EXPECT_EQ(s.leaves[1], kFaultPages);
+  EXPECT_EQ(s.tables_in_use, kFaultPages / 512 + 3);  // page tables + PD + PDPT + root
+  EXPECT_EQ(s.faults.mapped[1], kFaultPages);
   EXPECT_FALSE(vm.mmu->check_invariants().has_value());
 }
 

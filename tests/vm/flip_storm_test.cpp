@@ -18,8 +18,6 @@ namespace {
 
 constexpr unsigned kFlips = 100'000;
 constexpr unsigned kRebuildFlips = 20'000;  // a root and five faults per flip: enough to show it
-constexpr Gva kData(0x4000'0000);
-constexpr Gpa kDataGpa(0x10'0000);
 constexpr unsigned kPages = 512;  // 2 MiB working set, 4K guest pages
 
 struct Storm {

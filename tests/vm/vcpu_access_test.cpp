@@ -17,8 +17,6 @@ namespace {
 namespace gpte = x86::gpte;
 namespace pferr = x86::pferr;
 
-constexpr Gva kData(0x4000'0000);  // 1 GiB: mapped onto gpa 1 MiB
-constexpr Gpa kDataGpa(0x10'0000);
 
 class VcpuAccess : public ::testing::Test {
  protected:

@@ -11,8 +11,6 @@
 namespace vmmu::vm::test {
 namespace {
 
-constexpr Gva kData(0x4000'0000);
-constexpr Gpa kDataGpa(0x10'0000);
 
 std::set<std::uint64_t> dirty_gfns(GuestVm& g) {
   auto log = g.tdp().get_dirty_log(GuestVm::kSlot);

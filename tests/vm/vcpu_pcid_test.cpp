@@ -13,7 +13,6 @@
 namespace vmmu::vm::test {
 namespace {
 
-constexpr Gva kData(0x4000'0000);
 constexpr std::uint64_t kNoFlush = regbits::Cr3NoFlush::mask;
 
 struct Processes {

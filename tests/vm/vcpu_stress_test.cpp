@@ -28,8 +28,6 @@ namespace {
 constexpr unsigned kThreads = 3;
 constexpr unsigned kPagesPerThread = 96;
 constexpr unsigned kRounds = 10000;
-constexpr Gva kData(0x4000'0000);
-constexpr Gpa kDataGpa(0x10'0000);
 
 Gva page_gva(unsigned thread, unsigned page) { return kData + (thread * kPagesPerThread + page) * kPageSize; }
 std::uint64_t page_gfn(unsigned thread, unsigned page) {

@@ -9,11 +9,11 @@
 #include "vmmu/core/page_size.hpp"
 #include "vmmu/memory/sparse_memory.hpp"
 #include "vmmu/x86/walk.hpp"
+#include "x86/support/bits.hpp"
 
 namespace vmmu::x86::test {
 namespace {
 
-constexpr std::uint64_t bit(unsigned n) { return std::uint64_t{1} << n; }
 constexpr std::uint64_t kR = ept::R::mask, kW = ept::W::mask, kX = ept::X::mask, kRWX = 7;
 constexpr std::uint64_t kWB = ept::kMemTypeWb << 3;  // leaf memory type WB
 constexpr std::uint64_t kLeaf = kRWX | kWB;

@@ -168,7 +168,7 @@ bool same_memory(const SparseMemory<Gpa>& a, const SparseMemory<Gpa>& b) {
   return true;
 }
 
-void run(std::uint64_t seed, unsigned cases, unsigned accesses_per_case) {
+void run_walk_cases(std::uint64_t seed, unsigned cases, unsigned accesses_per_case) {
   Generator gen(seed);
   unsigned ok = 0, faults = 0;
   for (unsigned n = 0; n < cases; ++n) {
@@ -358,8 +358,8 @@ void run_warm_against_update(std::uint64_t seed, unsigned cases, unsigned access
   EXPECT_GT(faults, cases * accesses_per_case / 20) << "seed " << seed;
 }
 
-TEST(RandomWalk, MatchesReferenceWalkerSeed1) { run(1, 300, 20); }
-TEST(RandomWalk, MatchesReferenceWalkerSeed2) { run(0x5eed2026, 300, 20); }
+TEST(RandomWalk, MatchesReferenceWalkerSeed1) { run_walk_cases(1, 300, 20); }
+TEST(RandomWalk, MatchesReferenceWalkerSeed2) { run_walk_cases(0x5eed2026, 300, 20); }
 // A fifth of the cases in debug builds (ASan, invariant checks), where each costs far more.
 #ifdef VMMU_CHECK_INVARIANTS
 constexpr unsigned kMemslotCases = 40;

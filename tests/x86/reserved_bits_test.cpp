@@ -6,12 +6,12 @@
 #include <type_traits>
 
 #include "x86/support/guest_fixture.hpp"
+#include "x86/support/bits.hpp"
 
 namespace vmmu::x86::test {
 namespace {
 
 constexpr std::uint32_t kRsvd = pferr::kPresent | pferr::kReserved;
-constexpr std::uint64_t bit(unsigned n) { return std::uint64_t{1} << n; }
 
 class Reserved : public GuestTest {};
 

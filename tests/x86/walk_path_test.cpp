@@ -8,21 +8,21 @@
 namespace vmmu::x86::test {
 namespace {
 
-constexpr std::uint64_t kGva = 0x40201000;
+constexpr std::uint64_t kPathGva = 0x40201000;
 
 class WalkPathTest : public GuestTest {};
 
 TEST_F(WalkPathTest, NamesEveryEntryTheWalkUsedWithItsRights) {
   use(PagingMode::Long4);
-  map(kGva, 1, 0x5000 | kP | kUS);  // read-only user page
+  map(kPathGva, 1, 0x5000 | kP | kUS);  // read-only user page
   const auto paging = this->paging();
   WalkPath path;
-  const auto t = x86::walk(paging, mem, Gva(kGva), kRead, {}, path);
+  const auto t = x86::walk(paging, mem, Gva(kPathGva), kRead, {}, path);
   ASSERT_TRUE(t.has_value());
   for (unsigned level = 4; level >= 1; --level) {
-    EXPECT_EQ(path[level].address, tables->slot(kGva, level)) << level;
+    EXPECT_EQ(path[level].address, tables->slot(kPathGva, level)) << level;
     // The value as read: before the walk set its A bit.
-    EXPECT_EQ(path[level].entry | kA, entry(kGva, level)) << level;
+    EXPECT_EQ(path[level].entry | kA, entry(kPathGva, level)) << level;
   }
   EXPECT_EQ(path[1].rights, gpte::kAccUser | gpte::kAccExec);
   EXPECT_EQ(path[2].rights, gpte::kAccAll);
@@ -42,12 +42,12 @@ TEST_F(WalkPathTest, StopsAtAHugeLeaf) {
 
 TEST_F(WalkPathTest, PaeNamesThePdpte) {
   use(PagingMode::Pae);
-  map(kGva, 1, 0x5000 | kUserRw);
+  map(kPathGva, 1, 0x5000 | kUserRw);
   WalkPath path;
-  ASSERT_TRUE(x86::walk(paging(), mem, Gva(kGva), kRead, {}, path).has_value());
-  EXPECT_EQ(path[3].address, tables->slot(kGva, 3));
+  ASSERT_TRUE(x86::walk(paging(), mem, Gva(kPathGva), kRead, {}, path).has_value());
+  EXPECT_EQ(path[3].address, tables->slot(kPathGva, 3));
   EXPECT_EQ(path[3].rights, gpte::kAccAll);  // PDPTEs deny nothing
-  EXPECT_EQ(path[1].address, tables->slot(kGva, 1));
+  EXPECT_EQ(path[1].address, tables->slot(kPathGva, 1));
 }
 
 }  // namespace

@@ -14,7 +14,7 @@ using namespace x86e;
 // (entry 0 -> PD, entry 1 a 1-GiB leaf), PD at 0x3000 (512 identity 2-MiB leaves, the one at
 // 2 MiB user-accessible, the others supervisor).
 constexpr Gpa kPml4{0x1000}, kPdpt{0x2000}, kPd{0x3000};
-constexpr std::uint64_t kTable = Present::mask | Writable::mask | User::mask;
+constexpr std::uint64_t kUserTable = Present::mask | Writable::mask | User::mask;
 constexpr std::uint64_t kLeaf2M = Present::mask | Writable::mask | PageSize::mask;
 constexpr std::uint64_t kProbeSlot = 0x10000;
 
@@ -28,9 +28,9 @@ x86::Registers long_mode_registers() {
 }
 
 void build_identity_map(RamTableMemory& ram) {
-  ram.write<std::uint64_t>(kPml4, kPdpt.raw() | kTable);
-  ram.write<std::uint64_t>(kPml4 + 256 * 8, kPdpt.raw() | kTable);
-  ram.write<std::uint64_t>(kPdpt, kPd.raw() | kTable);
+  ram.write<std::uint64_t>(kPml4, kPdpt.raw() | kUserTable);
+  ram.write<std::uint64_t>(kPml4 + 256 * 8, kPdpt.raw() | kUserTable);
+  ram.write<std::uint64_t>(kPdpt, kPd.raw() | kUserTable);
   ram.write<std::uint64_t>(kPdpt + 8, (std::uint64_t{1} << 30) | kLeaf2M);
   for (std::uint64_t i = 0; i < 512; ++i) {
     ram.write<std::uint64_t>(kPd + i * 8, (i << 21) | kLeaf2M | (i == 1 ? User::mask : 0));

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "run_command.hpp"
+#include "sim/support/run_cli.hpp"
 #include "vmmu/core/page_size.hpp"
 #include "vmmu/sim/fault_injection.hpp"
 #include "vmmu/sim/host_capacity.hpp"
@@ -27,11 +28,6 @@ InjectedFault injected_fault() { return g_fault; }
 namespace vmmu::cli {
 namespace {
 
-struct Ran {
-  int status = 0;
-  std::string out, err;
-};
-
 Ran run_default(std::vector<std::string> sets, sim::InjectedFault fault = sim::InjectedFault::None) {
   RunCommandOptions o;
   o.sets = std::move(sets);
@@ -46,20 +42,19 @@ Ran run_default(std::vector<std::string> sets, sim::InjectedFault fault = sim::I
 }
 
 // The default scenario, small.
-const std::vector<std::string> kSmall = {"memslots[0].size=16M", "random-access.accesses=1000",
+const std::vector<std::string> kSmallSets = {"memslots[0].size=16M", "random-access.accesses=1000",
                                          "smep-storm.flips=10",  "migration.iterations=2",
                                          "conversion.ranges=2"};
 
-std::size_t lines(std::string_view s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
 
 TEST(RunFailures, SmallDefaultScenarioPasses) {
-  const Ran r = run_default(kSmall);
+  const Ran r = run_default(kSmallSets);
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("result: ok"), std::string::npos) << r.out;
 }
 
 TEST(RunFailures, ALostDirtyPageIsStatus1AndNamed) {
-  const Ran r = run_default(kSmall, sim::InjectedFault::LoseDirtyPage);
+  const Ran r = run_default(kSmallSets, sim::InjectedFault::LoseDirtyPage);
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("vmmu run: FAILED: migration: iteration 1: 1 of 4096 pages written are missing"),
             std::string::npos)
@@ -69,7 +64,7 @@ TEST(RunFailures, ALostDirtyPageIsStatus1AndNamed) {
 }
 
 TEST(RunFailures, WrongDataAfterAConversionIsStatus1AndNamed) {
-  const Ran r = run_default(kSmall, sim::InjectedFault::CorruptWord);
+  const Ran r = run_default(kSmallSets, sim::InjectedFault::CorruptWord);
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("vmmu run: FAILED: conversion: 2 words read back wrong after conversions"), std::string::npos)
       << r.err;

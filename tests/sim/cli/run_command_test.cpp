@@ -42,11 +42,10 @@ std::string write_scenario(std::string_view name, std::string_view text) {
   return path.string();
 }
 
-constexpr std::string_view kSmall = R"({"format": "vmmu-scenario/1", "name": "small",
+constexpr std::string_view kSmallScenario = R"({"format": "vmmu-scenario/1", "name": "small",
   "vm": {"vcpus": 1}, "memslots": [{"size": "8M", "backing_page_size": "2M"}],
   "phases": ["populate", "dirty-log-enable", "read-all", "dirty-log-disable"]})";
 
-std::size_t lines(std::string_view s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
 
 TEST(RunCommand, MissingFileIsStatus2AndOneLine) {
   const Ran r = run_with(opts("/nonexistent/scenario.json"));
@@ -67,13 +66,13 @@ TEST(RunCommand, MalformedScenarioIsStatus2AndOneLineNamingTheKey) {
 TEST(RunCommand, BadSetAndUnknownPolicyAreStatus2) {
   EXPECT_EQ(run_with(opts("", false, "", {"vcpus=many"})).status, 2);
   EXPECT_EQ(run_with(opts("", false, "", {"nothing"})).status, 2);
-  const Ran r = run_with(opts(write_scenario("small.json", kSmall), false, "colour"));
+  const Ran r = run_with(opts(write_scenario("small.json", kSmallScenario), false, "colour"));
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("--compare colour: unknown policy"), std::string::npos) << r.err;
 }
 
 TEST(RunCommand, TextReportHasATablePerPhaseAndAResultLine) {
-  const Ran r = run_with(opts(write_scenario("small.json", kSmall)));
+  const Ran r = run_with(opts(write_scenario("small.json", kSmallScenario)));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << r.err;
   for (const char* want :
@@ -84,7 +83,7 @@ TEST(RunCommand, TextReportHasATablePerPhaseAndAResultLine) {
 }
 
 TEST(RunCommand, JsonReportKeepsTheSameStatisticsKeysInEveryPhase) {
-  const Ran r = run_with(opts(write_scenario("small.json", kSmall), true));
+  const Ran r = run_with(opts(write_scenario("small.json", kSmallScenario), true));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(lines(r.out), 1u);
   const Json j = Json::parse(r.out);
@@ -105,7 +104,7 @@ TEST(RunCommand, JsonReportKeepsTheSameStatisticsKeysInEveryPhase) {
 }
 
 TEST(RunCommand, CompareTableHasAColumnPerValueAndEqualWidthRows) {
-  const Ran r = run_with(opts(write_scenario("small.json", kSmall), false, "huge-on-dirty-log"));
+  const Ran r = run_with(opts(write_scenario("small.json", kSmallScenario), false, "huge-on-dirty-log"));
   ASSERT_EQ(r.status, 0) << r.err;
   std::istringstream in(r.out);
   std::string line;
@@ -124,7 +123,7 @@ TEST(RunCommand, CompareTableHasAColumnPerValueAndEqualWidthRows) {
 }
 
 TEST(RunCommand, CompareJsonRowsLineUpWithTheRuns) {
-  const Ran r = run_with(opts(write_scenario("small.json", kSmall), true, "split"));
+  const Ran r = run_with(opts(write_scenario("small.json", kSmallScenario), true, "split"));
   ASSERT_EQ(r.status, 0) << r.err;
   const Json j = Json::parse(r.out);
   EXPECT_EQ(j["format"], "vmmu-run-compare/1");

@@ -12,17 +12,12 @@
 #include <vector>
 
 #include "run_scenario_json.hpp"
+#include "sim/support/run_cli.hpp"
 #include "vmmu/sim/runner.hpp"
 
 namespace vmmu::cli {
 namespace {
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::uint64_t stat(const sim::PhaseReport& p, std::string_view key) {
   for (const sim::Metric& m : p.stats) {
@@ -35,9 +30,9 @@ std::uint64_t stat(const sim::PhaseReport& p, std::string_view key) {
 // Debug builds check every shadow invariant after every fault, each check over all shadow
 // pages and leaves: at 64 MiB that is minutes under ASan, so they run the samples at 8 MiB.
 #ifdef VMMU_CHECK_INVARIANTS
-constexpr std::uint64_t kSmall = std::uint64_t{8} << 20;
+constexpr std::uint64_t kSampleRam = std::uint64_t{8} << 20;
 #else
-constexpr std::uint64_t kSmall = std::uint64_t{64} << 20;
+constexpr std::uint64_t kSampleRam = std::uint64_t{64} << 20;
 #endif
 
 TEST(SamplesUnderShadow, EverySamplePassesAllItsChecks) {
@@ -59,7 +54,7 @@ TEST(SamplesUnderShadow, EverySamplePassesAllItsChecks) {
       s->vm.mmu = mmu::MmuKind::Shadow;
       std::erase_if(s->phases, [](const sim::Phase& p) { return p.kind() == sim::PhaseKind::Conversion; });
     }
-    s->memslots[0].size = kSmall;
+    s->memslots[0].size = kSampleRam;
     if (const auto bad = sim::validate(*s)) FAIL() << bad->key << ": " << bad->message;
     ASSERT_EQ(s->vm.mmu, mmu::MmuKind::Shadow);
     for (sim::Phase& p : s->phases) {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "run_scenario_json.hpp"
+#include "sim/support/run_cli.hpp"
 
 namespace vmmu::cli {
 namespace {
@@ -17,12 +18,6 @@ using Json = nlohmann::json;
 
 Json default_doc() { return parse_scenario_text(default_scenario_text()).value(); }
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 struct BadCase {
   const char* name;

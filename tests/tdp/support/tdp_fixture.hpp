@@ -18,6 +18,8 @@
 
 namespace vmmu::test {
 
+inline constexpr std::uint64_t k2M = std::uint64_t{1} << 21;
+
 // Zeroed host memory aligned to `align`, from mmap so untouched pages cost nothing.
 class HostMemory {
  public:

@@ -24,6 +24,10 @@
 
 namespace vmmu::vm::test {
 
+// Where the tests put their data: gva 1 GiB, mapped onto gpa 1 MiB.
+inline constexpr Gva kData(0x4000'0000);
+inline constexpr Gpa kDataGpa(0x10'0000);
+
 // Zeroed host memory aligned to `align` (a memslot's backing page size).
 class HostMemory {
  public:

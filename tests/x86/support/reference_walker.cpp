@@ -2,10 +2,11 @@
 
 #include <vector>
 
+#include "x86/support/bits.hpp"
+
 namespace vmmu::x86::test {
 namespace {
 
-constexpr std::uint64_t bit(unsigned n) { return std::uint64_t{1} << n; }
 constexpr bool has(std::uint64_t v, unsigned n) { return (v & bit(n)) != 0; }
 
 // Any bit n with lo <= n <= hi set?
