@@ -2,19 +2,17 @@
 // each memslot change unmaps or write-protects (through the rmaps, never a walk of every
 // table), as the TDP MMU's on_memslot_change.
 
-#include "vmmu/core/rcu.hpp"
 #include "vmmu/shadow/shadow_mmu.hpp"
 
 namespace vmmu::shadow {
 namespace {
 
 // Guest RAM as the memslots back it. The host page of a frame is the current snapshot's;
-// callers hold an RCU read-side section (the MMU's operations do).
+// callers hold the MMU's lock, the snapshot's grace period (shadow_mmu.hpp, thread safety).
 class MemslotRam final : public GuestRam {
  public:
   explicit MemslotRam(Memslots& slots) : slots_(slots) {}
   std::byte* page(Gfn gfn) override {
-    const rcu::ReadGuard rcu;
     const MemslotRegion* r = slots_.find(gfn);
     return r == nullptr ? nullptr : r->host_of(gfn);
   }
