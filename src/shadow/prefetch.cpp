@@ -5,6 +5,9 @@
 // early changes nothing it can see. Below a guest huge page (direct pages) nothing is
 // prefetched: the guest's D bit of the huge leaf is not at hand there.
 
+#include <bit>
+#include <type_traits>
+
 #include "allowed_leaf.hpp"
 
 namespace vmmu::shadow {
@@ -18,11 +21,20 @@ void ShadowMmu::prefetch(const x86::GuestPaging& paging, ShadowPage& sp, std::ui
   const unsigned faulted = g.index(input, 1);
   const unsigned first = faulted & ~(kPrefetchEntries - 1);
   paging.with_format([&](const auto& f, Gpa) {
-    for (unsigned i = first; i < first + kPrefetchEntries; ++i) {
-      if (i == faulted) continue;
-      // Mapped already? Most neighbours are (or their guest entries are not accessed).
+    using F = std::remove_cvref_t<decltype(f)>;
+    // The candidates first, with no branch per neighbour (a branch each, mispredicted, cost a
+    // fault ~10 ns, and most faults find none): empty shadow entries whose guest entries are
+    // present and accessed. allowed_leaf decides on each.
+    unsigned empty = 0, used = 0;
+    for (unsigned k = 0; k < kPrefetchEntries; ++k) {
+      const typename F::Entry e = guest_leaf_entry<F>(sp, guest_table, first + k);
+      const Hpa entry = pt::entry_address<ShadowFormat>(sp.table(), first + k);
+      empty |= static_cast<unsigned>(memory_.read<std::uint64_t>(entry).value_or(1) == 0) << k;
+      used |= static_cast<unsigned>(f.present(e, 1) && f.accessed(e)) << k;
+    }
+    for (unsigned c = empty & used & ~(1U << (faulted - first)); c != 0; c &= c - 1) {
+      const unsigned i = first + static_cast<unsigned>(std::countr_zero(c));
       const Hpa entry = pt::entry_address<ShadowFormat>(sp.table(), i);
-      if (memory_.read<std::uint64_t>(entry).value_or(1) != 0) continue;
       const std::optional<AllowedLeaf> a = allowed_leaf(f, sp, guest_table, i);
       if (!a) continue;
       fill_empty(entry, ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(a->host)), 1, a->rights));
