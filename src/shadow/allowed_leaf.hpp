@@ -9,17 +9,25 @@
 
 namespace vmmu::shadow {
 
+// The guest entry behind slot i of the last-level page `sp` (`guest_table`: its guest table's
+// host page), read atomically: the guest may be writing it.
 template <class F>
-std::optional<ShadowMmu::AllowedLeaf> ShadowMmu::allowed_leaf(const F& f, const ShadowPage& sp,
-                                                               std::byte* guest_table, unsigned i) const {
-  namespace gpte = x86::gpte;
+typename F::Entry guest_leaf_entry(const ShadowPage& sp, std::byte* guest_table, unsigned i) {
   using E = typename F::Entry;
   const Role role = sp.role();
   // A 1024-entry guest page table's half this page shadows (quadrant), else the whole table;
   // guest tables are naturally aligned in page-aligned host pages.
   const unsigned guest_first = role.gpte4() ? role.quadrant() * kShadowEntries : 0;
   E* slot = reinterpret_cast<E*>(guest_table) + guest_first + i;  // NOLINT: a guest table is an array of entries
-  const E e = std::atomic_ref<E>(*slot).load(std::memory_order_acquire);
+  return std::atomic_ref<E>(*slot).load(std::memory_order_acquire);
+}
+
+template <class F>
+std::optional<ShadowMmu::AllowedLeaf> ShadowMmu::allowed_leaf(const F& f, const ShadowPage& sp,
+                                                               std::byte* guest_table, unsigned i) const {
+  namespace gpte = x86::gpte;
+  const Role role = sp.role();
+  const typename F::Entry e = guest_leaf_entry<F>(sp, guest_table, i);
   // Only an entry the guest has used (A set) maps without a fault: it set A itself.
   if (!f.present(e, 1) || f.reserved(e, 1) || !f.accessed(e)) return std::nullopt;
   const Gfn frame = gfn_of(f.leaf_address(e, 1));

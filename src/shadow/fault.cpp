@@ -17,7 +17,7 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
   const x86::WalkFault none{};
   GuestRamTables tables(ram_);
   // One guest walk: its result, its A/D bits, and the entries it used (the shadow's keys).
-  x86::WalkPath path;
+  x86::WalkPath& path = guest_path_;
   const Result<x86::Translation, x86::WalkFault> t = x86::walk(paging, tables, Gva(linear), access, {}, path);
   if (!t) {
     ++stats_.reflected;
@@ -50,31 +50,29 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
       // says; the invariants check that.
       sp = pages_.by_table(format_.table_address(it.entry(), it.level()));
       it.next();
-      sp->touch(stats_.faults);  // for the quota's least-recently-used order
-      sp->reset_written_unused();
-      continue;
-    }
-    const Role parent = sp->role();
-    ChildOf c{g.index(linear, level), gpte::kAccAll, false, glevels};
-    Gfn gfn;
-    if (parent.passthrough()) {
-      gfn = gfn_of(path[glevels].address);  // the guest's root table, at every passthrough level
-    } else if (parent.direct() || level <= guest_leaf) {
-      // Below a guest huge leaf (or paging off): guest frames, contiguous from the first byte
-      // the entry covers.
-      if (!parent.direct()) c.access = path[level].rights;
-      c.direct = true;
-      gfn = gfn_of(t->gpa - (linear & (g.span(level) - 1)));
     } else {
-      c.access = path[level].rights;
-      gfn = gfn_of(path[level - 1].address);
+      const Role parent = sp->role();
+      ChildOf c{g.index(linear, level), gpte::kAccAll, false, glevels};
+      Gfn gfn;
+      if (parent.passthrough()) {
+        gfn = gfn_of(path[glevels].address);  // the guest's root table, at every passthrough level
+      } else if (parent.direct() || level <= guest_leaf) {
+        // Below a guest huge leaf (or paging off): guest frames, contiguous from the first byte
+        // the entry covers.
+        if (!parent.direct()) c.access = path[level].rights;
+        c.direct = true;
+        gfn = gfn_of(t->gpa - (linear & (g.span(level) - 1)));
+      } else {
+        c.access = path[level].rights;
+        gfn = gfn_of(path[level - 1].address);
+      }
+      Result<ShadowPage*, ShadowExit> next = child(paging, *sp, it, gfn, child_role(parent, c), flush);
+      if (!next) {
+        std::move(flush).apply(tlb_);
+        return {Fault::Reflect, {Unexpected{none}, next.error()}};
+      }
+      sp = *next;
     }
-    Result<ShadowPage*, ShadowExit> next = child(paging, *sp, it, gfn, child_role(parent, c), flush);
-    if (!next) {
-      std::move(flush).apply(tlb_);
-      return {Fault::Reflect, {Unexpected{none}, next.error()}};
-    }
-    sp = *next;
     sp->touch(stats_.faults);  // for the quota's least-recently-used order
     sp->reset_written_unused();
   }
@@ -148,13 +146,16 @@ ShadowMmu::Handled ShadowMmu::handle_fault(const x86::GuestPaging& paging, Shado
                                                       {rights, t->protection_key});
   const unsigned index = g.index(linear, level);
   if (it.is_leaf()) pages_.rmap_remove(sp->leaf(index).gfn, it.entry_address());
-  if (it.entry() != leaf) {
+  if (it.entry() == 0) {
+    fill_empty(it.entry_address(), leaf);
+    if (level > 1) ++stats_.huge_leaves;
+  } else if (it.entry() != leaf) {
     [[maybe_unused]] const pt::ops::Installed done = ops.install(it, leaf, flush);  // under the lock: no race
     if (level > 1) ++stats_.huge_leaves;
   }
   sp->set_leaf(index, {first, t->page_size});
   pages_.rmap_add(first, it.entry_address());
-  if (level == 1) prefetch(paging, *sp, root.table(), input, flush);
+  if (level == 1) prefetch(paging, *sp, input);
   std::move(flush).apply(tlb_);
   if (emulate) {
     ++stats_.emulated;

@@ -59,7 +59,7 @@ const x86::GuestPaging& ShadowMmu::host_paging(const x86::GuestPaging& paging, c
 std::optional<x86::Translation> ShadowMmu::hardware(const x86::GuestPaging& host, std::uint64_t linear,
                                                     Access access, std::byte** host_byte) {
   HardwareView view(memory_);
-  x86::WalkPath path;
+  x86::WalkPath& path = hardware_path_;
   Result<x86::Translation, x86::WalkFault> r =
       x86::walk(host, view, Gva(linear), access, x86::WalkOptions{.update_accessed_dirty = false}, path);
   if (!r) return std::nullopt;

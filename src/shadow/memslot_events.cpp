@@ -2,11 +2,11 @@
 // each memslot change unmaps or write-protects (through the rmaps, never a walk of every
 // table), as the TDP MMU's on_memslot_change.
 
-#include "vmmu/core/rcu.hpp"
 #include "vmmu/shadow/memslot_ram.hpp"
 #include "vmmu/shadow/shadow_mmu.hpp"
 
 namespace vmmu::shadow {
+
 std::string_view to_string(ShadowConfigError e) {
   switch (e) {
     case ShadowConfigError::HostLevels: return "shadow MMU: host_levels must be 4 or 5";

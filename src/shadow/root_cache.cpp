@@ -116,7 +116,6 @@ void ShadowMmu::zap_gva_locked(const ShadowPage& root, std::uint64_t linear, con
 
 Status<ShadowExit> ShadowMmu::load_cr3(ShadowVcpu& vcpu, const x86::GuestPaging& paging, bool flush,
                                       std::uint16_t pcid) {
-  const rcu::ReadGuard rcu;
   const std::lock_guard lock(mutex_);
   Result<ShadowPage*, ShadowExit> root = switch_root_locked(vcpu, paging, pcid, flush);
   if (!root) return Unexpected{root.error()};
@@ -124,7 +123,6 @@ Status<ShadowExit> ShadowMmu::load_cr3(ShadowVcpu& vcpu, const x86::GuestPaging&
 }
 
 void ShadowMmu::invpcid(ShadowVcpu& vcpu, x86::InvpcidType type, std::uint16_t pcid, Gva linear) {
-  const rcu::ReadGuard rcu;
   const std::lock_guard lock(mutex_);
   switch (type) {
     case x86::InvpcidType::Address: {

@@ -71,7 +71,6 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::root_locked(const x86::GuestPaging& p
 }
 
 Outcome ShadowMmu::access(const x86::GuestPaging& paging, Gva gva, Access access) {
-  rcu::ReadGuard rcu;
   std::unique_lock lock(mutex_);
   const std::uint64_t linear = paging.linear(gva);
   const x86::WalkFault none{};

@@ -25,7 +25,6 @@ Result<ShadowPage*, ShadowExit> ShadowMmu::vcpu_root_locked(ShadowVcpu& vcpu, co
 }
 
 void ShadowMmu::invlpg(ShadowVcpu& vcpu, Gva gva) {
-  const rcu::ReadGuard rcu;
   const std::lock_guard lock(mutex_);
   if (vcpu.root_ == nullptr || vcpu.root_->role().invalid()) return;
   const std::uint64_t linear = vcpu.paging_->linear(gva);
@@ -43,7 +42,6 @@ void ShadowMmu::invlpg(ShadowVcpu& vcpu, Gva gva) {
 }
 
 void ShadowMmu::flush_tlb(ShadowVcpu& vcpu) {
-  const rcu::ReadGuard rcu;
   const std::lock_guard lock(mutex_);
   guest_flush_locked(vcpu, std::nullopt);
 }
