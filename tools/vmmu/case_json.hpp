@@ -24,12 +24,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_types.hpp"
 #include "vmmu/core/access.hpp"
 #include "vmmu/core/result.hpp"
 
 namespace vmmu::cli {
-
-using Json = nlohmann::json;
 
 enum class CaseErrorKind : std::uint8_t {
   Syntax,      // not JSON, or not a JSON object

@@ -10,6 +10,7 @@
 
 #include "batch.hpp"
 #include "exit_status.hpp"
+#include "json_types.hpp"
 #include "run_report.hpp"
 #include "run_trace.hpp"
 #include "vmmu/sim/replay.hpp"
@@ -18,8 +19,6 @@
 namespace vmmu::cli {
 namespace {
 
-using Json = nlohmann::json;
-using OJson = nlohmann::ordered_json;
 
 // "tlb.misses" -> its metric (label, unit), from the replay's own list.
 const std::map<std::string, sim::Metric>& known_metrics() {

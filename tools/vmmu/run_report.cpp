@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ostream>
 
+#include "json_types.hpp"
 #include "run_scenario_json.hpp"
 #include "vmmu/core/page_size.hpp"
 #include "vmmu/tdp/policy.hpp"
@@ -12,7 +13,6 @@
 namespace vmmu::cli {
 namespace {
 
-using OJson = nlohmann::ordered_json;
 
 std::string vm_line(const sim::Scenario& s) {
   const sim::VmParams& vm = s.vm;

@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "json_types.hpp"
 #include "run_scenario_keys.hpp"
 #include "vmmu/core/page_size.hpp"
 #include "vmmu/tdp/policy.hpp"
@@ -19,7 +20,6 @@
 namespace vmmu::cli {
 namespace {
 
-using Json = nlohmann::json;
 using sim::ScenarioError;
 using namespace scenario_keys;
 
@@ -440,7 +440,6 @@ Result<sim::Scenario, std::string> load_scenario(std::string_view text, std::str
 }
 
 nlohmann::ordered_json scenario_to_json(const sim::Scenario& s) {
-  using OJson = nlohmann::ordered_json;
   auto size_text = [](std::uint64_t bytes) -> OJson {
     if (bytes != 0 && bytes % KiB == 0) return size_name(bytes);
     return bytes;

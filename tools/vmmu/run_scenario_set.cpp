@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "json_types.hpp"
 #include "run_scenario_json.hpp"
 #include "run_scenario_keys.hpp"
 #include "vmmu/tdp/policy.hpp"
@@ -15,7 +16,6 @@
 namespace vmmu::cli {
 namespace {
 
-using Json = nlohmann::json;
 using sim::ScenarioError;
 using namespace scenario_keys;
 

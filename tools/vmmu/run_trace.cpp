@@ -8,6 +8,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "json_types.hpp"
 #include "vmmu/sim/replay_plots.hpp"
 #include "vmmu/tdp/policy.hpp"
 
@@ -17,7 +18,6 @@
 namespace vmmu::cli {
 namespace {
 
-using OJson = nlohmann::ordered_json;
 
 constexpr std::uint32_t kPlotSamples = 200;  // time-series points: smooth, small SVGs
 

@@ -7,13 +7,13 @@
 #include <optional>
 
 #include "batch.hpp"
+#include "json_types.hpp"
 #include "vmmu/sim/replay_compare.hpp"
 #include "vmmu/tdp/policy.hpp"
 
 namespace vmmu::cli {
 namespace {
 
-using Json = nlohmann::json;
 namespace fs = std::filesystem;
 
 // The grid's axes in point order: sweep key, `vmmu run` option, replay axis.
