@@ -7,7 +7,6 @@
 // Completeness: a leaf becomes writable only in a fault that logged its frame first, and
 // faults, accesses and harvests all hold the lock, so no harvest falls between the two.
 
-#include "vmmu/core/rcu.hpp"
 #include "vmmu/memory/slot_dirty_log.hpp"
 #include "vmmu/nested/shadow_ept_mmu.hpp"
 #include "vmmu/pt/ops/install.hpp"
@@ -39,32 +38,24 @@ void ShadowEptMmu::reprotect_masked(Gfn first, std::span<const std::uint64_t> wo
 }
 
 Result<std::vector<std::uint64_t>, MemslotError> ShadowEptMmu::get_dirty_log(SlotId id) {
-  const rcu::ReadGuard rcu;
-  const Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(slots_, id);  // before the lock
-  if (!log) return Unexpected{log.error()};
-  const std::lock_guard lock(lock_);
-  std::vector<std::uint64_t> bits = log->bitmap->get_and_clear(0, log->spec.pages);
-  Flush flush(&memory_);
-  reprotect_masked(log->spec.base, bits, flush);
-  finish(std::move(flush));
-  checked("get_dirty_log");
-  return bits;
+  return get_dirty_log_reprotecting(slots_, id, lock_, [&](Gfn first, std::span<const std::uint64_t> words) {
+    reprotect_and_flush(first, words, "get_dirty_log");
+  });
 }
 
 Status<MemslotError> ShadowEptMmu::clear_dirty_log(SlotId id, std::uint64_t first_page, std::uint64_t pages,
                                                    std::span<const std::uint64_t> mask) {
-  const rcu::ReadGuard rcu;
-  const Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(slots_, id);  // before the lock
-  if (!log) return Unexpected{log.error()};
-  const Result<std::vector<std::uint64_t>, MemslotError> words = log->clear_words(first_page, pages, mask);
-  if (!words) return Unexpected{words.error()};
-  const std::lock_guard lock(lock_);
-  log->bitmap->clear(first_page, pages, mask);
+  return clear_dirty_log_reprotecting(slots_, id, first_page, pages, mask, lock_,
+                                      [&](Gfn first, std::span<const std::uint64_t> words) {
+                                        reprotect_and_flush(first, words, "clear_dirty_log");
+                                      });
+}
+
+void ShadowEptMmu::reprotect_and_flush(Gfn first, std::span<const std::uint64_t> words, const char* what) {
   Flush flush(&memory_);
-  reprotect_masked(log->spec.base + first_page, *words, flush);
+  reprotect_masked(first, words, flush);
   finish(std::move(flush));
-  checked("clear_dirty_log");
-  return {};
+  checked(what);
 }
 
 }  // namespace vmmu::nested

@@ -40,16 +40,9 @@ void ShadowMmu::reprotect_masked(Gfn first, std::span<const std::uint64_t> words
 }
 
 Result<std::vector<std::uint64_t>, MemslotError> ShadowMmu::get_dirty_log(SlotId id) {
-  const rcu::ReadGuard rcu;
-  const Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(slots_, id);  // before the lock
-  if (!log) return Unexpected{log.error()};
-  const std::lock_guard lock(mutex_);
-  std::vector<std::uint64_t> bits = log->bitmap->get_and_clear(0, log->spec.pages);
-  pt::TlbFlush<Gva> flush(&memory_);
-  reprotect_masked(log->spec.base, bits, flush);
-  finish(std::move(flush));
-  checked("get_dirty_log");
-  return bits;
+  return get_dirty_log_reprotecting(slots_, id, mutex_, [&](Gfn first, std::span<const std::uint64_t> words) {
+    reprotect_and_flush(first, words, "get_dirty_log");
+  });
 }
 
 Result<std::vector<std::uint64_t>, MemslotError> ShadowMmu::peek_dirty_log(SlotId id) {
@@ -61,18 +54,17 @@ Result<std::vector<std::uint64_t>, MemslotError> ShadowMmu::peek_dirty_log(SlotI
 
 Status<MemslotError> ShadowMmu::clear_dirty_log(SlotId id, std::uint64_t first_page, std::uint64_t pages,
                                                 std::span<const std::uint64_t> mask) {
-  const rcu::ReadGuard rcu;
-  const Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(slots_, id);  // before the lock
-  if (!log) return Unexpected{log.error()};
-  const Result<std::vector<std::uint64_t>, MemslotError> words = log->clear_words(first_page, pages, mask);
-  if (!words) return Unexpected{words.error()};
-  const std::lock_guard lock(mutex_);
-  log->bitmap->clear(first_page, pages, mask);
+  return clear_dirty_log_reprotecting(slots_, id, first_page, pages, mask, mutex_,
+                                      [&](Gfn first, std::span<const std::uint64_t> words) {
+                                        reprotect_and_flush(first, words, "clear_dirty_log");
+                                      });
+}
+
+void ShadowMmu::reprotect_and_flush(Gfn first, std::span<const std::uint64_t> words, const char* what) {
   pt::TlbFlush<Gva> flush(&memory_);
-  reprotect_masked(log->spec.base + first_page, *words, flush);
+  reprotect_masked(first, words, flush);
   finish(std::move(flush));
-  checked("clear_dirty_log");
-  return {};
+  checked(what);
 }
 
 }  // namespace vmmu::shadow

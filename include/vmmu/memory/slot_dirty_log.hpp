@@ -4,9 +4,11 @@
 // checks and their errors.
 
 #include <cstdint>
+#include <mutex>
 #include <span>
 #include <vector>
 
+#include "vmmu/core/rcu.hpp"
 #include "vmmu/core/result.hpp"
 #include "vmmu/memory/memslots.hpp"
 
@@ -27,5 +29,36 @@ struct SlotDirtyLog {
 // Errors: UnknownSlot (also when the slot changed meanwhile, or there are no `slots`: an MMU
 // over bare guest RAM), NotLoggingDirty.
 Result<SlotDirtyLog, MemslotError> slot_dirty_log(const Memslots* slots, SlotId id);
+
+// Get-and-clear and clear of a slot's log for an MMU whose leaves over logged pages are
+// write-protected until a fault logs them (the shadow and shadow EPT MMUs): the bits change
+// and `reprotect(first_gfn, words)` write-protects the pages they name, both under `lock`,
+// so no fault makes a leaf writable between the two.
+template <class Lock, class Reprotect>
+Result<std::vector<std::uint64_t>, MemslotError> get_dirty_log_reprotecting(const Memslots* slots, SlotId id,
+                                                                           Lock& lock, Reprotect&& reprotect) {
+  const rcu::ReadGuard rcu;
+  const Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(slots, id);  // before the lock
+  if (!log) return Unexpected{log.error()};
+  const std::lock_guard guard(lock);
+  std::vector<std::uint64_t> bits = log->bitmap->get_and_clear(0, log->spec.pages);
+  reprotect(log->spec.base, std::span<const std::uint64_t>(bits));
+  return bits;
+}
+
+template <class Lock, class Reprotect>
+Status<MemslotError> clear_dirty_log_reprotecting(const Memslots* slots, SlotId id, std::uint64_t first_page,
+                                                  std::uint64_t pages, std::span<const std::uint64_t> mask,
+                                                  Lock& lock, Reprotect&& reprotect) {
+  const rcu::ReadGuard rcu;
+  const Result<SlotDirtyLog, MemslotError> log = slot_dirty_log(slots, id);  // before the lock
+  if (!log) return Unexpected{log.error()};
+  const Result<std::vector<std::uint64_t>, MemslotError> words = log->clear_words(first_page, pages, mask);
+  if (!words) return Unexpected{words.error()};
+  const std::lock_guard guard(lock);
+  log->bitmap->clear(first_page, pages, mask);
+  reprotect(log->spec.base + first_page, std::span<const std::uint64_t>(*words));
+  return {};
+}
 
 }  // namespace vmmu

@@ -181,6 +181,8 @@ class ShadowEptMmu {
   void unmap_locked(Range<Gfn> gfns, Flush& flush);
   void write_protect_range(Range<Gfn> gfns, Flush& flush);
   void reprotect_masked(Gfn first, std::span<const std::uint64_t> words, Flush& flush);
+  // A harvest's write-protection of what `words` name, its flush and its invariant check.
+  void reprotect_and_flush(Gfn first, std::span<const std::uint64_t> words, const char* what);
   bool protect_leaf(Hpa entry, Flush& flush);
   void zap_page(shadow::ShadowPage* p, Flush& flush);
   Result<shadow::ShadowPage*, pt::TableError> child(Iterator& it, Gfn gfn, shadow::Role role, Flush& flush);

@@ -403,6 +403,8 @@ class ShadowMmu {
   void start_dirty_logging_locked(Range<Gfn> gfns, pt::TlbFlush<Gva>& flush);
   // Write-protects the pages first + 64 * w + i for each bit i of words[w].
   void reprotect_masked(Gfn first, std::span<const std::uint64_t> words, pt::TlbFlush<Gva>& flush);
+  // A harvest's write-protection of what `words` name, its flush and its invariant check.
+  void reprotect_and_flush(Gfn first, std::span<const std::uint64_t> words, const char* what);
   // Applies a flush: one per operation, counted.
   void finish(pt::TlbFlush<Gva>&& flush);
   void checked(const char* what) const;
