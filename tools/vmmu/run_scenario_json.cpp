@@ -203,7 +203,7 @@ void read_vm(Reader& r, const Json& j, sim::VmParams& vm) {
     if (const std::optional<mmu::MmuKind> k = mmu::parse_mmu_kind(m))
       vm.mmu = *k;
     else if (!r.error)
-      r.fail("vm.mmu", fmt::format("expected \"tdp\" or \"shadow\", got {}", shown(*it)));
+      r.fail("vm.mmu", fmt::format("expected \"tdp\", \"shadow\" or \"adaptive\", got {}", shown(*it)));
   }
   if (auto it = j.find("tdp"); it != j.end()) {
     const std::string t = r.string(*it, "vm.tdp");

@@ -51,7 +51,7 @@ const BadCase kBadCases[] = {
     {"FractionalSeed", [](Json& d) { d["seed"] = 1.5; }, "seed", "non-negative integer"},
     {"VmNotObject", [](Json& d) { d["vm"] = 3; }, "vm", "JSON object"},
     {"UnknownVmKey", [](Json& d) { d["vm"]["smt"] = true; }, "vm.smt", "unknown key"},
-    {"UnknownMmu", [](Json& d) { d["vm"]["mmu"] = "ept"; }, "vm.mmu", "\"tdp\" or \"shadow\""},
+    {"UnknownMmu", [](Json& d) { d["vm"]["mmu"] = "ept"; }, "vm.mmu", "\"tdp\", \"shadow\" or \"adaptive\""},
     {"MmuNotString", [](Json& d) { d["vm"]["mmu"] = 1; }, "vm.mmu", "expected a string"},
     // The default scenario ends with a conversion phase (phases[7]).
     {"ShadowWithConversion", [](Json& d) { d["vm"]["mmu"] = "shadow"; }, "phases[7]", "TDX"},
