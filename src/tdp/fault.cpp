@@ -68,7 +68,8 @@ Result<FaultOutcome, pt::TableError> TdpMmu::handle_fault(VcpuMmu& v, Gpa gpa, A
 }
 
 // One walk: look up (down to the entry mapping gpa), decide, build down to the level
-// decided, install -- a lost race re-decides from where the walk stands.
+// decided, install -- a lost race re-decides from where the walk stands. The common case, an
+// empty entry at the level decided, is filled from the look-up without an iterator.
 Result<FaultOutcome, pt::TableError> TdpMmu::fault_locked(VcpuMmu& v, Root& root, Gpa gpa, Access access,
                                                          std::uint64_t seq, std::uint64_t generation,
                                                          const MemslotRegion* region, pt::TlbFlush<Gpa>& flush) {
@@ -76,17 +77,16 @@ Result<FaultOutcome, pt::TableError> TdpMmu::fault_locked(VcpuMmu& v, Root& root
   const Gfn gfn = gfn_of(gpa);
   auto& c = v.c_;
   pt::ops::EntryOps<TdpFormat> ops = root.tables.entry_ops();
-  TdpTables::Iterator it = root.tables.path(gpa);
-  ops.settle(it);
-  const bool existing = it.is_leaf();
-  if (!existing && TdpFormat::mmio_current(it.entry(), generation)) {
+  const pt::WalkResult<TdpFormat> w = root.tables.look_up(gpa);
+  const bool existing = w.end == pt::WalkEnd::Leaf;
+  if (!existing && TdpFormat::mmio_current(w.entry, generation)) {
     VcpuMmu::bump(c.mmio_fast);
     VcpuMmu::bump(c.mmio);
     return FaultOutcome{FaultAction::Mmio};
   }
-  if (existing && mmu::allows(format_.leaf_attrs(it.entry(), it.level()), access, mmu::AccessFlag::SetByHardware)) {
+  if (existing && mmu::allows(format_.leaf_attrs(w.entry, w.level), access, mmu::AccessFlag::SetByHardware)) {
     VcpuMmu::bump(c.spurious);
-    return FaultOutcome{FaultAction::Spurious, it.level(), format_.geometry().span(it.level())};
+    return FaultOutcome{FaultAction::Spurious, w.level, format_.geometry().span(w.level)};
   }
   if (retry_needed(gfn, seq) || slots_.generation() != generation) {
     VcpuMmu::bump(c.retried);
@@ -95,6 +95,7 @@ Result<FaultOutcome, pt::TableError> TdpMmu::fault_locked(VcpuMmu& v, Root& root
   if (region == nullptr) {
     // Remember "no memslot here" so the next access is answered from the table.
     const Entry marker = format_.make_mmio(generation);
+    TdpTables::Iterator it = root.tables.at(w, gpa);
     for (;;) {
       Result<pt::ops::EntryOps<TdpFormat>::Reached, pt::TableError> r = ops.reach(it, 1, flush);
       if (!r) return Unexpected{r.error()};
@@ -126,10 +127,31 @@ Result<FaultOutcome, pt::TableError> TdpMmu::fault_locked(VcpuMmu& v, Root& root
   attrs.exec = true;
   attrs.accessed = true;
   attrs.dirty = access.is_write() && format_.ad_bits();
+  // A new leaf at level l: the slot's memory under the l-aligned block holding gfn.
+  const auto fresh_leaf = [&](unsigned l) {
+    const std::uint64_t span_pages = format_.geometry().span(l) >> kPageShift;
+    return format_.make_leaf(region->hpa_of(Gfn(gfn.raw() & ~(span_pages - 1))), l, attrs);
+  };
+  const auto installed = [&](unsigned l, bool relaxed, bool split) {
+    if (split) VcpuMmu::bump(c.lazy_splits);
+    VcpuMmu::bump(relaxed ? c.relaxed : c.mapped[l]);
+#if defined(VMMU_CHECK_INVARIANTS)
+    check_leaf(root, *region, gpa);
+#endif
+    return FaultOutcome{relaxed ? FaultAction::Relaxed : FaultAction::Mapped, l, format_.geometry().span(l),
+                        logging && writable && !by_dirty_bits};
+  };
 
   // An existing leaf lacks write permission: relax it in place, except a huge leaf while
   // logging, which is split (lazily) so only this 4K page becomes writable.
-  const unsigned target = existing ? (logging ? 1 : it.level()) : max_level(*region, gfn);
+  const unsigned target = existing ? (logging ? 1 : w.level) : max_level(*region, gfn);
+  // The common case: the look-up stopped on the empty entry the new leaf goes in.
+  if (!existing && w.level == target && ops.fill(w, fresh_leaf(target)) == pt::ops::Installed::Done) {
+    return installed(target, false, false);
+  }
+  // Otherwise build down to the target, or relax, from where the look-up stopped; a lost race
+  // re-decides on the new value.
+  TdpTables::Iterator it = root.tables.at(w, gpa);
   bool split = false;
   for (;;) {
     Result<pt::ops::EntryOps<TdpFormat>::Reached, pt::TableError> r = ops.reach(it, target, flush);
@@ -149,18 +171,10 @@ Result<FaultOutcome, pt::TableError> TdpMmu::fault_locked(VcpuMmu& v, Root& root
       more.write = more.write && writable;
       want = format_.make_leaf(format_.leaf_address(old, l), l, more);
     } else {
-      const std::uint64_t span_pages = format_.geometry().span(l) >> kPageShift;
-      want = format_.make_leaf(region->hpa_of(Gfn(gfn.raw() & ~(span_pages - 1))), l, attrs);
+      want = fresh_leaf(l);
     }
     if (ops.install(it, want, flush) == pt::ops::Installed::Lost) continue;  // re-decide on the new value
-    if (split) VcpuMmu::bump(c.lazy_splits);
-    const bool relaxed = format_.present(old, l);
-    VcpuMmu::bump(relaxed ? c.relaxed : c.mapped[l]);
-#if defined(VMMU_CHECK_INVARIANTS)
-    check_leaf(root, *region, gpa);
-#endif
-    return FaultOutcome{relaxed ? FaultAction::Relaxed : FaultAction::Mapped, l, format_.geometry().span(l),
-                        logging && writable && !by_dirty_bits};
+    return installed(l, format_.present(old, l), split);
   }
 }
 

@@ -33,9 +33,7 @@ void VcpuMmu::set_root_role(RootRole role) {
   unload_root();
 }
 
-Result<Root*, pt::TableError> VcpuMmu::current_root() {
-  Root* r = root_.load(std::memory_order_relaxed);
-  if (r != nullptr && !r->invalid.load(std::memory_order_acquire)) return r;
+Result<Root*, pt::TableError> VcpuMmu::load_root(Root* r) {
   Result<Root*, pt::TableError> fresh = mmu_.roots_->get(role_);
   if (!fresh) return fresh;
   root_.store(*fresh, std::memory_order_release);

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "pt/owned_toy_format.hpp"
@@ -61,6 +64,98 @@ TEST_F(HostTablesEngine, ReachBuildsMissingTablesDownToTheTarget) {
   EXPECT_EQ(memory.tables_in_use(2), 1u);
   EXPECT_EQ(memory.tables_in_use(1), 1u);
   std::move(flush).apply(tlb);
+}
+
+// look_up() is a fault's look-up and at() the iterator it builds or installs with: they must
+// end, and stand, exactly where path() + settle() would -- on a block, a page, an empty entry
+// at each level.
+TEST_F(HostTablesEngine, LookUpEndsWhereSettleEndsAndAtStandsThere) {
+  Tables t = make();
+  map(t, range(0, kBlock), 2);
+  map(t, range(4 * kBlock, 4 * kBlock + kPage), 1);
+  const std::uint64_t addrs[] = {0x3000, 4 * kBlock, 4 * kBlock + 0x5000, 2 * kBlock + 0x1000, 20 * kBlock + 0x7000};
+  std::vector<unsigned> levels;
+  for (const std::uint64_t a : addrs) {
+    Tables::Iterator it = t.path(Gpa(a));
+    t.entry_ops().settle(it);
+    const WalkResult<HostToyFormat> w = t.look_up(Gpa(a));
+    EXPECT_EQ(w.level, it.level()) << std::hex << a;
+    EXPECT_EQ(w.entry, it.entry()) << std::hex << a;
+    EXPECT_EQ(w.entry_address, it.entry_address()) << std::hex << a;
+    EXPECT_EQ(w.end == WalkEnd::Leaf, it.is_leaf()) << std::hex << a;
+    const Tables::Iterator at = t.at(w, Gpa(a));
+    EXPECT_EQ(at.level(), it.level()) << std::hex << a;
+    EXPECT_EQ(at.entry(), it.entry()) << std::hex << a;
+    EXPECT_EQ(at.entry_address(), it.entry_address()) << std::hex << a;
+    EXPECT_EQ(at.address(), it.address()) << std::hex << a;
+    EXPECT_EQ(at.is_leaf(), it.is_leaf()) << std::hex << a;
+    levels.push_back(w.level);
+  }
+  EXPECT_EQ(levels, (std::vector<unsigned>{2, 1, 1, 2, 3})) << "a block, a page, empty entries at levels 1, 2, 3";
+}
+
+TEST_F(HostTablesEngine, AtResumesTheBuildFromWhereTheLookUpStopped) {
+  Tables t = make();
+  auto ops = t.entry_ops();
+  const Gpa a(3 * kBlock + 0x2000);
+  const WalkResult<HostToyFormat> w = t.look_up(a);
+  ASSERT_EQ(w.level, 3u);
+  Tables::Iterator it = t.at(w, a);
+  TlbFlush<Gpa> flush(&memory);
+  ASSERT_TRUE(ops.reach(it, 1, flush));
+  ASSERT_EQ(it.level(), 1u);
+  EXPECT_EQ(ops.install(it, f.make_leaf(kOut + 0x2000, 1, kRw), flush), ops::Installed::Done);
+  std::move(flush).apply(tlb);
+  const auto m = t.lookup(a);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->output, kOut + 0x2000);
+  EXPECT_EQ(m->level, 1u);
+}
+
+TEST_F(HostTablesEngine, FillPutsALeafInTheEmptyEntryFoundAndLosesToAnEarlierWriter) {
+  Tables t = make();
+  map(t, range(4 * kBlock, 4 * kBlock + kPage), 1);
+  auto ops = t.entry_ops();
+  const Gpa a(4 * kBlock + 0x5000);
+  const WalkResult<HostToyFormat> w = t.look_up(a);
+  ASSERT_EQ(w.end, WalkEnd::NotPresent);
+  ASSERT_EQ(w.level, 1u);
+  EXPECT_EQ(ops.fill(w, f.make_leaf(kOut + 0x5000, 1, kRw)), ops::Installed::Done);
+  const auto m = t.lookup(a);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->output, kOut + 0x5000);
+  EXPECT_TRUE(m->attrs.write);
+
+  // Another writer fills the entry between this look-up and its fill: the fill must lose.
+  const Gpa b(4 * kBlock + 0x6000);
+  const WalkResult<HostToyFormat> stale = t.look_up(b);
+  Tables::Iterator it = t.at(stale, b);
+  TlbFlush<Gpa> flush(&memory);
+  ASSERT_EQ(ops.install(it, f.make_leaf(kOut + 0x6000, 1, kRo), flush), ops::Installed::Done);
+  std::move(flush).apply(tlb);
+  EXPECT_EQ(ops.fill(stale, f.make_leaf(kOut + 0x6000, 1, kRw)), ops::Installed::Lost);
+  EXPECT_FALSE(writable(t, b.raw())) << "the earlier writer's entry stays";
+}
+
+TEST_F(HostTablesEngine, LookUpWaitsOutAFrozenEntry) {
+  Tables t = make();
+  map(t, range(4 * kBlock, 4 * kBlock + kPage), 1);
+  const Gpa a(4 * kBlock + 0x3000);
+  Tables::Iterator it = t.at(t.look_up(a), a);
+  ASSERT_TRUE(it.try_set(f.frozen_entry()));  // break...
+  std::atomic<bool> done{false};
+  WalkResult<HostToyFormat> w{};
+  std::thread looker([&] {
+    w = t.look_up(a);
+    done.store(true);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(done.load()) << "a look-up must not end on a frozen entry";
+  const std::uint64_t leaf = f.make_leaf(kOut + 0x3000, 1, kRw);
+  ASSERT_TRUE(it.try_set(leaf));  // ...make
+  looker.join();
+  EXPECT_EQ(w.end, WalkEnd::Leaf);
+  EXPECT_EQ(w.entry, leaf);
 }
 
 TEST_F(HostTablesEngine, UpdatePagesChangesExactlyThePagesItsBitsName) {

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <thread>
 #include <vector>
 #include <utility>
 
@@ -114,6 +115,27 @@ class OwnedTables {
   // An iterator over the path to `addr` (for settle / reach).
   [[nodiscard]] Iterator path(Input addr) const {
     return Iterator(f_, *memory_, root_, addr.raw(), addr.raw() + 1);
+  }
+
+  // The look-up of `addr` (below input_limit()): one walk down to the first entry of its path
+  // that is not a table -- the leaf mapping it, or the empty entry (or a format's not-present
+  // marker) where its mapping would go -- frozen entries waited out. A fault's first step; its
+  // decision is made on the entry read, and at() gives the iterator that builds or installs.
+  [[nodiscard]] WalkResult<F> look_up(Input addr) const {
+    const Entry frozen = f_.frozen_entry();
+    for (;;) {
+      const WalkResult<F> w = walk(f_, *memory_, root_, addr.raw(), [frozen](Step<F>& s) {
+        return s.entry == frozen ? Visit::Stop : Visit::Continue;
+      });
+      if (w.end != WalkEnd::Stopped) return w;
+      std::this_thread::yield();  // another thread is between break and make: let it finish
+    }
+  }
+  // An iterator standing on the entry look_up(addr) ended on (the tables above it are not
+  // recorded: reach() and install() need only the entry and what lies below it).
+  [[nodiscard]] Iterator at(const WalkResult<F>& w, Input addr) const {
+    const Hpa table = w.entry_address - std::uint64_t{f_.geometry().index(addr.raw(), w.level)} * sizeof(Entry);
+    return Iterator::at(f_, *memory_, table, w.level, addr.raw());
   }
 
   // Maps `in` to [out, out + size) with `attrs`.

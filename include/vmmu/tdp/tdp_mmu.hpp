@@ -98,7 +98,14 @@ class alignas(64) VcpuMmu {
  private:
   friend class TdpMmu;
   // The root to run on, loaded if missing or invalid. Call with the MMU lock held shared.
-  Result<Root*, pt::TableError> current_root();
+  // Inline: every fault asks, and the answer is almost always the root already loaded.
+  Result<Root*, pt::TableError> current_root() {
+    Root* r = root_.load(std::memory_order_relaxed);
+    if (r != nullptr && !r->invalid.load(std::memory_order_acquire)) [[likely]] return r;
+    return load_root(r);
+  }
+  // current_root() when `old` (the current root, or null) cannot be used.
+  Result<Root*, pt::TableError> load_root(Root* old);
   // Owner-thread counter increment that other threads may read (no atomic RMW on the hot path).
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

@@ -32,6 +32,7 @@
 #include "vmmu/pt/ops/leaf_bits.hpp"
 #include "vmmu/pt/ops/mode.hpp"
 #include "vmmu/pt/table_iterator.hpp"
+#include "vmmu/pt/walk.hpp"
 
 namespace vmmu::pt::ops {
 
@@ -69,6 +70,16 @@ class EntryOps {
     // small enough to inline into a fault; replacing a present entry is out of line.
     if (!f_.present(old, it.level())) return it.try_set(desired) ? Installed::Done : Installed::Lost;
     return replace(it, desired, flush);
+  }
+
+  // Fills the empty entry a look-up `w` ended on (OwnedTables::look_up) with `desired`: a
+  // fault's common case without an iterator -- nothing to invalidate or retire, one
+  // compare-exchange against the value read. Lost when another thread changed the entry first.
+  Installed fill(const WalkResult<F>& w, Entry desired) {
+    assert(!f_.present(w.entry, w.level) && w.entry != f_.frozen_entry());
+    Entry expected = w.entry;
+    return memory_.template compare_exchange<Entry>(w.entry_address, expected, desired) ? Installed::Done
+                                                                                         : Installed::Lost;
   }
 
   // install() of a present entry.
