@@ -56,13 +56,15 @@ std::vector<std::string_view> compare_values(std::string_view dimension) {
     return {mmu::to_string(mmu::MmuKind::Tdp), mmu::to_string(mmu::MmuKind::Shadow),
             mmu::to_string(mmu::MmuKind::Adaptive)};
   if (dimension == kCompareUnsync) return {"on", "off"};
+  if (dimension == kCompareNested) return {"direct", "nested"};
   return tdp::policy_values(dimension);
 }
 
 std::string compare_dimensions() {
   std::string known;
   for (std::string_view n : tdp::kPolicyNames) known += (known.empty() ? "" : ", ") + std::string(n);
-  return known + ", " + std::string(kCompareMmu) + ", " + std::string(kCompareUnsync);
+  return known + ", " + std::string(kCompareMmu) + ", " + std::string(kCompareUnsync) + ", " +
+         std::string(kCompareNested);
 }
 
 Result<CompareReport, std::string> run_compare(const Scenario& scenario, std::string_view policy,
@@ -81,6 +83,8 @@ Result<CompareReport, std::string> run_compare(const Scenario& scenario, std::st
       s.vm.mmu = *mmu::parse_mmu_kind(v);
     else if (policy == kCompareUnsync)
       s.vm.shadow_unsync = v == "on";
+    else if (policy == kCompareNested)
+      s.vm.nested = v == "nested" ? scenario.vm.nested.value_or(NestedParams{}) : std::optional<NestedParams>();
     else
       tdp::set_policy(s.policies, policy, v);
     RunOptions o = options;

@@ -32,7 +32,8 @@ std::vector<std::string> RunReport::failures() const {
 }
 
 bool is_gauge(std::string_view key) {
-  return key == "leaves_4k" || key == "leaves_2m" || key == "leaves_1g" || key == "tables_in_use";
+  return key == "leaves_4k" || key == "leaves_2m" || key == "leaves_1g" || key == "tables_in_use" ||
+         key == "nested_shadow_pages";
 }
 
 std::uint64_t host_page_faults() {
@@ -42,7 +43,16 @@ std::uint64_t host_page_faults() {
 }
 
 Result<std::vector<Metric>, std::string> stats_metrics(const StatsSnapshot& b, const StatsSnapshot& a) {
-  if (a.kind != mmu::MmuKind::Tdp) return shadow_stats_metrics(b, a);  // adaptive: both MMUs' sums
+  // adaptive: both MMUs' sums
+  auto out = a.kind != mmu::MmuKind::Tdp ? shadow_stats_metrics(b, a) : tdp_stats_metrics(b, a);
+  if (!out || !a.nested) return out;
+  auto n = nested_stats_metrics(b, a);
+  if (!n) return n;
+  out->insert(out->end(), n->begin(), n->end());
+  return out;
+}
+
+Result<std::vector<Metric>, std::string> tdp_stats_metrics(const StatsSnapshot& b, const StatsSnapshot& a) {
   const tdp::FaultStats& fb = b.tdp.faults;
   const tdp::FaultStats& fa = a.tdp.faults;
   const tdp::TdpStats& tb = b.tdp;
