@@ -30,9 +30,12 @@ void add_to_column(CompareTable& t, std::size_t column, std::string_view phase, 
     auto row = std::find_if(t.rows.begin(), t.rows.end(),
                             [&](const CompareRow& r) { return r.phase == phase && r.key == metrics[m].key; });
     if (row == t.rows.end()) {
-      t.rows.push_back({std::string(phase), metrics[m].key, metrics[m].label, metrics[m].unit, m < results, {}});
-      t.rows.back().values.resize(t.values.size());
-      row = t.rows.end() - 1;
+      // After the phase's last row: a figure only a later column has (--compare nested's
+      // nested_*, --compare mmu's shadow keys) stays with its phase.
+      auto last = std::find_if(t.rows.rbegin(), t.rows.rend(), [&](const CompareRow& r) { return r.phase == phase; });
+      CompareRow fresh{std::string(phase), metrics[m].key, metrics[m].label, metrics[m].unit, m < results, {}};
+      fresh.values.resize(t.values.size());
+      row = t.rows.insert(last == t.rows.rend() ? t.rows.end() : last.base(), std::move(fresh));
     }
     row->values[column] = metrics[m].value;
   }

@@ -1,9 +1,8 @@
 // The statistics a phase reports under vm.nested: the nested MMU's, as deltas (report.hpp).
 
-#include <fmt/format.h>
-
 #include <algorithm>
 
+#include "stat_deltas.hpp"
 #include "vmmu/sim/report.hpp"
 
 namespace vmmu::sim {
@@ -11,23 +10,16 @@ namespace vmmu::sim {
 Result<std::vector<Metric>, std::string> nested_stats_metrics(const StatsSnapshot& b, const StatsSnapshot& a) {
   const nested::NestedStats nb = b.nested.value_or(nested::NestedStats{});
   const nested::NestedStats na = a.nested.value_or(nested::NestedStats{});
-  std::vector<Metric> out;
-  std::string backwards;
-  auto counter = [&](std::string key, std::string label, std::uint64_t before, std::uint64_t after) {
-    if (after < before && backwards.empty())
-      backwards = fmt::format("statistic {} went backwards ({} before the phase, {} after)", key, before, after);
-    out.push_back(Metric{std::move(key), std::move(label), after - before, Unit::Count});
-  };
-  counter("nested_faults", "L2 faults (walks of L1's EPT)", nb.faults, na.faults);
-  counter("nested_exits_to_l1", "exits reflected to L1", nb.reflected, na.reflected);
-  counter("nested_l1_ept_writes", "EPT entries L1 wrote", nb.l1_writes, na.l1_writes);
-  counter("nested_invepts", "INVEPTs", nb.invepts, na.invepts);
-  counter("nested_roots_built", "shadow EPT roots built", nb.roots_built, na.roots_built);
-  counter("nested_root_switches", "EPTP switches to a cached root", nb.root_switches, na.root_switches);
-  counter("nested_logged", "L1 frames logged dirty", nb.logged, na.logged);
-  out.push_back(Metric{"nested_shadow_pages", "shadow EPT pages after", na.pages, Unit::Count});
-  if (!backwards.empty()) return Unexpected{backwards};
-  return out;
+  StatDeltas d;
+  d.counter("nested_faults", "L2 faults (walks of L1's EPT)", nb.faults, na.faults);
+  d.counter("nested_exits_to_l1", "exits reflected to L1", nb.reflected, na.reflected);
+  d.counter("nested_l1_ept_writes", "EPT entries L1 wrote", nb.l1_writes, na.l1_writes);
+  d.counter("nested_invepts", "INVEPTs", nb.invepts, na.invepts);
+  d.counter("nested_roots_built", "shadow EPT roots built", nb.roots_built, na.roots_built);
+  d.counter("nested_root_switches", "EPTP switches to a cached root", nb.root_switches, na.root_switches);
+  d.counter("nested_logged", "L1 frames logged dirty", nb.logged, na.logged);
+  d.gauge("nested_shadow_pages", "shadow EPT pages after", na.pages);
+  return d.take();
 }
 
 std::vector<Metric> nested_totals(const RunReport& r) {

@@ -1,6 +1,9 @@
-// vm.nested under concurrency: four L2 vCPU threads taking EPT violations on the same L1 tables
-// at once (L1 installs under its lock, L0 emulates each store under the nested MMU's) while
-// they store through the host pointers the nested MMU hands back, for TSan to watch.
+// vm.nested under concurrency: four L2 vCPU threads taking EPT violations on the same L1
+// tables (every run starts with all of them missing the same PML4E, PDPTE and PDE) while they
+// store through the host pointers the nested MMU hands back; L1 installs under its lock, L0
+// emulates each store under the nested MMU's. For TSan to watch, and counted exactly. (The
+// threads start staggered, so two first exits rarely meet: removing L1's lock went unseen in
+// 24 rounds; what this catches is a race TSan can see in the paths the vCPUs share.)
 
 #include <gtest/gtest.h>
 
@@ -10,18 +13,21 @@ namespace vmmu::sim::test {
 namespace {
 
 TEST(NestedStress, L2VcpusFaultingTogetherMapEveryPageOnce) {
-  Scenario s = tiny({RandomAccessPhase{40'000, 0.5}, PopulatePhase{}, MigrationPhase{4, 0.5, true, false}}, 2 * MiB,
-                    4 * KiB, 4);
-  s.vm.nested = NestedParams{};
-  const RunReport r = run_ok(s);
-  ASSERT_EQ(r.phases.size(), 3u);
-  // Each L2 page is mapped by L1 exactly once, whichever vCPU took its violation first: 512
-  // leaves, and one PML4E, PDPTE and PDE (racing vCPUs find the entry present and retry).
-  EXPECT_EQ(metric(r, "random-access", "nested_l1_ept_writes") + metric(r, "populate", "nested_l1_ept_writes"),
-            512u + 3u);
-  EXPECT_GE(metric(r, "random-access", "nested_exits_to_l1") + metric(r, "populate", "nested_exits_to_l1"), 512u);
-  for (const MigrationIteration& it : phase(r, "migration").migration.at(0).iterations) EXPECT_EQ(it.pages_lost, 0u);
-  EXPECT_TRUE(r.ok());
+  for (int round = 0; round < 2; ++round) {
+    Scenario s = tiny({PopulatePhase{}, RandomAccessPhase{4'000, 0.5}, MigrationPhase{2, 0.5, true, false}}, 2 * MiB,
+                      4 * KiB, 4);
+    s.seed = static_cast<std::uint64_t>(round) + 1;
+    s.vm.nested = NestedParams{};
+    const RunReport r = run_ok(s);
+    ASSERT_EQ(r.phases.size(), 3u);
+    // Each L2 page is mapped by L1 exactly once, whichever vCPU took its violation first: 512
+    // leaves, and one PML4E, PDPTE and PDE (a vCPU that finds the entry made retries).
+    EXPECT_EQ(metric(r, "populate", "nested_l1_ept_writes"), 512u + 3u) << "round " << round;
+    EXPECT_EQ(metric(r, "random-access", "nested_l1_ept_writes"), 0u) << "round " << round;
+    for (const MigrationIteration& it : phase(r, "migration").migration.at(0).iterations)
+      EXPECT_EQ(it.pages_lost, 0u) << "round " << round;
+    ASSERT_TRUE(r.ok()) << "round " << round;
+  }
 }
 
 }  // namespace

@@ -43,7 +43,8 @@ struct CompareReport {
 };
 
 // Puts `metrics` of `phase` in column `column` of `t` (its values named): a row is made the first
-// time a (phase, key) appears, in that order; the first `results` metrics are results.
+// time a (phase, key) appears, after the phase's rows so far (else at the end); the first
+// `results` metrics are results.
 void add_to_column(CompareTable& t, std::size_t column, std::string_view phase, const std::vector<Metric>& metrics,
                    std::size_t results);
 
