@@ -30,9 +30,12 @@ void add_to_column(CompareTable& t, std::size_t column, std::string_view phase, 
     auto row = std::find_if(t.rows.begin(), t.rows.end(),
                             [&](const CompareRow& r) { return r.phase == phase && r.key == metrics[m].key; });
     if (row == t.rows.end()) {
-      t.rows.push_back({std::string(phase), metrics[m].key, metrics[m].label, metrics[m].unit, m < results, {}});
-      t.rows.back().values.resize(t.values.size());
-      row = t.rows.end() - 1;
+      // After the phase's last row: a figure only a later column has (--compare nested's
+      // nested_*, --compare mmu's shadow keys) stays with its phase.
+      auto last = std::find_if(t.rows.rbegin(), t.rows.rend(), [&](const CompareRow& r) { return r.phase == phase; });
+      CompareRow fresh{std::string(phase), metrics[m].key, metrics[m].label, metrics[m].unit, m < results, {}};
+      fresh.values.resize(t.values.size());
+      row = t.rows.insert(last == t.rows.rend() ? t.rows.end() : last.base(), std::move(fresh));
     }
     row->values[column] = metrics[m].value;
   }
@@ -56,13 +59,15 @@ std::vector<std::string_view> compare_values(std::string_view dimension) {
     return {mmu::to_string(mmu::MmuKind::Tdp), mmu::to_string(mmu::MmuKind::Shadow),
             mmu::to_string(mmu::MmuKind::Adaptive)};
   if (dimension == kCompareUnsync) return {"on", "off"};
+  if (dimension == kCompareNested) return {"direct", "nested"};
   return tdp::policy_values(dimension);
 }
 
 std::string compare_dimensions() {
   std::string known;
   for (std::string_view n : tdp::kPolicyNames) known += (known.empty() ? "" : ", ") + std::string(n);
-  return known + ", " + std::string(kCompareMmu) + ", " + std::string(kCompareUnsync);
+  return known + ", " + std::string(kCompareMmu) + ", " + std::string(kCompareUnsync) + ", " +
+         std::string(kCompareNested);
 }
 
 Result<CompareReport, std::string> run_compare(const Scenario& scenario, std::string_view policy,
@@ -81,6 +86,8 @@ Result<CompareReport, std::string> run_compare(const Scenario& scenario, std::st
       s.vm.mmu = *mmu::parse_mmu_kind(v);
     else if (policy == kCompareUnsync)
       s.vm.shadow_unsync = v == "on";
+    else if (policy == kCompareNested)
+      s.vm.nested = v == "nested" ? scenario.vm.nested.value_or(NestedParams{}) : std::optional<NestedParams>();
     else
       tdp::set_policy(s.policies, policy, v);
     RunOptions o = options;

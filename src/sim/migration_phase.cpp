@@ -6,13 +6,16 @@
 // clear_dirty_log over the pages it named (KVM_CLEAR_DIRTY_LOG); without: get =
 // get_dirty_log (takes the bits and write-protects), no clear. Ring mode: get = harvest every vCPU's
 // ring, clear = reset them; a ring that fills during a round is harvested by its vCPU thread
-// (KVM_EXIT_DIRTY_RING_FULL), and those entries count for the round too.
+// (KVM_EXIT_DIRTY_RING_FULL), and those entries count for the round too. Under vm.nested: get =
+// the nested MMU's get_dirty_log of L1's slots (takes the bits, write-protects the shadow EPT
+// leaves over them; it has no copy-only get), no clear, whatever manual_protect says.
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
 #include <thread>
 
+#include "l1_hypervisor.hpp"
 #include "phase.hpp"
 #include "vmmu/sim/fault_injection.hpp"
 
@@ -53,16 +56,19 @@ Status<std::string> harvest(PhaseContext& c, const MigrationPhase& p, MigrationI
   if (c.scenario.vm.dirty_ring_size == 0) {
     std::vector<std::vector<std::uint64_t>> maps(slots.size());
     std::string error;
+    L1Hypervisor* l1 = c.vm.l1();
     it.get_ns = timed([&] {
       for (std::size_t s = 0; s < slots.size() && error.empty(); ++s) {
-        auto log = p.manual_protect ? mmu.peek_dirty_log(slots[s].id) : mmu.get_dirty_log(slots[s].id);
+        auto log = l1 != nullptr        ? l1->mmu().get_dirty_log(slots[s].id)
+                   : p.manual_protect ? mmu.peek_dirty_log(slots[s].id)
+                                      : mmu.get_dirty_log(slots[s].id);
         if (!log)
           error = fmt::format("get dirty log of memslot {}: {}", s, to_string(log.error()));
         else
           maps[s] = std::move(*log);
       }
     });
-    if (p.manual_protect)
+    if (p.manual_protect && l1 == nullptr)
       it.clear_ns = timed([&] {
         for (std::size_t s = 0; s < slots.size() && error.empty(); ++s) {
           auto st = mmu.clear_dirty_log(slots[s].id, 0, slots[s].pages, maps[s]);

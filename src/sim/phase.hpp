@@ -29,7 +29,7 @@ struct PhaseContext {
 
   PhaseContext(const Scenario& s, std::size_t i, SimVm& v, PhaseProgress& p, PhaseReport& r)
       : scenario(s), index(i), vm(v), progress(p), report(r) {
-    for (unsigned c = 0; c < v.vcpus(); ++c) access.emplace_back(v.mmu(), v.vcpu_mmu(c));
+    for (unsigned c = 0; c < v.vcpus(); ++c) access.emplace_back(v.mmu(), v.vcpu_mmu(c), v.l1(), c);
   }
 
   void result(std::string key, std::string label, std::uint64_t value) {

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 
+#include "stat_deltas.hpp"
+
 namespace vmmu::sim {
 namespace {
 
@@ -32,7 +34,8 @@ std::vector<std::string> RunReport::failures() const {
 }
 
 bool is_gauge(std::string_view key) {
-  return key == "leaves_4k" || key == "leaves_2m" || key == "leaves_1g" || key == "tables_in_use";
+  return key == "leaves_4k" || key == "leaves_2m" || key == "leaves_1g" || key == "tables_in_use" ||
+         key == "nested_shadow_pages";
 }
 
 std::uint64_t host_page_faults() {
@@ -42,54 +45,54 @@ std::uint64_t host_page_faults() {
 }
 
 Result<std::vector<Metric>, std::string> stats_metrics(const StatsSnapshot& b, const StatsSnapshot& a) {
-  if (a.kind != mmu::MmuKind::Tdp) return shadow_stats_metrics(b, a);  // adaptive: both MMUs' sums
+  // adaptive: both MMUs' sums
+  auto out = a.kind != mmu::MmuKind::Tdp ? shadow_stats_metrics(b, a) : tdp_stats_metrics(b, a);
+  if (!out || !a.nested) return out;
+  auto n = nested_stats_metrics(b, a);
+  if (!n) return n;
+  out->insert(out->end(), n->begin(), n->end());
+  return out;
+}
+
+Result<std::vector<Metric>, std::string> tdp_stats_metrics(const StatsSnapshot& b, const StatsSnapshot& a) {
   const tdp::FaultStats& fb = b.tdp.faults;
   const tdp::FaultStats& fa = a.tdp.faults;
   const tdp::TdpStats& tb = b.tdp;
   const tdp::TdpStats& ta = a.tdp;
-  std::vector<Metric> out;
-  std::string backwards;
-  // Counters only grow: one that went backwards is a broken statistic, never a 0 for the
-  // "no zaps" checks to accept.
-  auto counter = [&](std::string key, std::string label, std::uint64_t before, std::uint64_t after) {
-    if (after < before && backwards.empty())
-      backwards = fmt::format("statistic {} went backwards ({} before the phase, {} after)", key, before, after);
-    out.push_back(count(std::move(key), std::move(label), after - before));
-  };
-  counter("faults", "faults", fb.faults, fa.faults);
-  counter("spurious", "spurious faults", fb.spurious, fa.spurious);
-  counter("retried", "retried faults", fb.retried, fa.retried);
-  counter("mmio", "MMIO exits", fb.mmio, fa.mmio);
-  counter("mmio_fast", "MMIO exits from markers", fb.mmio_fast, fa.mmio_fast);
-  counter("relaxed", "leaves made writable", fb.relaxed, fa.relaxed);
-  counter("mapped_4k", "mapped 4K", fb.mapped[1], fa.mapped[1]);
-  counter("mapped_2m", "mapped 2M", fb.mapped[2], fa.mapped[2]);
-  counter("mapped_1g", "mapped 1G", fb.mapped[3], fa.mapped[3]);
-  counter("lazy_splits", "lazy splits", fb.lazy_splits, fa.lazy_splits);
-  counter("eager_splits", "eager splits", tb.eager_splits, ta.eager_splits);
-  counter("merges_in_place", "merges in place", tb.merges_in_place, ta.merges_in_place);
-  counter("merge_races", "merge races", tb.merge_races, ta.merge_races);
-  counter("recovered_by_zap", "recovered by zap", tb.recovered_by_zap, ta.recovered_by_zap);
-  counter("zaps", "zaps", tb.zaps, ta.zaps);
-  counter("zapped_leaves", "zapped leaves", tb.zapped_leaves, ta.zapped_leaves);
-  counter("write_protected", "write-protected leaves", tb.write_protected, ta.write_protected);
-  counter("dirty_cleared", "D bits cleared", tb.dirty_cleared, ta.dirty_cleared);
-  counter("dirtied", "pages logged dirty by faults", fb.dirtied, fa.dirtied);
-  counter("ring_full", "dirty ring full exits", fb.ring_full, fa.ring_full);
-  counter("tlb_flushes", "TLB flushes", tb.tlb_flushes, ta.tlb_flushes);
-  counter("invalidations", "MMU-notifier invalidations", tb.invalidations, ta.invalidations);
-  counter("aged", "leaves found young", tb.aged, ta.aged);
-  counter("roots_created", "roots created", tb.roots_created, ta.roots_created);
-  counter("roots_freed", "roots freed", tb.roots_freed, ta.roots_freed);
-  counter("roots_invalidated", "roots invalidated", tb.roots_invalidated, ta.roots_invalidated);
-  counter("root_loads", "root loads by vCPUs", b.root_loads, a.root_loads);
-  counter("host_page_faults", "host page faults (the process's)", b.host_page_faults, a.host_page_faults);
-  out.push_back(count("leaves_4k", "4K leaves after", ta.leaves[1]));
-  out.push_back(count("leaves_2m", "2M leaves after", ta.leaves[2]));
-  out.push_back(count("leaves_1g", "1G leaves after", ta.leaves[3]));
-  out.push_back(count("tables_in_use", "table pages after", ta.tables_in_use));
-  if (!backwards.empty()) return Unexpected{backwards};
-  return out;
+  StatDeltas d;
+  d.counter("faults", "faults", fb.faults, fa.faults);
+  d.counter("spurious", "spurious faults", fb.spurious, fa.spurious);
+  d.counter("retried", "retried faults", fb.retried, fa.retried);
+  d.counter("mmio", "MMIO exits", fb.mmio, fa.mmio);
+  d.counter("mmio_fast", "MMIO exits from markers", fb.mmio_fast, fa.mmio_fast);
+  d.counter("relaxed", "leaves made writable", fb.relaxed, fa.relaxed);
+  d.counter("mapped_4k", "mapped 4K", fb.mapped[1], fa.mapped[1]);
+  d.counter("mapped_2m", "mapped 2M", fb.mapped[2], fa.mapped[2]);
+  d.counter("mapped_1g", "mapped 1G", fb.mapped[3], fa.mapped[3]);
+  d.counter("lazy_splits", "lazy splits", fb.lazy_splits, fa.lazy_splits);
+  d.counter("eager_splits", "eager splits", tb.eager_splits, ta.eager_splits);
+  d.counter("merges_in_place", "merges in place", tb.merges_in_place, ta.merges_in_place);
+  d.counter("merge_races", "merge races", tb.merge_races, ta.merge_races);
+  d.counter("recovered_by_zap", "recovered by zap", tb.recovered_by_zap, ta.recovered_by_zap);
+  d.counter("zaps", "zaps", tb.zaps, ta.zaps);
+  d.counter("zapped_leaves", "zapped leaves", tb.zapped_leaves, ta.zapped_leaves);
+  d.counter("write_protected", "write-protected leaves", tb.write_protected, ta.write_protected);
+  d.counter("dirty_cleared", "D bits cleared", tb.dirty_cleared, ta.dirty_cleared);
+  d.counter("dirtied", "pages logged dirty by faults", fb.dirtied, fa.dirtied);
+  d.counter("ring_full", "dirty ring full exits", fb.ring_full, fa.ring_full);
+  d.counter("tlb_flushes", "TLB flushes", tb.tlb_flushes, ta.tlb_flushes);
+  d.counter("invalidations", "MMU-notifier invalidations", tb.invalidations, ta.invalidations);
+  d.counter("aged", "leaves found young", tb.aged, ta.aged);
+  d.counter("roots_created", "roots created", tb.roots_created, ta.roots_created);
+  d.counter("roots_freed", "roots freed", tb.roots_freed, ta.roots_freed);
+  d.counter("roots_invalidated", "roots invalidated", tb.roots_invalidated, ta.roots_invalidated);
+  d.counter("root_loads", "root loads by vCPUs", b.root_loads, a.root_loads);
+  d.counter("host_page_faults", "host page faults (the process's)", b.host_page_faults, a.host_page_faults);
+  d.gauge("leaves_4k", "4K leaves after", ta.leaves[1]);
+  d.gauge("leaves_2m", "2M leaves after", ta.leaves[2]);
+  d.gauge("leaves_1g", "1G leaves after", ta.leaves[3]);
+  d.gauge("tables_in_use", "table pages after", ta.tables_in_use);
+  return d.take();
 }
 
 std::vector<Metric> migration_metrics(const MigrationReport& m) {

@@ -1,5 +1,6 @@
 #include "vmmu/sim/runner.hpp"
 
+#include "l1_hypervisor.hpp"
 #include "phase.hpp"
 #include "vmmu/sim/host_capacity.hpp"
 
@@ -68,6 +69,11 @@ Result<RunReport, std::string> run(const Scenario& scenario, const RunOptions& o
     auto stats = stats_metrics(before, (*vm)->snapshot());
     if (!stats) return Unexpected{phase.name + ": " + stats.error()};
     r.stats = std::move(*stats);
+#ifdef VMMU_CHECK_INVARIANTS
+    if (L1Hypervisor* l1 = (*vm)->l1()) {
+      if (auto bad = l1->mmu().check_invariants()) r.failures.push_back("nested MMU invariant: " + *bad);
+    }
+#endif
     report.phases.push_back(std::move(r));
   }
   return report;

@@ -9,6 +9,7 @@
 
 #include "vmmu/core/address.hpp"
 #include "vmmu/core/page_size.hpp"
+#include "nested_checks.hpp"
 
 namespace vmmu::sim {
 namespace {
@@ -269,6 +270,7 @@ std::uint64_t conversion_ranges_available(const Scenario& s) {
 std::optional<ScenarioError> validate(const Scenario& s) {
   if (auto e = check_vm(s)) return e;
   if (auto e = check_memslots(s)) return e;
+  if (auto e = check_nested(s)) return e;
   return check_phases(s);
 }
 

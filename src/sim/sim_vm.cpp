@@ -4,12 +4,14 @@
 
 #include <algorithm>
 
+#include "l1_hypervisor.hpp"
 #include "vmmu/core/page_size.hpp"
 
 namespace vmmu::sim {
 
 Result<std::unique_ptr<SimVm>, std::string> SimVm::create(const Scenario& s) {
   std::unique_ptr<SimVm> sim(new SimVm());
+  sim->scenario_ = s;
   vm::VmConfig config;
   config.mmu = s.vm.mmu;
   config.tdp.format.kind = s.vm.tdp;
@@ -46,10 +48,16 @@ Result<std::unique_ptr<SimVm>, std::string> SimVm::create(const Scenario& s) {
     sim->slots_.push_back(std::move(slot));
   }
   for (unsigned i = 0; i < s.vm.vcpus; ++i) sim->vcpus_.push_back(&sim->vm_->add_vcpu());
+  if (s.vm.nested) {
+    auto l1 = L1Hypervisor::create(*sim, *s.vm.nested, s.vm.vcpus);
+    if (!l1) return Unexpected{l1.error()};
+    sim->l1_ = std::move(*l1);
+  }
   return sim;
 }
 
 SimVm::~SimVm() {
+  l1_.reset();
   vcpus_.clear();
   vm_.reset();  // before slots_: the VM's memslots point into their memory
 }
@@ -108,6 +116,13 @@ Result<Range<Gpa>, std::string> SimVm::add_table_pool(std::uint64_t pages) {
   return range;
 }
 
+std::byte* SimVm::pool_host(Gpa base) {
+  for (SimSlot& s : pools_) {
+    if (gpa_of(s.base) == base) return s.memory.data();
+  }
+  return nullptr;
+}
+
 StatsSnapshot SimVm::snapshot() {
   StatsSnapshot s;
   s.kind = mmu().kind();
@@ -115,6 +130,7 @@ StatsSnapshot SimVm::snapshot() {
   s.mmu = mmu().stats();
   for (vm::Vcpu* v : vcpus_) s.root_loads += v->mmu().stats().root_loads;
   s.host_page_faults = host_page_faults();
+  if (l1_) s.nested = l1_->stats();
   return s;
 }
 

@@ -38,6 +38,8 @@ struct PageRun {
   [[nodiscard]] Gpa gpa(std::uint64_t i) const { return gpa_of(slot->base + (first_page - slot->first_page + i)); }
 };
 
+class L1Hypervisor;
+
 class SimVm {
  public:
   // Errors: a line naming what failed (host memory, VM creation, a memslot).
@@ -55,6 +57,9 @@ class SimVm {
   // vCPU i and its MMU handle; used by one thread at a time.
   [[nodiscard]] vm::Vcpu& vcpu(unsigned i) { return *vcpus_[i]; }
   [[nodiscard]] mmu::VcpuContext& vcpu_mmu(unsigned i) { return vcpus_[i]->mmu(); }
+  // vm.nested: L1's hypervisor, whose L2 vCPUs make the phases' accesses; else null.
+  [[nodiscard]] L1Hypervisor* l1() { return l1_.get(); }
+  [[nodiscard]] const Scenario& scenario() const { return scenario_; }
 
   [[nodiscard]] const std::vector<SimSlot>& slots() const { return slots_; }
   [[nodiscard]] std::uint64_t pages() const { return pages_; }
@@ -75,6 +80,8 @@ class SimVm {
   // A new memslot of `pages` pages above every other, for the guest's own page tables (not
   // part of the page numbering, never dirty-logged). Errors: host memory, the memslot.
   Result<Range<Gpa>, std::string> add_table_pool(std::uint64_t pages);
+  // The host memory of the pool starting at `base` (from add_table_pool); null if none does.
+  [[nodiscard]] std::byte* pool_host(Gpa base);
 
  private:
   SimVm() = default;
@@ -83,6 +90,8 @@ class SimVm {
   std::vector<SimSlot> pools_;  // guest page-table memory
   std::unique_ptr<vm::Vm> vm_;
   std::vector<vm::Vcpu*> vcpus_;  // owned by vm_
+  std::unique_ptr<L1Hypervisor> l1_;  // observes vm_'s memslots: goes first
+  Scenario scenario_;
   std::uint64_t pages_ = 0;
 };
 

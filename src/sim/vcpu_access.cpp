@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "l1_hypervisor.hpp"
+
 namespace vmmu::sim {
 namespace {
 
@@ -29,6 +31,7 @@ std::uint64_t pattern_word(Gfn gfn, std::uint64_t word, std::uint64_t salt) {
 
 template <class Use>
 Status<mmu::Exit> VcpuAccess::access(Gpa gpa, Access a, Use&& use) {
+  if (l1_ != nullptr) return l1_->access(index_, gpa, a, mmu::HostUse(use));  // no rings under vm.nested
   // A full ring: the reset frees every harvested entry, so one retry finds room; more retries
   // only if other writes filled it again in between (not possible from this one thread).
   for (int attempt = 0;; ++attempt) {

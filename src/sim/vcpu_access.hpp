@@ -4,6 +4,9 @@
 // TDP or shadow, faulting mappings in as the modelled hardware would), with a dirty ring that fills handled as KVM's userspace does on
 // KVM_EXIT_DIRTY_RING_FULL: harvest it, reset it, run on.
 //
+// Under vm.nested the accesses are L2 guest-physical accesses of L2 vCPU `index` through L1's
+// hypervisor (l1_hypervisor.hpp), which handles the exits L2 takes.
+//
 // Host memory is read and written with relaxed atomics: vCPUs of a random-access phase may hit
 // the same word, which is a race in the guest, not undefined behaviour in the simulator.
 
@@ -23,9 +26,12 @@ std::uint64_t pattern_word(Gfn gfn, std::uint64_t word, std::uint64_t salt);
 // A well-mixed 64-bit hash (splitmix64's finaliser).
 std::uint64_t mix64(std::uint64_t x);
 
+class L1Hypervisor;
+
 class VcpuAccess {
  public:
-  VcpuAccess(mmu::Mmu& mmu, mmu::VcpuContext& vcpu) : mmu_(mmu), vcpu_(vcpu) {}
+  VcpuAccess(mmu::Mmu& mmu, mmu::VcpuContext& vcpu, L1Hypervisor* l1 = nullptr, unsigned index = 0)
+      : mmu_(mmu), vcpu_(vcpu), l1_(l1), index_(index) {}
 
   // `gpa` 8-byte aligned.
   Status<mmu::Exit> write64(Gpa gpa, std::uint64_t value);
@@ -45,6 +51,8 @@ class VcpuAccess {
 
   mmu::Mmu& mmu_;
   mmu::VcpuContext& vcpu_;
+  L1Hypervisor* l1_;  // vm.nested; else null
+  unsigned index_;
   std::vector<DirtyGfn> harvested_;
   std::uint64_t ring_full_exits_ = 0;
 };

@@ -115,7 +115,8 @@ void register_run_command(CLI::App& app) {
   cmd->add_flag("--json", options->json, "print JSON (vmmu-run-report/1, or vmmu-run-compare/1 with --compare)");
   cmd->add_option("--compare", options->compare,
                   "run once per value of POLICY (huge-on-dirty-log, split, recovery, roots, dirty-tracking) or "
-                  "of the VM's MMU (mmu: tdp, shadow, adaptive) and print one table with a column per value; with --trace "
+                  "of the VM's MMU (mmu: tdp, shadow, adaptive), or the phases run directly and in an L2 guest (nested: "
+                  "direct, nested), and print one table with a column per value; with --trace "
                   "also guest-pages or tlb, and AXIS=V,V... chooses the values")
       ->type_name("POLICY");
   cmd->add_option("--set", options->sets,

@@ -14,7 +14,7 @@ namespace vmmu::cli {
 namespace {
 
 
-std::string vm_line(const sim::Scenario& s) {
+std::string direct_vm_line(const sim::Scenario& s) {
   const sim::VmParams& vm = s.vm;
   std::string slots;
   std::uint64_t total = 0;
@@ -37,6 +37,12 @@ std::string vm_line(const sim::Scenario& s) {
                      vm.pages_1g ? ", 1G pages" : "", vm.vcpus, vm.vcpus == 1 ? "" : "s", size_name(total),
                      s.memslots.size(), s.memslots.size() == 1 ? "" : "s", backing,
                      vm.dirty_ring_size == 0 ? "dirty bitmaps" : fmt::format("dirty rings of {}", vm.dirty_ring_size));
+}
+
+std::string vm_line(const sim::Scenario& s) {
+  if (!s.vm.nested) return direct_vm_line(s);
+  return fmt::format("{}; phases in an L2 guest under L1's EPT ({}{})", direct_vm_line(s),
+                     s.vm.nested->ept_ad ? "A/D bits" : "no A/D bits", s.vm.nested->prefault ? ", prefaulted" : "");
 }
 
 std::string policies_line(const tdp::Policies& p, std::string_view except = {}) {
@@ -151,6 +157,11 @@ void print_run_text(std::ostream& out, const sim::RunReport& report) {
     }
     for (const std::string& f : p.failures) out << "  FAILED: " << f << "\n";
   }
+  if (const auto totals = sim::nested_totals(report); !totals.empty()) {
+    out << "\nnested, all phases:\n";
+    for (const sim::Metric& m : totals)
+      out << fmt::format("  {:<{}}  {:>{}}\n", m.label, label_width, metric_text(m.value, m.unit), value_width);
+  }
   out << "\n"
       << fmt::format("result: {} ({} phase{}, {})\n", report.ok() ? "ok" : "FAILED", report.phases.size(),
                      report.phases.size() == 1 ? "" : "s", metric_text(total_ns, sim::Unit::Nanoseconds));
@@ -168,6 +179,7 @@ OJson run_json(const sim::RunReport& report) {
   OJson phases = OJson::array();
   for (const sim::PhaseReport& p : report.phases) phases.push_back(phase_json(p));
   j["phases"] = phases;
+  if (report.scenario.vm.nested) j["nested"] = metrics_object(sim::nested_totals(report));
   return j;
 }
 

@@ -196,6 +196,34 @@ class Reader {
   }
 };
 
+// vm.nested: "ept" / "npt", or an object {kind, ept_ad, prefault}; false or null: none.
+void read_nested(Reader& r, const Json& j, sim::VmParams& vm) {
+  if (j.is_null() || (j.is_boolean() && !j.get<bool>())) {
+    vm.nested.reset();
+    return;
+  }
+  sim::NestedParams n = vm.nested.value_or(sim::NestedParams{});
+  auto kind = [&](const Json& k, const std::string& at) {
+    const std::string t = k.is_string() ? k.get<std::string>() : std::string();
+    if (t == "ept")
+      n.kind = sim::NestedKind::Ept;
+    else if (t == "npt")
+      n.kind = sim::NestedKind::Npt;  // validate() refuses it, naming vm.nested
+    else
+      r.fail(at, fmt::format("expected \"ept\" or \"npt\" (the L1 hypervisor's tables for L2), got {}", shown(k)));
+  };
+  if (j.is_string()) {
+    kind(j, "vm.nested");
+  } else if (j.is_boolean()) {
+    // true: the defaults
+  } else if (r.object(j, "vm.nested", kVmNestedKeys, "the nested guest's settings, \"ept\", or false")) {
+    if (auto k = j.find("kind"); k != j.end()) kind(*k, "vm.nested.kind");
+    if (auto a = j.find("ept_ad"); a != j.end()) n.ept_ad = r.boolean(*a, "vm.nested.ept_ad");
+    if (auto p = j.find("prefault"); p != j.end()) n.prefault = r.boolean(*p, "vm.nested.prefault");
+  }
+  if (!r.error) vm.nested = n;
+}
+
 void read_vm(Reader& r, const Json& j, sim::VmParams& vm) {
   if (!r.object(j, "vm", kVmKeys, "the VM's settings")) return;
   if (auto it = j.find("mmu"); it != j.end()) {
@@ -224,6 +252,7 @@ void read_vm(Reader& r, const Json& j, sim::VmParams& vm) {
   if (auto it = j.find("shadow"); it != j.end() && r.object(*it, "vm.shadow", kVmShadowKeys, "the shadow MMU's settings")) {
     if (auto u = it->find("unsync"); u != it->end()) vm.shadow_unsync = r.boolean(*u, "vm.shadow.unsync");
   }
+  if (auto it = j.find("nested"); it != j.end() && !r.error) read_nested(r, *it, vm);
 }
 
 void read_policies(Reader& r, const Json& j, tdp::Policies& p) {
@@ -457,6 +486,10 @@ nlohmann::ordered_json scenario_to_json(const sim::Scenario& s) {
                {"dirty_ring_size", s.vm.dirty_ring_size},
                {"vcpus", s.vm.vcpus},
                {"shadow", {{"unsync", s.vm.shadow_unsync}}}};
+  if (s.vm.nested)
+    out["vm"]["nested"] = {{"kind", s.vm.nested->kind == sim::NestedKind::Ept ? "ept" : "npt"},
+                           {"ept_ad", s.vm.nested->ept_ad},
+                           {"prefault", s.vm.nested->prefault}};
   OJson policies = OJson::object();
   for (std::string_view name : tdp::kPolicyNames) policies[std::string(name)] = tdp::policy_value(s.policies, name);
   out["policies"] = policies;

@@ -14,9 +14,10 @@ using Names = std::span<const std::string_view>;
 
 inline constexpr std::array<std::string_view, 8> kTopKeys = {"format", "name",     "description", "seed",
                                                              "vm",     "policies", "memslots",    "phases"};
-inline constexpr std::array<std::string_view, 8> kVmKeys = {"mmu",      "tdp",             "levels", "ad_bits",
-                                                            "pages_1g", "dirty_ring_size", "vcpus",  "shadow"};
+inline constexpr std::array<std::string_view, 9> kVmKeys = {
+    "mmu", "tdp", "levels", "ad_bits", "pages_1g", "dirty_ring_size", "vcpus", "shadow", "nested"};
 inline constexpr std::array<std::string_view, 1> kVmShadowKeys = {"unsync"};
+inline constexpr std::array<std::string_view, 3> kVmNestedKeys = {"kind", "ept_ad", "prefault"};
 inline constexpr std::array<std::string_view, 4> kMemslotKeys = {"size", "backing_page_size", "gpa", "host_huge_pages"};
 
 // "a, b, c".

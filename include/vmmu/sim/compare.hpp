@@ -43,7 +43,8 @@ struct CompareReport {
 };
 
 // Puts `metrics` of `phase` in column `column` of `t` (its values named): a row is made the first
-// time a (phase, key) appears, in that order; the first `results` metrics are results.
+// time a (phase, key) appears, after the phase's rows so far (else at the end); the first
+// `results` metrics are results.
 void add_to_column(CompareTable& t, std::size_t column, std::string_view phase, const std::vector<Metric>& metrics,
                    std::size_t results);
 
@@ -55,9 +56,12 @@ CompareTable compare_table(std::string policy, std::vector<std::string> values, 
 // "shadow-unsync" (vm.shadow.unsync: on, off -- unsync pages against emulating every write).
 inline constexpr std::string_view kCompareMmu = "mmu";
 inline constexpr std::string_view kCompareUnsync = "shadow-unsync";
+// "nested": the phases run directly in the VM, then in an L2 guest of it (vm.nested as the
+// scenario gives it, else its defaults): columns direct, nested.
+inline constexpr std::string_view kCompareNested = "nested";
 // The values of `dimension` in column order; empty when it is none of them.
 std::vector<std::string_view> compare_values(std::string_view dimension);
-// "huge-on-dirty-log, split, recovery, roots, dirty-tracking, mmu, shadow-unsync".
+// "huge-on-dirty-log, split, recovery, roots, dirty-tracking, mmu, shadow-unsync, nested".
 std::string compare_dimensions();
 
 // Runs `scenario` once per value of `policy` (one of tdp::kPolicyNames, or kCompareMmu).

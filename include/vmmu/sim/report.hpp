@@ -6,12 +6,14 @@
 // text report, the JSON report and `--compare` tables are all built from the same list.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "vmmu/core/result.hpp"
 #include "vmmu/sim/scenario.hpp"
 #include "vmmu/mmu/mmu.hpp"
+#include "vmmu/nested/shadow_ept_mmu.hpp"
 #include "vmmu/tdp/stats.hpp"
 
 namespace vmmu::sim {
@@ -82,6 +84,7 @@ struct StatsSnapshot {
   mmu::MmuStats mmu;   // what both MMUs count; the shadow figures are reported from it
   std::uint64_t root_loads = 0;
   std::uint64_t host_page_faults = 0;  // the process's minor + major faults (getrusage)
+  std::optional<nested::NestedStats> nested;  // vm.nested: the nested MMU's
 };
 // The process's page faults so far (all threads, live and joined).
 std::uint64_t host_page_faults();
@@ -91,6 +94,16 @@ Result<std::vector<Metric>, std::string> stats_metrics(const StatsSnapshot& befo
 // zapped_pages, tlb_flushes, roots_created, root_loads, host_page_faults (deltas);
 // tables_in_use (shadow pages after). Keys both MMUs have are spelled alike, for --compare mmu.
 Result<std::vector<Metric>, std::string> shadow_stats_metrics(const StatsSnapshot& before, const StatsSnapshot& after);
+// Under vm.tdp (stats_metrics calls it): the keys above.
+Result<std::vector<Metric>, std::string> tdp_stats_metrics(const StatsSnapshot& before, const StatsSnapshot& after);
+// Under vm.nested (stats_metrics adds them after the L1 MMU's): nested_faults (L2 accesses that
+// walked L1's EPT), nested_exits_to_l1, nested_l1_ept_writes, nested_invepts, nested_roots_built,
+// nested_root_switches, nested_logged (L1 frames logged dirty) (deltas); nested_shadow_pages
+// (shadow EPT pages after). Error: a counter that went backwards.
+Result<std::vector<Metric>, std::string> nested_stats_metrics(const StatsSnapshot& before, const StatsSnapshot& after);
+// The nested_* statistics summed over a run's phases (gauges: after the last phase); empty
+// without vm.nested.
+std::vector<Metric> nested_totals(const RunReport& r);
 // True for the keys stats_metrics() reports as levels after the phase, not deltas.
 bool is_gauge(std::string_view key);
 

@@ -167,6 +167,13 @@ const BadCase kBadCases[] = {
     {"ShadowNotObject", [](Json& d) { d["vm"]["shadow"] = true; }, "vm.shadow", "JSON object"},
     {"UnknownShadowKey", [](Json& d) { d["vm"]["shadow"]["colour"] = 1; }, "vm.shadow.colour", "unknown key"},
     {"UnsyncNotBool", [](Json& d) { d["vm"]["shadow"]["unsync"] = "no"; }, "vm.shadow.unsync", "true or false"},
+    {"NestedNpt", [](Json& d) { d["vm"]["nested"] = "npt"; }, "vm.nested", "NPT nesting"},
+    {"NestedUnknownKind", [](Json& d) { d["vm"]["nested"] = "vmx"; }, "vm.nested", "\"ept\" or \"npt\""},
+    {"NestedNotObject", [](Json& d) { d["vm"]["nested"] = 3; }, "vm.nested", "JSON object"},
+    {"UnknownNestedKey", [](Json& d) { d["vm"]["nested"]["colour"] = 1; }, "vm.nested.colour", "unknown key"},
+    {"NestedEptAdNotBool", [](Json& d) { d["vm"]["nested"]["ept_ad"] = "yes"; }, "vm.nested.ept_ad", "true or false"},
+    // The default scenario's phases[2] is smep-storm, which needs guest paging L2 does not have.
+    {"NestedWithGuestKernelPhase", [](Json& d) { d["vm"]["nested"] = "ept"; }, "phases[2]", "smep-storm"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Scenario, BadScenario, ::testing::ValuesIn(kBadCases),
@@ -285,6 +292,20 @@ TEST(ScenarioSet, ReachesEveryKindOfKey) {
     ASSERT_TRUE(s.has_value()) << c.assignment << ": " << s.error().key << ": " << s.error().message;
     EXPECT_TRUE(c.holds(*s)) << c.assignment;
   }
+}
+
+TEST(ScenarioSet, ReachesTheNestedKeys) {
+  const auto file = std::filesystem::path(VMMU_TEST_SAMPLES_DIR) / "scenarios" / "nested.json";
+  const std::vector<std::string> sets = {"vm.nested.ept_ad=false", "vm.nested.prefault=true"};
+  auto s = load_scenario(read_text(file), file.string(), sets);
+  ASSERT_TRUE(s.has_value()) << s.error();
+  ASSERT_TRUE(s->vm.nested.has_value());
+  EXPECT_FALSE(s->vm.nested->ept_ad);
+  EXPECT_TRUE(s->vm.nested->prefault);
+  const std::vector<std::string> unset = {"nested=false"};
+  auto off = load_scenario(read_text(file), file.string(), unset);
+  ASSERT_TRUE(off.has_value()) << off.error();
+  EXPECT_FALSE(off->vm.nested.has_value());
 }
 
 TEST(ScenarioSet, AppliesToEveryPhaseOfAKind) {
