@@ -48,7 +48,8 @@ typename NestedMmu<K>::L2Result NestedMmu<K>::fault(Vcpu& vcpu, Gpa l2_gpa, Acce
   const typename K::Context& ctx = *vcpu.ctx_;
   LoggedTables tables(l1_, [this](Gfn gfn) { l1_written(gfn); });
   // One walk of L1's tables: its result, its A/D bits, and the entries it used (the shadow's keys).
-  const Result<L1Walk, typename K::Fault> t = K::walk(ctx, tables, l2_gpa, op, {});
+  typename K::Path path;
+  const Result<L1Walk, typename K::Fault> t = K::walk(ctx, tables, l2_gpa, op, {}, path);
   if (!t) {
     ++stats_.reflected;
     return Unexpected{Exit{ExitKind::ToL1, t.error(), {}}};
@@ -64,7 +65,9 @@ typename NestedMmu<K>::L2Result NestedMmu<K>::fault(Vcpu& vcpu, Gpa l2_gpa, Acce
     // Nothing is built over memory the host is changing: not the leaf's frame, nor a shadow page
     // of an L1 table in it.
     bool busy = invalidations_.covers(frame) || invalidations_.covers(gfn_of(K::root(ctx)));
-    for (unsigned level = ctx.levels(); level > t->level; --level) busy = busy || invalidations_.covers(t->table[level]);
+    for (unsigned level = ctx.levels(); level > t->level; --level) {
+      busy = busy || invalidations_.covers(K::table(path, level));
+    }
     if (busy) {
       again = true;
       return Unexpected{Exit{ExitKind::L1Mmio, {}, t->address}};
@@ -82,7 +85,7 @@ typename NestedMmu<K>::L2Result NestedMmu<K>::fault(Vcpu& vcpu, Gpa l2_gpa, Acce
   Iterator it(f, memory_, sp->table(), input, input + 1);
   for (unsigned level = g.root_level(); level > 1; --level) {
     const Role parent = sp->role();
-    const auto rights = static_cast<std::uint8_t>(parent.access() & t->rights[level]);
+    const auto rights = static_cast<std::uint8_t>(parent.access() & K::rights(path, level));
     Role role = Role(parent).set_level(level - 1);
     Gfn gfn;
     if (parent.direct() || level <= t->level) {
@@ -97,7 +100,7 @@ typename NestedMmu<K>::L2Result NestedMmu<K>::fault(Vcpu& vcpu, Gpa l2_gpa, Acce
       gfn = gfn_of(t->address - (input & (g.span(level) - 1)));
     } else {
       role.set_access(rights);
-      gfn = t->table[level];
+      gfn = K::table(path, level);
     }
     if (it.is_table()) {  // always a table when present: shadow leaves are 4 KiB
       ShadowPage* linked = pages_.by_table(f.table_address(it.entry(), level));

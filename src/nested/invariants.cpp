@@ -55,7 +55,8 @@ std::optional<std::string> NestedMmu<K>::check_leaf(const Iterator& it, const ty
   // L1's walk of the same L2 gpa, without setting anything.
   shadow::GuestRamTables tables(const_cast<shadow::GuestRam&>(l1_));  // reads only: no A/D updates
   const AccessKind probe = at.read ? AccessKind::Read : AccessKind::Fetch;
-  const auto t = K::walk(ctx, tables, Gpa(input), probe, {.update_accessed_dirty = false});
+  typename K::Path path;
+  const auto t = K::walk(ctx, tables, Gpa(input), probe, {.update_accessed_dirty = false}, path);
   if (!t) return fmt::format("L2 gpa {:#x}: shadow leaf but L1's walk faults", input);
   const Gfn frame = gfn_of(t->address);
   const L1Frame backing = l1_frame(frame);

@@ -105,7 +105,7 @@ Result<Hpa, typename K::PointerError> NestedMmu<K>::load(Vcpu& vcpu, typename K:
     if (roots[i].root->role().invalid()) break;  // zapped by a flush: rebuilt below
     std::rotate(roots.begin(), roots.begin() + static_cast<std::ptrdiff_t>(i),
                 roots.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-    vcpu.ctx_ = roots[0].ctx;
+    vcpu.ctx_ = roots[0].ctx.get();
     vcpu.invalid_.reset();
     ++stats_.root_switches;
     checked("a root switch");
@@ -113,17 +113,17 @@ Result<Hpa, typename K::PointerError> NestedMmu<K>::load(Vcpu& vcpu, typename K:
   }
   auto ctx = K::context(pointer, caps_);
   if (!ctx) {
-    vcpu.ctx_.reset();
+    vcpu.ctx_ = nullptr;
     vcpu.invalid_ = ctx.error();
     return Unexpected{ctx.error()};
   }
-  vcpu.ctx_ = *ctx;
   vcpu.invalid_.reset();
   // A new current root; the least recently used one leaves the cache.
   Flush flush(&memory_);
   if (roots.back().root != nullptr) release(roots.back().root, flush);
   std::rotate(roots.rbegin(), roots.rbegin() + 1, roots.rend());
-  roots[0] = {pointer, nullptr, *ctx};
+  roots[0] = {pointer, nullptr, std::make_unique<const typename K::Context>(*ctx)};
+  vcpu.ctx_ = roots[0].ctx.get();
   reload_root(vcpu, flush);
   finish(std::move(flush));
   checked("a root load");
@@ -305,9 +305,10 @@ std::optional<std::string> NestedMmu<K>::check_invariants() const {
   return invariants_locked();
 }
 
-template class NestedVcpu<EptKind>;
-template class NestedVcpu<NptKind>;
 #define VMMU_NESTED_MMU(K)                                                                                 \
+  template NestedVcpu<K>::~NestedVcpu();                                                                   \
+  template std::optional<K::Pointer> NestedVcpu<K>::pointer() const;                                       \
+  template std::optional<Hpa> NestedVcpu<K>::root() const;                                                 \
   template NestedMmu<K>::NestedMmu(shadow::GuestRam&, Caps);                                               \
   template NestedMmu<K>::NestedMmu(std::unique_ptr<shadow::GuestRam>, Memslots*, Caps, shadow::GuestRam*); \
   template NestedMmu<K>::~NestedMmu();                                                                     \

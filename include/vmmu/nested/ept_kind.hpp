@@ -46,22 +46,21 @@ struct EptKind {
     return Context::from(eptp, caps);
   }
 
-  // L1's EPT walked for `l2_gpa` (A/D set per options and EPTP bit 6).
+  using Path = x86::EptPath<Gpa>;
+  // L1's EPT walked for `l2_gpa` (A/D set per options and EPTP bit 6), the entries used in `path`.
   template <class M>
   static Result<L1Walk, Fault> walk(const Context& ctx, M& tables, Gpa l2_gpa, AccessKind op,
-                                    x86::WalkOptions options) {
-    namespace ept = x86::ept;
-    x86::EptPath<Gpa> path;
+                                    x86::WalkOptions options, Path& path) {
     const auto t = x86::walk_ept<Gpa>(ctx, tables, l2_gpa, op, options, path);
     if (!t) return Unexpected{t.error()};
-    L1Walk w{t->address, t->page_size, t->level, t->readable, t->writable, t->executable,
-             ctx.accessed_dirty() && !ept::D::get(path[t->level].entry), {}, {}};
-    for (unsigned level = ctx.levels(); level >= t->level; --level) {
-      w.rights[level] = static_cast<std::uint8_t>(ept::Rwx::get(path[level].entry));
-      if (level > t->level) w.table[level] = gfn_of(Gpa(ept::Addr::bits(path[level].entry)));
-    }
-    return w;
+    return L1Walk{t->address, t->page_size, t->level, t->readable, t->writable, t->executable,
+                  ctx.accessed_dirty() && !x86::ept::D::get(path[t->level].entry)};
   }
+  // What the entry at `level` grants (role access bits), and the table it points to (above the leaf).
+  static std::uint8_t rights(const Path& path, unsigned level) {
+    return static_cast<std::uint8_t>(x86::ept::Rwx::get(path[level].entry));
+  }
+  static Gfn table(const Path& path, unsigned level) { return gfn_of(Gpa(x86::ept::Addr::bits(path[level].entry))); }
 };
 
 }  // namespace vmmu::nested

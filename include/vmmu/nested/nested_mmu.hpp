@@ -83,10 +83,12 @@ class NestedVcpu {
   struct Cached {
     typename Kind::Pointer pointer{};
     shadow::ShadowPage* root = nullptr;
-    std::optional<typename Kind::Context> ctx;  // validated once: a switch back does not redo it
+    // Validated once: a switch back does not redo it. On the heap: a switch moves pointers, not
+    // contexts (an NPT one holds a whole GuestPaging).
+    std::unique_ptr<const typename Kind::Context> ctx;
   };
   NestedMmu<Kind>* mmu_ = nullptr;
-  std::optional<typename Kind::Context> ctx_;          // empty: no pointer, or an invalid one
+  const typename Kind::Context* ctx_ = nullptr;         // roots_[0]'s; null: no pointer, or an invalid one
   std::optional<typename Kind::PointerError> invalid_;  // why the last pointer was refused
   std::array<Cached, kCachedRoots> roots_{};            // [0] is current; most recent first
 };

@@ -2,12 +2,10 @@
 // What the nested MMU (nested_mmu.hpp) answers, whatever kind of tables L1 gave its L2 guest
 // (Intel EPT or AMD NPT), and what a kind's walk of those tables hands the shared fault path.
 
-#include <array>
 #include <cstdint>
 #include <string_view>
 
 #include "vmmu/core/address.hpp"
-#include "vmmu/pt/geometry.hpp"
 
 namespace vmmu::nested {
 
@@ -45,7 +43,8 @@ struct NestedStats {
   std::size_t pages = 0;          // shadow pages now
 };
 
-// A successful walk of L1's tables for one L2 gpa, as the shared fault path builds from it.
+// A successful walk of L1's tables for one L2 gpa, as the shared fault path builds from it
+// (with the kind's path of the entries used: Kind::rights / Kind::table read it).
 struct L1Walk {
   Gpa address;              // L1 gpa of the byte
   std::uint64_t page_size;  // L1's leaf
@@ -54,8 +53,6 @@ struct L1Walk {
   // L1's leaf D bit clear while the hardware maintains L1's A/D bits: no W in the shadow until
   // a write sets D (KVM's protect_clean_gpte).
   bool clean;
-  std::array<std::uint8_t, pt::kMaxLevels + 1> rights;  // by level: what each entry grants (role access bits)
-  std::array<Gfn, pt::kMaxLevels + 1> table;  // by level above the leaf: the L1 table frame the entry points to
 };
 
 }  // namespace vmmu::nested

@@ -99,15 +99,16 @@ struct NptKind {
     return Context::from({gpa_of(root).raw(), role.level() == 5, role.efer_nx()}, caps);
   }
 
-  // L1's nested tables walked for `l2_gpa` as a user access (A/D set per options).
+  using Path = x86::WalkPath;
+  // L1's nested tables walked for `l2_gpa` as a user access (A/D set per options), the entries
+  // used in `path`.
   template <class M>
   static Result<L1Walk, Fault> walk(const Context& ctx, M& tables, Gpa l2_gpa, AccessKind op,
-                                    x86::WalkOptions options) {
+                                    x86::WalkOptions options, Path& path) {
     // The walker translates canonical linear addresses: the gpa's top input bit sign-extended.
     const unsigned bits = ctx.levels() == 5 ? 57 : 48;
     const unsigned unused = 64 - bits;
     const auto input = static_cast<std::uint64_t>(static_cast<std::int64_t>(l2_gpa.raw() << unused) >> unused);
-    x86::WalkPath path;
     const auto t = x86::walk(ctx.paging(), tables, Gva(input), Access{op, true, false}, options, path);
     if (!t) {
       // Never GeneralProtection: the input is canonical.
@@ -115,13 +116,12 @@ struct NptKind {
       return Unexpected{NptFault{unreadable ? NptFaultKind::TableUnreadable : NptFaultKind::Npf,
                                  unreadable ? 0 : t.error().error_code | npf::kFinal, l2_gpa, t.error().level}};
     }
-    L1Walk w{t->gpa, t->page_size, t->level, true, t->writable, !t->nx, !x86::gpte::D::get(t->entry), {}, {}};
-    for (unsigned level = ctx.levels(); level >= t->level; --level) {
-      w.rights[level] = path[level].rights;
-      if (level > t->level) w.table[level] = gfn_of(path[level - 1].address);
-    }
-    return w;
+    return L1Walk{t->gpa, t->page_size, t->level, true, t->writable, !t->nx, !x86::gpte::D::get(t->entry)};
   }
+  // What the entry at `level` grants (role access bits), and the table it points to (above the
+  // leaf: where the walk read the next level's entry).
+  static std::uint8_t rights(const Path& path, unsigned level) { return path[level].rights; }
+  static Gfn table(const Path& path, unsigned level) { return gfn_of(path[level - 1].address); }
 };
 
 }  // namespace vmmu::nested
