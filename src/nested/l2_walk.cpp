@@ -101,7 +101,8 @@ Result<L2GvaTranslation, L2GvaFaultOf<K>> walk_l2(NestedMmu<K>& mmu, NestedVcpu<
   L2Tables<K> tables(mmu, vcpu, as_write);
   const Result<x86::Translation, x86::WalkFault> w = x86::walk(l2, tables, gva, access);
   if (const auto& exit = tables.exit()) {
-    L2GvaFaultOf<K> f{.end = L2GvaEnd::Exit, .exit = *exit, .l2_gpa = tables.exit_gpa(), .gla = gva, .table_access = true};
+    L2GvaFaultOf<K> f{
+        .end = L2GvaEnd::Exit, .exit = *exit, .l2_gpa = tables.exit_gpa(), .gla = gva, .table_access = true};
     if (f.exit.kind == ExitKind::ToL1) as_table_access(f.exit.fault, as_write);
     return Unexpected{f};
   }

@@ -24,13 +24,6 @@ tdp::TdpFormat shadow_format(unsigned levels) {
       tdp::TdpFormatOptions{.kind = K::kShadowFormat, .levels = levels, .ad_bits = false, .pages_1g = true});
 }
 
-// What a 4 KiB shadow leaf must have for each access kind: the bits granting it, as the format
-// sets them (EPT R/W/X; NPT P/W/NX -- a read needs only a present leaf).
-std::array<std::uint64_t, 2> need(const tdp::TdpFormat& f, pt::LeafAttrs with, pt::LeafAttrs without) {
-  const std::uint64_t a = f.make_leaf(Hpa(0), 1, with), b = f.make_leaf(Hpa(0), 1, without);
-  return {a ^ b, a & (a ^ b)};
-}
-
 }  // namespace
 
 std::string_view to_string(ExitKind k) {
@@ -80,14 +73,7 @@ NestedMmu<K>::NestedMmu(std::unique_ptr<shadow::GuestRam> own, Memslots* slots, 
       format4_(shadow_format<K>(4)),
       format5_(shadow_format<K>(5)),
       memory_(format5_.geometry()),
-      pages_(memory_) {
-  const auto read = need(format5_, {.read = true}, {.read = false});
-  const auto write = need(format5_, {.read = true, .write = true}, {.read = true});
-  const auto exec = need(format5_, {.read = true, .exec = true}, {.read = true});
-  need_[static_cast<unsigned>(AccessKind::Read)] = {read[0], read[1]};
-  need_[static_cast<unsigned>(AccessKind::Write)] = {write[0], write[1]};
-  need_[static_cast<unsigned>(AccessKind::Fetch)] = {exec[0], exec[1]};
-}
+      pages_(memory_) {}
 
 template <class K>
 NestedMmu<K>::~NestedMmu() {
@@ -181,7 +167,7 @@ typename NestedMmu<K>::L2Result NestedMmu<K>::access(Vcpu& vcpu, Gpa l2_gpa, Acc
       const std::uint64_t input = l2_gpa.raw() & (f.geometry().input_limit() - 1);
       const pt::WalkResult<tdp::TdpFormat> w = pt::walk(f, memory_, root->table(), input,
                                                         [](const pt::Step<tdp::TdpFormat>&) { return pt::Visit::Continue; });
-      const Need n = need_[static_cast<unsigned>(op)];
+      const ShadowNeed n = K::need(op);
       if (w.end == pt::WalkEnd::Leaf && (w.entry & n.mask) == n.value) {
         const shadow::GuestLeaf l = pages_.holding(w.entry_address)->leaf(f.geometry().index(input, 1));
         ++stats_.hits;

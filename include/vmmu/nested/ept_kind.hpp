@@ -27,6 +27,15 @@ struct EptKind {
   static constexpr tdp::TdpKind kShadowFormat = tdp::TdpKind::Ept;
   static constexpr std::uint8_t kWriteRight = x86::ept::W::mask;  // in a role's access
 
+  // A shadow leaf allows `op` when (entry & mask) == value.
+  static constexpr ShadowNeed need(AccessKind op) {
+    namespace ept = x86::ept;
+    const std::uint64_t bit = op == AccessKind::Read    ? ept::R::mask
+                              : op == AccessKind::Write ? ept::W::mask
+                                                        : ept::X::mask;
+    return {bit, bit};
+  }
+
   static Result<Context, PointerError> context(Pointer eptp, const Caps& caps) { return Context::from(eptp, caps); }
   static Pointer pointer(const Context& ctx) { return ctx.eptp(); }
   static Gpa root(const Context& ctx) { return ctx.root<Gpa>(); }

@@ -184,10 +184,6 @@ class NestedMmu {
   NestedMmu(std::unique_ptr<shadow::GuestRam> own, Memslots* slots, Caps caps, shadow::GuestRam* l1 = nullptr);
   using Iterator = pt::TableIterator<tdp::TdpFormat, pt::OwnedTableMemory>;
   using Flush = pt::TlbFlush<Gpa>;
-  // An entry allows an access when (entry & mask) == value (the shadow format's R/W/X or P/W/NX).
-  struct Need {
-    std::uint64_t mask = 0, value = 0;
-  };
 
   // `again`: an L1 frame the fault needs is under invalidation (nothing installed; retry).
   L2Result fault(Vcpu& vcpu, Gpa l2_gpa, AccessKind op, Flush& flush, bool& again);
@@ -235,7 +231,6 @@ class NestedMmu {
   std::uint64_t observer_ = 0;
   Caps caps_;
   tdp::TdpFormat format4_, format5_;
-  std::array<Need, 3> need_;             // by AccessKind
   mutable pt::OwnedTableMemory memory_;  // const checks iterate the tables (reads only)
   pt::TlbLog<Gpa> tlb_;                  // invalidations of L2 gpa ranges (flushes', and ours)
   shadow::PageCache pages_;

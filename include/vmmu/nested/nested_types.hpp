@@ -43,6 +43,11 @@ struct NestedStats {
   std::size_t pages = 0;          // shadow pages now
 };
 
+// The bits of a shadow leaf that allow an access: (entry & mask) == value.
+struct ShadowNeed {
+  std::uint64_t mask = 0, value = 0;
+};
+
 // A successful walk of L1's tables for one L2 gpa, as the shared fault path builds from it
 // (with the kind's path of the entries used: Kind::rights / Kind::table read it).
 struct L1Walk {

@@ -85,6 +85,14 @@ struct NptKind {
   static constexpr tdp::TdpKind kShadowFormat = tdp::TdpKind::Npt;
   static constexpr std::uint8_t kWriteRight = x86::gpte::kAccWrite;  // in a role's access
 
+  // A shadow leaf (NPT format: x86-64 entries) allows `op` when (entry & mask) == value.
+  static constexpr ShadowNeed need(AccessKind op) {
+    namespace gpte = x86::gpte;
+    if (op == AccessKind::Fetch) return {gpte::XD::mask, 0};
+    const std::uint64_t bit = op == AccessKind::Read ? gpte::P::mask : gpte::RW::mask;
+    return {bit, bit};
+  }
+
   static Result<Context, PointerError> context(Pointer p, const Caps& caps) { return Context::from(p, caps); }
   static Pointer pointer(const Context& ctx) { return ctx.pointer(); }
   static Gpa root(const Context& ctx) { return ctx.root(); }

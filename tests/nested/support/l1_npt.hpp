@@ -5,8 +5,7 @@
 
 #include <cstdint>
 
-#include "shadow/support/sparse_ram.hpp"
-#include "vmmu/memory/sparse_memory.hpp"
+#include "nested/support/l1_ram.hpp"
 #include "vmmu/nested/shadow_npt_mmu.hpp"
 
 namespace vmmu::nested::npt_test {
@@ -20,9 +19,7 @@ inline constexpr x86::CpuModel kCpu{.maxphyaddr = kMaxPhyAddr};
 
 inline NptRoot root_at(std::uint64_t pml4, bool nxe = true) { return {pml4, false, nxe}; }
 
-struct L1Npt {
-  SparseMemory<Gpa> memory;
-  shadow::test::SparseRam ram{memory};
+struct L1Npt : test::L1Ram {
   ShadowNptMmu mmu{ram, kCpu};
   ShadowNptVcpu vcpu;
 
@@ -32,17 +29,11 @@ struct L1Npt {
     poke(kPdpt, kPd | kUrw);
     poke(kPd, kPt | kUrw);
   }
-  // Before the MMU has seen the frame (building L1's tables); after, use write_l1.
-  void poke(std::uint64_t gpa, std::uint64_t value) { memory.write<std::uint64_t>(Gpa(gpa), value); }
-  [[nodiscard]] std::uint64_t peek(std::uint64_t gpa) const { return *memory.read<std::uint64_t>(Gpa(gpa)); }
   // L2 page `l2` (below 2 MiB) -> L1 frame `l1` with `bits`.
   void map4k(std::uint64_t l2, std::uint64_t l1, std::uint64_t bits = kUrw) {
     poke(kPt + ((l2 >> 12) & 511) * 8, l1 | bits);
   }
   L2NptAccess access(std::uint64_t l2, AccessKind op) { return mmu.access(vcpu, Gpa(l2), op); }
-  [[nodiscard]] Hpa host_of(std::uint64_t l1_gpa) {
-    return Hpa(reinterpret_cast<std::uintptr_t>(ram.page(gfn_of(Gpa(l1_gpa))))) + (l1_gpa & 0xfff);
-  }
 };
 
 // Entry addresses of the path to L2 0x5000 by level.
