@@ -1,10 +1,12 @@
-// The shadow EPT fault path: L1's EPT walked by the EPT walker (its tables read, and A/D set,
-// in L1's memory), then the chain of shadow pages down to a 4 KiB leaf with the walk's rights,
-// narrowed by L1's memory: read-only slots, and dirty logging (W only on a write, which logs
-// the frame first).
+// The nested fault path: L1's tables walked by the kind's walker (their entries read, and A/D
+// set, in L1's memory), then the chain of shadow pages down to a 4 KiB leaf with the walk's
+// rights, narrowed by L1's memory: read-only slots, and dirty logging (W only on a write, which
+// logs the frame first).
 
 #include "vmmu/core/rcu.hpp"
-#include "vmmu/nested/shadow_ept_mmu.hpp"
+#include "vmmu/nested/ept_kind.hpp"
+#include "vmmu/nested/nested_mmu.hpp"
+#include "vmmu/nested/npt_kind.hpp"
 #include "vmmu/pt/ops/install.hpp"
 
 namespace vmmu::nested {
@@ -12,11 +14,10 @@ namespace {
 
 using shadow::Role;
 using shadow::ShadowPage;
-namespace ept = x86::ept;
 using Ops = pt::ops::EntryOps<tdp::TdpFormat>;
 
-// L1's EPT tables as the walker reads them; an A/D bit it sets is L0 writing L1's memory,
-// which L1's dirty log must show (`written(gfn)`).
+// L1's tables as the walker reads them; an A/D bit it sets is L0 writing L1's memory, which
+// L1's dirty log must show (`written(gfn)`).
 template <class Written>
 class LoggedTables {
  public:
@@ -39,41 +40,42 @@ class LoggedTables {
 
 }  // namespace
 
-L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flush& flush, bool& again) {
+template <class K>
+typename NestedMmu<K>::L2Result NestedMmu<K>::fault(Vcpu& vcpu, Gpa l2_gpa, AccessKind op, Flush& flush,
+                                                     bool& again) {
   ++stats_.faults;
   const rcu::ReadGuard rcu;  // keeps the regions l1_frame answers
-  const x86::EptContext& ctx = *vcpu.ctx_;
+  const typename K::Context& ctx = *vcpu.ctx_;
   LoggedTables tables(l1_, [this](Gfn gfn) { l1_written(gfn); });
-  // One walk of L1's EPT: its result, its A/D bits, and the entries it used (the shadow's keys).
-  x86::EptPath<Gpa> path;
-  const Result<x86::EptTranslation<Gpa>, x86::EptFault> t = x86::walk_ept<Gpa>(ctx, tables, l2_gpa, op, {}, path);
+  // One walk of L1's tables: its result, its A/D bits, and the entries it used (the shadow's keys).
+  typename K::Path path;
+  const Result<L1Walk, typename K::Fault> t = K::walk(ctx, tables, l2_gpa, op, {}, path);
   if (!t) {
     ++stats_.reflected;
-    return Unexpected{NestedExit{ExitKind::ToL1, t.error(), {}}};
+    return Unexpected{Exit{ExitKind::ToL1, t.error(), {}}};
   }
   const Gfn frame = gfn_of(t->address);
   const L1Frame backing = l1_frame(frame);
   std::byte* host = backing.host;
   const bool read_only = backing.region != nullptr && !backing.region->writable();
   if (host == nullptr || (read_only && op == AccessKind::Write)) {
-    return Unexpected{NestedExit{ExitKind::L1Mmio, {}, t->address}};
+    return Unexpected{Exit{ExitKind::L1Mmio, {}, t->address}};
   }
   if (invalidations_.any()) {
     // Nothing is built over memory the host is changing: not the leaf's frame, nor a shadow page
     // of an L1 table in it.
-    bool busy = invalidations_.covers(frame) || invalidations_.covers(gfn_of(ctx.root<Gpa>()));
+    bool busy = invalidations_.covers(frame) || invalidations_.covers(gfn_of(K::root(ctx)));
     for (unsigned level = ctx.levels(); level > t->level; --level) {
-      busy = busy || invalidations_.covers(gfn_of(Gpa(ept::Addr::bits(path[level].entry))));
+      busy = busy || invalidations_.covers(K::table(path, level));
     }
     if (busy) {
       again = true;
-      return Unexpected{NestedExit{ExitKind::L1Mmio, {}, t->address}};
+      return Unexpected{Exit{ExitKind::L1Mmio, {}, t->address}};
     }
   }
 
-  // L1's D bit clear (A/D on): no W yet, so the first write comes here and the walk sets D.
-  const bool clean = ctx.accessed_dirty() && !ept::D::get(path[t->level].entry);
-  const std::uint8_t clean_mask = clean ? static_cast<std::uint8_t>(~ept::W::mask) : 0xff;
+  // L1's D bit clear: no W yet, so the first write comes here and the walk sets D.
+  const std::uint8_t clean_mask = t->clean ? static_cast<std::uint8_t>(~K::kWriteRight) : 0xff;
 
   // Down from the root: each level's child found or made by (L1 table frame, role).
   ShadowPage* sp = vcpu.roots_[0].root;
@@ -83,7 +85,7 @@ L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flu
   Iterator it(f, memory_, sp->table(), input, input + 1);
   for (unsigned level = g.root_level(); level > 1; --level) {
     const Role parent = sp->role();
-    const auto rights = static_cast<std::uint8_t>(parent.access() & ept::Rwx::get(path[level].entry));
+    const auto rights = static_cast<std::uint8_t>(parent.access() & K::rights(path, level));
     Role role = Role(parent).set_level(level - 1);
     Gfn gfn;
     if (parent.direct() || level <= t->level) {
@@ -98,7 +100,7 @@ L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flu
       gfn = gfn_of(t->address - (input & (g.span(level) - 1)));
     } else {
       role.set_access(rights);
-      gfn = gfn_of(Gpa(ept::Addr::bits(path[level].entry)));
+      gfn = K::table(path, level);
     }
     if (it.is_table()) {  // always a table when present: shadow leaves are 4 KiB
       ShadowPage* linked = pages_.by_table(f.table_address(it.entry(), level));
@@ -113,13 +115,13 @@ L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flu
       free_if_orphan(linked, flush);
     }
     Result<ShadowPage*, pt::TableError> next = child(it, gfn, role, flush);
-    if (!next) return Unexpected{NestedExit{ExitKind::OutOfMemory, {}, {}}};
+    if (!next) return Unexpected{Exit{ExitKind::OutOfMemory, {}, {}}};
     sp = *next;
   }
 
   // The leaf: the walk's rights, without W while L1's leaf is clean and never W over one of
-  // L1's EPT tables (L1's writes to them must trap).
-  bool writable = t->writable && !clean && !read_only;
+  // L1's tables (L1's writes to them must trap).
+  bool writable = t->writable && !t->clean && !read_only;
   const bool tracked = pages_.tracked(frame);
   if (tracked) writable = false;
   if (writable && backing.region != nullptr && backing.region->flags.is_log_dirty()) {
@@ -148,7 +150,8 @@ L2Access ShadowEptMmu::fault(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op, Flu
   return L2Translation{page + offset, t->address, t->page_size, op == AccessKind::Write && tracked};
 }
 
-Result<ShadowPage*, pt::TableError> ShadowEptMmu::child(Iterator& it, Gfn gfn, Role role, Flush& flush) {
+template <class K>
+Result<ShadowPage*, pt::TableError> NestedMmu<K>::child(Iterator& it, Gfn gfn, Role role, Flush& flush) {
   ShadowPage* p = pages_.find(gfn, role);
   if (p == nullptr) {
     Result<ShadowPage*, pt::TableError> made = pages_.create(gfn, role);
@@ -162,5 +165,12 @@ Result<ShadowPage*, pt::TableError> ShadowEptMmu::child(Iterator& it, Gfn gfn, R
   it.next();  // into the child
   return p;
 }
+
+#define VMMU_NESTED_FAULT(K)                                                                              \
+  template NestedMmu<K>::L2Result NestedMmu<K>::fault(Vcpu&, Gpa, AccessKind, Flush&, bool&);            \
+  template Result<ShadowPage*, pt::TableError> NestedMmu<K>::child(Iterator&, Gfn, Role, Flush&);
+VMMU_NESTED_FAULT(EptKind)
+VMMU_NESTED_FAULT(NptKind)
+#undef VMMU_NESTED_FAULT
 
 }  // namespace vmmu::nested

@@ -1,8 +1,8 @@
-// Shadow EPT invariants (checked after every operation when VMMU_CHECK_INVARIANTS is defined):
-//   - every shadow leaf agrees with L1's EPT walk composed with L1's memory: same host page,
-//     no right the walk denies, no W while L1's D bit is clear (A/D on), the L1 frame and page
+// Nested MMU invariants (checked after every operation when VMMU_CHECK_INVARIANTS is defined):
+//   - every shadow leaf agrees with L1's walk composed with L1's memory: same host page, no
+//     right the walk denies, no W while L1's D bit is clear (A/D on), the L1 frame and page
 //     size recorded for it;
-//   - no frame holding an L1 EPT table that is shadowed is writable through a shadow leaf;
+//   - no frame holding an L1 table that is shadowed is writable through a shadow leaf;
 //   - over L1's memslots, no leaf is writable over a read-only L1 frame, nor over a dirty-logged
 //     L1 frame not marked dirty (an L2 write through it would be lost from L1's log);
 //   - every link is recorded as its child's parent.
@@ -12,24 +12,22 @@
 #include <algorithm>
 
 #include "vmmu/core/rcu.hpp"
-#include "vmmu/nested/shadow_ept_mmu.hpp"
+#include "vmmu/nested/ept_kind.hpp"
+#include "vmmu/nested/nested_mmu.hpp"
+#include "vmmu/nested/npt_kind.hpp"
 
 namespace vmmu::nested {
 
-namespace ept = x86::ept;
-
-std::optional<std::string> ShadowEptMmu::invariants_locked() const {
+template <class K>
+std::optional<std::string> NestedMmu<K>::invariants_locked() const {
   const rcu::ReadGuard rcu;  // keeps the regions check_leaf looks at
   std::optional<std::string> bad;
   pages_.for_each([&](const shadow::ShadowPage& p) {
     // Trees are checked from their roots: pages nothing links to (a level-5 or level-4 root).
     if (bad || !p.parents().empty() || p.role().direct() || p.role().level() < 4) return;
-    const std::uint64_t eptp = ept::eptp::Addr::bits(gpa_of(p.gfn()).raw()) | ept::kMemTypeWb |
-                               ept::eptp::WalkLengthMinus1::set(0, p.role().level() - 1) |
-                               (p.role().ad_disabled() ? 0 : ept::eptp::AccessedDirty::mask);
-    auto ctx = x86::EptContext::from(eptp, caps_);
+    auto ctx = K::context_of(p.gfn(), p.role(), caps_);
     if (!ctx) {
-      bad = fmt::format("root {} has no valid EPTP", shadow::to_string(p.role()));
+      bad = fmt::format("root {} has no valid root pointer", shadow::to_string(p.role()));
       return;
     }
     const tdp::TdpFormat& f = format(p.role().level());
@@ -49,15 +47,17 @@ std::optional<std::string> ShadowEptMmu::invariants_locked() const {
   return bad;
 }
 
-std::optional<std::string> ShadowEptMmu::check_leaf(const Iterator& it, const x86::EptContext& ctx) const {
+template <class K>
+std::optional<std::string> NestedMmu<K>::check_leaf(const Iterator& it, const typename K::Context& ctx) const {
   const std::uint64_t input = it.address(), e = it.entry();
   if (it.level() != 1) return fmt::format("L2 gpa {:#x}: a level-{} shadow leaf", input, it.level());
+  const pt::LeafAttrs at = format5_.leaf_attrs(e, 1);
   // L1's walk of the same L2 gpa, without setting anything.
   shadow::GuestRamTables tables(const_cast<shadow::GuestRam&>(l1_));  // reads only: no A/D updates
-  const AccessKind probe = (e & ept::R::mask) != 0 ? AccessKind::Read : AccessKind::Fetch;
-  x86::EptPath<Gpa> path;
-  const auto t = x86::walk_ept<Gpa>(ctx, tables, Gpa(input), probe, {.update_accessed_dirty = false}, path);
-  if (!t) return fmt::format("L2 gpa {:#x}: shadow leaf but L1's walk faults ({})", input, to_string(t.error().kind));
+  const AccessKind probe = at.read ? AccessKind::Read : AccessKind::Fetch;
+  typename K::Path path;
+  const auto t = K::walk(ctx, tables, Gpa(input), probe, {.update_accessed_dirty = false}, path);
+  if (!t) return fmt::format("L2 gpa {:#x}: shadow leaf but L1's walk faults", input);
   const Gfn frame = gfn_of(t->address);
   const L1Frame backing = l1_frame(frame);
   const std::byte* host = backing.host;
@@ -66,17 +66,14 @@ std::optional<std::string> ShadowEptMmu::check_leaf(const Iterator& it, const x8
     return fmt::format("L2 gpa {:#x}: shadow leaf maps {:#x}, L1 gpa {:#x} is elsewhere", input, mapped.raw(),
                        t->address.raw());
   }
-  const bool r = (e & ept::R::mask) != 0, w = (e & ept::W::mask) != 0, x = (e & ept::X::mask) != 0;
-  if ((r && !t->readable) || (w && !t->writable) || (x && !t->executable)) {
-    return fmt::format("L2 gpa {:#x}: shadow leaf allows more than L1's EPT", input);
+  if ((at.read && !t->readable) || (at.write && !t->writable) || (at.exec && !t->executable)) {
+    return fmt::format("L2 gpa {:#x}: shadow leaf allows more than L1's tables", input);
   }
-  if (w && ctx.accessed_dirty() && !ept::D::get(path[t->level].entry)) {
-    return fmt::format("L2 gpa {:#x}: writable while L1's D is clear", input);
+  if (at.write && t->clean) return fmt::format("L2 gpa {:#x}: writable while L1's D is clear", input);
+  if (at.write && pages_.tracked(frame)) {
+    return fmt::format("L2 gpa {:#x}: L1 table frame {:#x} writable", input, frame.raw());
   }
-  if (w && pages_.tracked(frame)) {
-    return fmt::format("L2 gpa {:#x}: L1 EPT table frame {:#x} writable", input, frame.raw());
-  }
-  if (const MemslotRegion* region = backing.region; w && region != nullptr) {
+  if (const MemslotRegion* region = backing.region; at.write && region != nullptr) {
     if (!region->writable()) return fmt::format("L2 gpa {:#x}: read-only L1 frame {:#x} writable", input, frame.raw());
     if (region->dirty != nullptr && !region->dirty->test(region->dirty_first + (frame.raw() - region->gfn_begin))) {
       return fmt::format("L2 gpa {:#x}: writable over dirty-logged L1 frame {:#x} not marked dirty", input,
@@ -89,5 +86,12 @@ std::optional<std::string> ShadowEptMmu::check_leaf(const Iterator& it, const x8
   }
   return std::nullopt;
 }
+
+#define VMMU_NESTED_INVARIANTS(K)                                                       \
+  template std::optional<std::string> NestedMmu<K>::invariants_locked() const;         \
+  template std::optional<std::string> NestedMmu<K>::check_leaf(const Iterator&, const K::Context&) const;
+VMMU_NESTED_INVARIANTS(EptKind)
+VMMU_NESTED_INVARIANTS(NptKind)
+#undef VMMU_NESTED_INVARIANTS
 
 }  // namespace vmmu::nested

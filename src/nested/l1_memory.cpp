@@ -1,30 +1,35 @@
-// The shadow EPT MMU over L1's memslots: creation, L1's frames as the memslots back them, and
+// The nested MMU over L1's memslots: creation, L1's frames as the memslots back them, and
 // what each memslot change and MMU-notifier invalidation takes away (through the rmaps and the
 // write-tracking index, never a walk of every table), as the shadow MMU's memslot events.
 
 #include "vmmu/core/rcu.hpp"
-#include "vmmu/nested/shadow_ept_mmu.hpp"
+#include "vmmu/nested/ept_kind.hpp"
+#include "vmmu/nested/nested_mmu.hpp"
+#include "vmmu/nested/npt_kind.hpp"
 #include "vmmu/shadow/memslot_ram.hpp"
 
 namespace vmmu::nested {
 
 using shadow::ShadowPage;
 
-std::unique_ptr<ShadowEptMmu> ShadowEptMmu::create(Memslots& slots, x86::EptCapabilities caps) {
-  std::unique_ptr<ShadowEptMmu> mmu(new ShadowEptMmu(std::make_unique<shadow::MemslotRam>(slots), &slots, caps));
-  ShadowEptMmu* self = mmu.get();
+template <class K>
+std::unique_ptr<NestedMmu<K>> NestedMmu<K>::create(Memslots& slots, Caps caps) {
+  std::unique_ptr<NestedMmu<K>> mmu(new NestedMmu<K>(std::make_unique<shadow::MemslotRam>(slots), &slots, caps));
+  NestedMmu<K>* self = mmu.get();
   mmu->observer_ = slots.add_observer([self](const MemslotChange& c) { self->on_memslot_change(c); });
   return mmu;
 }
 
-ShadowEptMmu::L1Frame ShadowEptMmu::l1_frame(Gfn gfn) const {
+template <class K>
+typename NestedMmu<K>::L1Frame NestedMmu<K>::l1_frame(Gfn gfn) const {
   if (slots_ == nullptr) return {l1_.page(gfn), nullptr};
   const MemslotRegion* r = slots_->find(gfn);  // the caller's RCU section keeps it
   if (r == nullptr) return {};
   return {r->host_of(gfn), r};
 }
 
-void ShadowEptMmu::l1_written(Gfn gfn) {
+template <class K>
+void NestedMmu<K>::l1_written(Gfn gfn) {
   if (slots_ == nullptr) return;
   const MemslotRegion* r = slots_->find(gfn);
   if (r == nullptr || !r->flags.is_log_dirty()) return;
@@ -32,7 +37,8 @@ void ShadowEptMmu::l1_written(Gfn gfn) {
   ++stats_.logged;
 }
 
-void ShadowEptMmu::zap_page(ShadowPage* p, Flush& flush) {
+template <class K>
+void NestedMmu<K>::zap_page(ShadowPage* p, Flush& flush) {
   // Every link to it first (a page may have several parents), then the page itself: freed, or
   // unhashed while a vCPU still holds it as a root.
   const std::vector<Hpa> parents = p->parents();
@@ -44,7 +50,8 @@ void ShadowEptMmu::zap_page(ShadowPage* p, Flush& flush) {
   zap_root(p, flush);
 }
 
-void ShadowEptMmu::unmap_locked(Range<Gfn> gfns, Flush& flush) {
+template <class K>
+void NestedMmu<K>::unmap_locked(Range<Gfn> gfns, Flush& flush) {
   // Leaves over those frames (all 4 KiB: rmapped at their own frame).
   for (const Gfn gfn : pages_.rmapped(gfns)) {
     const shadow::PageCache::Rmap rmap = pages_.rmap(gfn);  // a view: copied before it changes
@@ -55,7 +62,7 @@ void ShadowEptMmu::unmap_locked(Range<Gfn> gfns, Flush& flush) {
       clear(it, flush);
     }
   }
-  // Shadow pages of L1 EPT tables in that memory: their contents came from it. By table, looked
+  // Shadow pages of L1 tables in that memory: their contents came from it. By table, looked
   // up again each time: zapping one page may free another of them.
   std::vector<Hpa> tables;
   for (const Gfn gfn : pages_.shadowed(gfns)) {
@@ -67,7 +74,8 @@ void ShadowEptMmu::unmap_locked(Range<Gfn> gfns, Flush& flush) {
   }
 }
 
-void ShadowEptMmu::on_memslot_change(const MemslotChange& change) {
+template <class K>
+void NestedMmu<K>::on_memslot_change(const MemslotChange& change) {
   // Called with the memslot mutex held, after the new snapshot is visible: every access that
   // may still use the old layout holds the lock, so taking it waits for them.
   const std::lock_guard lock(lock_);
@@ -97,7 +105,8 @@ void ShadowEptMmu::on_memslot_change(const MemslotChange& change) {
   checked("a memslot change");
 }
 
-void ShadowEptMmu::invalidate_begin(Range<Gfn> gfns) {
+template <class K>
+void NestedMmu<K>::invalidate_begin(Range<Gfn> gfns) {
   const std::lock_guard lock(lock_);
   invalidations_.begin(gfns);
   Flush flush(&memory_);
@@ -106,9 +115,23 @@ void ShadowEptMmu::invalidate_begin(Range<Gfn> gfns) {
   checked("invalidate_begin");
 }
 
-void ShadowEptMmu::invalidate_end(Range<Gfn>) {
+template <class K>
+void NestedMmu<K>::invalidate_end(Range<Gfn>) {
   const std::lock_guard lock(lock_);
   invalidations_.end();
 }
+
+#define VMMU_NESTED_L1_MEMORY(K)                                                           \
+  template std::unique_ptr<NestedMmu<K>> NestedMmu<K>::create(Memslots&, Caps);           \
+  template NestedMmu<K>::L1Frame NestedMmu<K>::l1_frame(Gfn) const;                      \
+  template void NestedMmu<K>::l1_written(Gfn);                                            \
+  template void NestedMmu<K>::zap_page(ShadowPage*, Flush&);                              \
+  template void NestedMmu<K>::unmap_locked(Range<Gfn>, Flush&);                           \
+  template void NestedMmu<K>::on_memslot_change(const MemslotChange&);                    \
+  template void NestedMmu<K>::invalidate_begin(Range<Gfn>);                               \
+  template void NestedMmu<K>::invalidate_end(Range<Gfn>);
+VMMU_NESTED_L1_MEMORY(EptKind)
+VMMU_NESTED_L1_MEMORY(NptKind)
+#undef VMMU_NESTED_L1_MEMORY
 
 }  // namespace vmmu::nested

@@ -28,6 +28,7 @@ std::string to_string(Role r) {
   flag(r.ept(), "ept");
   flag(r.ept_exec_only(), "ept_exec_only");
   if (r.ept_huge_level() != 0) s += fmt::format(" ept_huge_level={}", r.ept_huge_level());
+  flag(r.npt(), "npt");
   return s;
 }
 

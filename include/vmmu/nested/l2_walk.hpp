@@ -1,6 +1,6 @@
 #pragma once
 // Two-dimensional L2 walks (issue 13 item 4): an L2 linear access, as the processor makes it
-// with EPT on. L2's own page tables (gva -> L2 gpa) are walked by the x86 walker; each table
+// with EPT (or NPT) on. L2's own page tables (gva -> L2 gpa) are walked by the x86 walker; each table
 // read, and each A/D update it makes, is an L2 guest-physical access through the shadow EPT
 // (faulting it in); then the final access is one more. What can end it:
 //
@@ -12,6 +12,8 @@
 //                         bit 8 set for the final access, clear for a table read or A/D write;
 //                         with EPTP bit 6 a table read is a write to EPT: bits 0 and 1 set.
 //                       Or L1Mmio / OutOfMemory, which L0 handles (L1 never sees them).
+//   #NPF (NPT)          to L1: a table read or A/D write is a user write for the nested walk
+//                       (KVM's nested_access), and its EXITINFO1 has bit 33 instead of bit 32.
 
 #include <cstdint>
 
@@ -19,6 +21,7 @@
 #include "vmmu/core/address.hpp"
 #include "vmmu/core/result.hpp"
 #include "vmmu/nested/shadow_ept_mmu.hpp"
+#include "vmmu/nested/shadow_npt_mmu.hpp"
 #include "vmmu/x86/guest_paging.hpp"
 #include "vmmu/x86/walk.hpp"
 
@@ -35,21 +38,26 @@ enum class L2GvaEnd : std::uint8_t {
   Exit,     // an EPT exit (to L1, or to L0 for L1 MMIO / no memory): `exit`, at `l2_gpa`
 };
 
-struct L2GvaFault {
+template <class Kind>
+struct L2GvaFaultOf {
   L2GvaEnd end = L2GvaEnd::L2Fault;
   x86::WalkFault l2_fault{};
   Gva cr2{};        // L2Fault: the faulting linear address
-  NestedExit exit{};
+  NestedExitOf<typename Kind::Fault> exit{};
   Gpa l2_gpa{};     // Exit: the guest-physical address whose access exited
   Gva gla{};        // Exit: the guest linear address (valid: exit qualification bit 7)
   bool table_access = false;  // Exit: a read or A/D write of one of L2's tables (bit 8 clear)
 };
 
+using L2GvaFault = L2GvaFaultOf<EptKind>;
 using L2GvaAccess = Result<L2GvaTranslation, L2GvaFault>;
+using L2GvaNptAccess = Result<L2GvaTranslation, L2GvaFaultOf<NptKind>>;
 
 // L2 accesses `gva` with `access` under `l2` (its CR0/CR3/CR4/EFER...); `vcpu` has L1's EPTP
-// loaded into `mmu`.
+// (nCR3) loaded into `mmu`.
 L2GvaAccess access_l2_gva(ShadowEptMmu& mmu, ShadowEptVcpu& vcpu, const x86::GuestPaging& l2, Gva gva,
                           Access access);
+L2GvaNptAccess access_l2_gva(ShadowNptMmu& mmu, ShadowNptVcpu& vcpu, const x86::GuestPaging& l2, Gva gva,
+                             Access access);
 
 }  // namespace vmmu::nested

@@ -25,8 +25,11 @@
 //   27    ept              shadows an L1 hypervisor's EPT tables (nested, src/nested): access
 //                          is then EPT R/W/X (bits 2:0 of an EPT entry), not kAcc*
 //   28    ept_exec_only    ... on a processor allowing execute-only EPT entries
-//   30:29 ept_huge_level   a direct EPT page: the level of L1's huge leaf above it (2 or 3), so
-//                          a 2 MiB and a 1 GiB L1 page over the same frames do not share pages
+//   30:29 ept_huge_level   a direct nested page (EPT or NPT): the level of L1's huge leaf above
+//                          it (2 or 3), so a 2 MiB and a 1 GiB L1 page over the same frames do
+//                          not share pages
+//   31    npt              shadows an L1 hypervisor's NPT tables (nested, src/nested): access
+//                          is kAcc* of a user walk
 //
 // Child roles are derived in one function, child_role(), from the parent's role.
 
@@ -57,10 +60,11 @@ using Pdpt = Field<26, 20>;
 using Ept = Bit<27>;
 using EptExecOnly = Bit<28>;
 using EptHugeLevel = Field<30, 29>;
+using Npt = Bit<31>;
 static_assert(disjoint({Level::mask, Gpte4::mask, Quadrant::mask, Direct::mask, AccessBits::mask, Cr0Wp::mask,
                         SmepAndnotWp::mask, SmapAndnotWp::mask, EferNx::mask, AdDisabled::mask, GuestMode::mask,
                         Passthrough::mask, Invalid::mask, PkeAndnotWp::mask, Pdpt::mask, Ept::mask,
-                        EptExecOnly::mask, EptHugeLevel::mask}));
+                        EptExecOnly::mask, EptHugeLevel::mask, Npt::mask}));
 static_assert(Pdpt::mask < (std::uint64_t{1} << 32));
 }  // namespace role_bits
 
@@ -94,6 +98,7 @@ class Role {
   VMMU_ROLE_FIELD(ept, role_bits::Ept, bool)
   VMMU_ROLE_FIELD(ept_exec_only, role_bits::EptExecOnly, bool)
   VMMU_ROLE_FIELD(ept_huge_level, role_bits::EptHugeLevel, unsigned)
+  VMMU_ROLE_FIELD(npt, role_bits::Npt, bool)
 #undef VMMU_ROLE_FIELD
 
   friend constexpr bool operator==(Role, Role) = default;

@@ -4,8 +4,7 @@
 
 #include <cstdint>
 
-#include "shadow/support/sparse_ram.hpp"
-#include "vmmu/memory/sparse_memory.hpp"
+#include "nested/support/l1_ram.hpp"
 #include "vmmu/nested/shadow_ept_mmu.hpp"
 
 namespace vmmu::nested::test {
@@ -21,9 +20,7 @@ inline std::uint64_t eptp_for(std::uint64_t pml4, bool ad) {
   return pml4 | ept::kMemTypeWb | (3u << 3) | (ad ? ept::eptp::AccessedDirty::mask : 0);
 }
 
-struct L1 {
-  SparseMemory<Gpa> memory;
-  shadow::test::SparseRam ram{memory};
+struct L1 : L1Ram {
   ShadowEptMmu mmu{ram, x86::EptCapabilities{.maxphyaddr = 46}};
   ShadowEptVcpu vcpu;
 
@@ -33,15 +30,11 @@ struct L1 {
     poke(kPdpt, kPd | kTable);
     poke(kPd, kPt | kTable);
   }
-  // Before the MMU has seen the frame (building L1's tables); after, use write_l1.
-  void poke(std::uint64_t gpa, std::uint64_t value) { memory.write<std::uint64_t>(Gpa(gpa), value); }
-  [[nodiscard]] std::uint64_t peek(std::uint64_t gpa) const { return *memory.read<std::uint64_t>(Gpa(gpa)); }
   // L2 page `l2` (below 2 MiB) -> L1 frame `l1` with `rights`.
   void map4k(std::uint64_t l2, std::uint64_t l1, std::uint64_t rights) {
     poke(kPt + ((l2 >> 12) & 511) * 8, l1 | rights | kWb);
   }
   L2Access access(std::uint64_t l2, AccessKind op) { return mmu.access(vcpu, Gpa(l2), op); }
-  [[nodiscard]] Hpa host_of(std::uint64_t l1_gpa) { return Hpa(reinterpret_cast<std::uintptr_t>(ram.page(gfn_of(Gpa(l1_gpa))))) + (l1_gpa & 0xfff); }
 };
 
 }  // namespace vmmu::nested::test

@@ -1,7 +1,7 @@
-// The shadow EPT MMU: roots per EPTP with a per-vCPU cache, the hardware's walk of the shadow
-// tables, and keeping in step with L1 (emulated writes to its EPT tables, INVEPT).
+// The nested MMU: roots per root pointer with a per-vCPU cache, the hardware's walk of the
+// shadow tables, and keeping in step with L1 (emulated writes to its tables, flushes).
 
-#include "vmmu/nested/shadow_ept_mmu.hpp"
+#include "vmmu/nested/nested_mmu.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -9,21 +9,19 @@
 
 #include "vmmu/core/rcu.hpp"
 #include "vmmu/mmu/invariants.hpp"
+#include "vmmu/nested/ept_kind.hpp"
+#include "vmmu/nested/npt_kind.hpp"
 
 namespace vmmu::nested {
 namespace {
 
 using shadow::Role;
 using shadow::ShadowPage;
-namespace ept = x86::ept;
 
-tdp::TdpFormat ept_format(unsigned levels) {
-  return tdp::TdpFormat(tdp::TdpFormatOptions{.kind = tdp::TdpKind::Ept, .levels = levels, .ad_bits = false,
-                                              .pages_1g = true});
-}
-
-std::uint64_t need_bit(AccessKind op) {
-  return op == AccessKind::Read ? ept::R::mask : op == AccessKind::Write ? ept::W::mask : ept::X::mask;
+template <class K>
+tdp::TdpFormat shadow_format(unsigned levels) {
+  return tdp::TdpFormat(
+      tdp::TdpFormatOptions{.kind = K::kShadowFormat, .levels = levels, .ad_bits = false, .pages_1g = true});
 }
 
 }  // namespace
@@ -32,15 +30,16 @@ std::string_view to_string(ExitKind k) {
   switch (k) {
     case ExitKind::ToL1: return "reflected to L1";
     case ExitKind::L1Mmio: return "L1 MMIO";
-    case ExitKind::OutOfMemory: return "out of memory for shadow EPT tables";
+    case ExitKind::OutOfMemory: return "out of memory for shadow tables";
   }
   return "?";
 }
 
-ShadowEptVcpu::~ShadowEptVcpu() {
+template <class K>
+NestedVcpu<K>::~NestedVcpu() {
   if (mmu_ == nullptr) return;
   const std::lock_guard lock(mmu_->lock_);
-  ShadowEptMmu::Flush flush(&mmu_->memory_);
+  typename NestedMmu<K>::Flush flush(&mmu_->memory_);
   for (Cached& c : roots_) {
     if (c.root != nullptr) mmu_->release(c.root, flush);
     c = {};
@@ -48,95 +47,90 @@ ShadowEptVcpu::~ShadowEptVcpu() {
   mmu_->finish(std::move(flush));
 }
 
-std::optional<std::uint64_t> ShadowEptVcpu::eptp() const {
+template <class K>
+std::optional<typename K::Pointer> NestedVcpu<K>::pointer() const {
   if (!ctx_) return std::nullopt;
-  return ctx_->eptp();
+  return K::pointer(*ctx_);
 }
 
-std::optional<Hpa> ShadowEptVcpu::root() const {
+template <class K>
+std::optional<Hpa> NestedVcpu<K>::root() const {
   if (!ctx_ || roots_[0].root == nullptr) return std::nullopt;
   return roots_[0].root->table();
 }
 
-// Shadow tables of a 4-level and a 5-level L1 EPT have the same entries (512 per table, 9 bits
-// per level): one table memory, and the format of the root's depth for walks from a root.
-ShadowEptMmu::ShadowEptMmu(shadow::GuestRam& l1, x86::EptCapabilities caps)
-    : l1_(l1),
-      caps_(caps),
-      format4_(ept_format(4)),
-      format5_(ept_format(5)),
-      memory_(format5_.geometry()),
-      pages_(memory_) {}
+// Shadow tables of a 4-level and a 5-level L1 table have the same entries (512 per table, 9
+// bits per level): one table memory, and the format of the root's depth for walks from a root.
+template <class K>
+NestedMmu<K>::NestedMmu(shadow::GuestRam& l1, Caps caps) : NestedMmu(nullptr, nullptr, caps, &l1) {}
 
-ShadowEptMmu::ShadowEptMmu(std::unique_ptr<shadow::GuestRam> own, Memslots* slots, x86::EptCapabilities caps)
+template <class K>
+NestedMmu<K>::NestedMmu(std::unique_ptr<shadow::GuestRam> own, Memslots* slots, Caps caps, shadow::GuestRam* l1)
     : own_ram_(std::move(own)),
-      l1_(*own_ram_),
+      l1_(l1 != nullptr ? *l1 : *own_ram_),
       slots_(slots),
       caps_(caps),
-      format4_(ept_format(4)),
-      format5_(ept_format(5)),
+      format4_(shadow_format<K>(4)),
+      format5_(shadow_format<K>(5)),
       memory_(format5_.geometry()),
       pages_(memory_) {}
 
-ShadowEptMmu::~ShadowEptMmu() {
+template <class K>
+NestedMmu<K>::~NestedMmu() {
   if (slots_ != nullptr) slots_->remove_observer(observer_);
   memory_.quiesce();
 }
 
-Role ShadowEptMmu::root_role(const x86::EptContext& ctx) const {
-  Role r;
-  r.set_level(ctx.levels()).set_access(7).set_guest_mode(true).set_ad_disabled(!ctx.accessed_dirty());
-  return r.set_ept(true).set_ept_exec_only(caps_.execute_only);
-}
-
-Result<Hpa, x86::EptpError> ShadowEptMmu::load_eptp(ShadowEptVcpu& vcpu, std::uint64_t eptp) {
+template <class K>
+Result<Hpa, typename K::PointerError> NestedMmu<K>::load(Vcpu& vcpu, typename K::Pointer pointer) {
   const std::lock_guard lock(lock_);
   vcpu.mmu_ = this;
   auto& roots = vcpu.roots_;
   for (std::size_t i = 0; i < roots.size(); ++i) {
-    if (roots[i].root == nullptr || roots[i].eptp != eptp) continue;
-    if (roots[i].root->role().invalid()) break;  // zapped by INVEPT: rebuilt below
+    if (roots[i].root == nullptr || !(roots[i].pointer == pointer)) continue;
+    if (roots[i].root->role().invalid()) break;  // zapped by a flush: rebuilt below
     std::rotate(roots.begin(), roots.begin() + static_cast<std::ptrdiff_t>(i),
                 roots.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-    vcpu.ctx_ = roots[0].ctx;
+    vcpu.ctx_ = roots[0].ctx.get();
     vcpu.invalid_.reset();
     ++stats_.root_switches;
-    checked("an EPTP switch");
+    checked("a root switch");
     return roots[0].root->table();
   }
-  auto ctx = x86::EptContext::from(eptp, caps_);
+  auto ctx = K::context(pointer, caps_);
   if (!ctx) {
-    vcpu.ctx_.reset();
+    vcpu.ctx_ = nullptr;
     vcpu.invalid_ = ctx.error();
     return Unexpected{ctx.error()};
   }
-  vcpu.ctx_ = *ctx;
   vcpu.invalid_.reset();
   // A new current root; the least recently used one leaves the cache.
   Flush flush(&memory_);
   if (roots.back().root != nullptr) release(roots.back().root, flush);
   std::rotate(roots.rbegin(), roots.rbegin() + 1, roots.rend());
-  roots[0] = {eptp, nullptr, *ctx};
+  roots[0] = {pointer, nullptr, std::make_unique<const typename K::Context>(*ctx)};
+  vcpu.ctx_ = roots[0].ctx.get();
   reload_root(vcpu, flush);
   finish(std::move(flush));
-  checked("an EPTP load");
+  checked("a root load");
   if (roots[0].root == nullptr) return Hpa(0);  // out of memory: the next access says so
   return roots[0].root->table();
 }
 
-void ShadowEptMmu::reload_root(ShadowEptVcpu& vcpu, Flush& flush) {
-  ShadowEptVcpu::Cached& cur = vcpu.roots_[0];
-  // The same EPTP elsewhere in the cache, zapped or not, goes: one root per EPTP.
+template <class K>
+void NestedMmu<K>::reload_root(Vcpu& vcpu, Flush& flush) {
+  typename Vcpu::Cached& cur = vcpu.roots_[0];
+  // The same pointer elsewhere in the cache, zapped or not, goes: one root per pointer.
   for (std::size_t i = 1; i < vcpu.roots_.size(); ++i) {
-    if (vcpu.roots_[i].root != nullptr && vcpu.roots_[i].eptp == cur.eptp) {
+    if (vcpu.roots_[i].root != nullptr && vcpu.roots_[i].pointer == cur.pointer) {
       release(vcpu.roots_[i].root, flush);
       vcpu.roots_[i] = {};
     }
   }
   if (cur.root != nullptr) release(cur.root, flush);
   cur.root = nullptr;
-  const Role role = root_role(*vcpu.ctx_);
-  const Gfn gfn = gfn_of(vcpu.ctx_->root<Gpa>());
+  const Role role = K::root_role(*vcpu.ctx_, caps_);
+  const Gfn gfn = gfn_of(K::root(*vcpu.ctx_));
   ShadowPage* p = pages_.find(gfn, role);
   if (p == nullptr) {
     Result<ShadowPage*, pt::TableError> made = pages_.create(gfn, role);
@@ -149,13 +143,14 @@ void ShadowEptMmu::reload_root(ShadowEptVcpu& vcpu, Flush& flush) {
   cur.root = p;
 }
 
-L2Access ShadowEptMmu::access(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
+template <class K>
+typename NestedMmu<K>::L2Result NestedMmu<K>::access(Vcpu& vcpu, Gpa l2_gpa, AccessKind op) {
   for (;;) {
     {
       const std::lock_guard lock(lock_);
       if (!vcpu.ctx_) {
         ++stats_.reflected;
-        return Unexpected{NestedExit{ExitKind::ToL1, {x86::EptFaultKind::InvalidEptp, 0, 0}, {}}};
+        return Unexpected{Exit{ExitKind::ToL1, K::invalid_pointer(), {}}};
       }
       Flush flush(&memory_);
       ShadowPage* root = vcpu.roots_[0].root;
@@ -164,15 +159,16 @@ L2Access ShadowEptMmu::access(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
         root = vcpu.roots_[0].root;
         if (root == nullptr) {
           finish(std::move(flush));
-          return Unexpected{NestedExit{ExitKind::OutOfMemory, {}, {}}};
+          return Unexpected{Exit{ExitKind::OutOfMemory, {}, {}}};
         }
       }
-      // What the hardware does with the shadow tables (no A/D: the shadow EPTP leaves them off).
+      // What the hardware does with the shadow tables (no A/D: the shadow root leaves them off).
       const tdp::TdpFormat& f = format(root->role().level());
       const std::uint64_t input = l2_gpa.raw() & (f.geometry().input_limit() - 1);
       const pt::WalkResult<tdp::TdpFormat> w = pt::walk(f, memory_, root->table(), input,
                                                         [](const pt::Step<tdp::TdpFormat>&) { return pt::Visit::Continue; });
-      if (w.end == pt::WalkEnd::Leaf && (w.entry & need_bit(op)) != 0) {
+      const ShadowNeed n = K::need(op);
+      if (w.end == pt::WalkEnd::Leaf && (w.entry & n.mask) == n.value) {
         const shadow::GuestLeaf l = pages_.holding(w.entry_address)->leaf(f.geometry().index(input, 1));
         ++stats_.hits;
         finish(std::move(flush));
@@ -180,7 +176,7 @@ L2Access ShadowEptMmu::access(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
         return L2Translation{f.leaf_address(w.entry, 1) + offset, gpa_of(l.gfn) + offset, l.page_size};
       }
       bool again = false;
-      L2Access r = fault(vcpu, l2_gpa, op, flush, again);
+      L2Result r = fault(vcpu, l2_gpa, op, flush, again);
       finish(std::move(flush));
       checked("an L2 fault");
       if (!again) return r;
@@ -189,12 +185,14 @@ L2Access ShadowEptMmu::access(ShadowEptVcpu& vcpu, Gpa l2_gpa, AccessKind op) {
   }
 }
 
-bool ShadowEptMmu::write_tracked(Gfn gfn) const {
+template <class K>
+bool NestedMmu<K>::write_tracked(Gfn gfn) const {
   const std::lock_guard lock(lock_);
   return pages_.tracked(gfn);
 }
 
-void ShadowEptMmu::write_l1(Gpa addr, std::uint64_t value) {
+template <class K>
+void NestedMmu<K>::write_l1(Gpa addr, std::uint64_t value) {
   const std::lock_guard lock(lock_);
   ++stats_.l1_writes;
   {
@@ -218,26 +216,29 @@ void ShadowEptMmu::write_l1(Gpa addr, std::uint64_t value) {
     if (ShadowPage* p = pages_.by_table(t)) clear_entry(*p, index, flush);
   }
   finish(std::move(flush));
-  checked("an L1 write to its EPT");
+  checked("an L1 write to its tables");
 }
 
-void ShadowEptMmu::invept_single(std::uint64_t eptp) {
+template <class K>
+void NestedMmu<K>::zap_roots(typename K::Pointer pointer) {
   const std::lock_guard lock(lock_);
   ++stats_.invepts;
-  // SDM 30.3 INVEPT type 1: mappings derived from EPTP[51:12], under either A/D setting.
-  auto ctx = x86::EptContext::from(eptp, caps_);
+  auto ctx = K::context(pointer, caps_);
   if (ctx) {
     Flush flush(&memory_);
+    // EPT (SDM 30.3, INVEPT type 1): mappings derived from EPTP[51:12] under either A/D
+    // setting. NPT roots always have A/D: the other role finds nothing.
     for (bool ad : {false, true}) {
-      const Role role = Role(root_role(*ctx)).set_ad_disabled(!ad);
-      if (ShadowPage* p = pages_.find(gfn_of(ctx->root<Gpa>()), role)) zap_root(p, flush);
+      const Role role = Role(K::root_role(*ctx, caps_)).set_ad_disabled(!ad);
+      if (ShadowPage* p = pages_.find(gfn_of(K::root(*ctx)), role)) zap_root(p, flush);
     }
     finish(std::move(flush));
   }
-  checked("INVEPT single-context");
+  checked("a flush of one root pointer");
 }
 
-void ShadowEptMmu::invept_all() {
+template <class K>
+void NestedMmu<K>::zap_all() {
   const std::lock_guard lock(lock_);
   ++stats_.invepts;
   // Every link goes first, then every page but the roots vCPUs still hold.
@@ -263,25 +264,53 @@ void ShadowEptMmu::invept_all() {
     }
   }
   finish(std::move(flush));
-  checked("INVEPT all-context");
+  checked("a flush of everything");
 }
 
-NestedStats ShadowEptMmu::stats() const {
+template <class K>
+NestedStats NestedMmu<K>::stats() const {
   const std::lock_guard lock(lock_);
   NestedStats s = stats_;
   s.pages = pages_.size();
   return s;
 }
 
-void ShadowEptMmu::finish(Flush&& flush) { std::move(flush).apply(tlb_); }
-
-void ShadowEptMmu::checked(const char* what) const {
-  mmu::check_or_abort("shadow EPT", what, [&] { return invariants_locked(); });
+template <class K>
+void NestedMmu<K>::finish(Flush&& flush) {
+  std::move(flush).apply(tlb_);
 }
 
-std::optional<std::string> ShadowEptMmu::check_invariants() const {
+template <class K>
+void NestedMmu<K>::checked(const char* what) const {
+  mmu::check_or_abort(K::kName, what, [&] { return invariants_locked(); });
+}
+
+template <class K>
+std::optional<std::string> NestedMmu<K>::check_invariants() const {
   const std::lock_guard lock(lock_);
   return invariants_locked();
 }
+
+#define VMMU_NESTED_MMU(K)                                                                                 \
+  template NestedVcpu<K>::~NestedVcpu();                                                                   \
+  template std::optional<K::Pointer> NestedVcpu<K>::pointer() const;                                       \
+  template std::optional<Hpa> NestedVcpu<K>::root() const;                                                 \
+  template NestedMmu<K>::NestedMmu(shadow::GuestRam&, Caps);                                               \
+  template NestedMmu<K>::NestedMmu(std::unique_ptr<shadow::GuestRam>, Memslots*, Caps, shadow::GuestRam*); \
+  template NestedMmu<K>::~NestedMmu();                                                                     \
+  template Result<Hpa, K::PointerError> NestedMmu<K>::load(Vcpu&, K::Pointer);                             \
+  template void NestedMmu<K>::reload_root(Vcpu&, Flush&);                                                  \
+  template NestedMmu<K>::L2Result NestedMmu<K>::access(Vcpu&, Gpa, AccessKind);                            \
+  template bool NestedMmu<K>::write_tracked(Gfn) const;                                                    \
+  template void NestedMmu<K>::write_l1(Gpa, std::uint64_t);                                                \
+  template void NestedMmu<K>::zap_roots(K::Pointer);                                                      \
+  template void NestedMmu<K>::zap_all();                                                                   \
+  template NestedStats NestedMmu<K>::stats() const;                                                        \
+  template void NestedMmu<K>::finish(Flush&&);                                                             \
+  template void NestedMmu<K>::checked(const char*) const;                                                  \
+  template std::optional<std::string> NestedMmu<K>::check_invariants() const;
+VMMU_NESTED_MMU(EptKind)
+VMMU_NESTED_MMU(NptKind)
+#undef VMMU_NESTED_MMU
 
 }  // namespace vmmu::nested
