@@ -60,6 +60,7 @@
 #include "vmmu/core/result.hpp"
 #include "vmmu/memory/memslots.hpp"
 #include "vmmu/pt/owned_table_memory.hpp"
+#include "vmmu/pt/ops/exclusive.hpp"
 #include "vmmu/pt/ops/install.hpp"
 #include "vmmu/pt/table_iterator.hpp"
 #include "vmmu/pt/tlb_log.hpp"
@@ -309,6 +310,16 @@ class ShadowMmu {
   template <class F>
   [[nodiscard]] std::optional<AllowedLeaf> allowed_leaf(const F& f, const ShadowPage& sp, std::byte* guest_table,
                                                         unsigned i) const;
+  // allowed_leaf's two halves: what the guest entry allows by itself (nullopt: not present,
+  // reserved or not accessed; W only with D), and what the frame's backing allows of that.
+  struct GuestAllows {
+    Gfn frame;
+    LeafRights rights;
+  };
+  template <class F>
+  [[nodiscard]] static std::optional<GuestAllows> guest_allows(const F& f, const ShadowPage& sp,
+                                                               std::byte* guest_table, unsigned i);
+  [[nodiscard]] std::optional<AllowedLeaf> backed(GuestAllows g) const;
   // Whether `paging` reads guest entries as a page of `role` does (entry size, NX).
   [[nodiscard]] bool reads_like(Role role, const x86::GuestPaging& paging) const;
   // Entry `index` of the level>1 page `sp` after its guest entry became `guest` (present,
@@ -427,11 +438,6 @@ class ShadowMmu {
   Result<ShadowPage*, ShadowExit> child(const x86::GuestPaging& paging, ShadowPage& parent,
                                         pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it, Gfn gfn, Role role,
                                         pt::TlbFlush<Gva>& flush);
-  // Fills the empty (all-zero) shadow entry at `entry` with the leaf `leaf`. Under the lock no
-  // one else writes shadow entries and the hardware walk reads them under it too, so a release
-  // store publishes it: EntryOps::install's compare-exchange (which replacing a present entry
-  // still goes through, for its flush) cost a fault ~6 ns.
-  void fill_empty(Hpa entry, std::uint64_t leaf) { memory_.store<std::uint64_t>(entry, leaf); }
   // Leaves for the accessed neighbours of the 4 KiB leaf just installed at `input` in `sp`.
   static constexpr unsigned kPrefetchEntries = 8;  // KVM's PTE_PREFETCH_NUM
   void prefetch(const x86::GuestPaging& paging, ShadowPage& sp, std::uint64_t input);
