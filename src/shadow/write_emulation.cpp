@@ -32,7 +32,10 @@ bool misaligned(unsigned offset, std::uint32_t bytes, unsigned size) {
 bool ShadowMmu::write_tracked(Gfn gfn) const {
   if (!pages_.tracked(gfn)) return false;
   const auto u = unsync_frames_.find(gfn.raw());
-  return u == unsync_frames_.end() || pages_.shadowing(gfn).size() > u->second;
+  if (u == unsync_frames_.end()) return true;
+  std::size_t pages = 0;  // counted in place: a fault on an unsync frame asks this
+  pages_.for_each_shadowing(gfn, [&](const ShadowPage*) { ++pages; });
+  return pages > u->second;
 }
 
 void ShadowMmu::table_written_locked(Gpa gpa, std::uint32_t bytes, const x86::GuestPaging* paging) {
@@ -40,11 +43,13 @@ void ShadowMmu::table_written_locked(Gpa gpa, std::uint32_t bytes, const x86::Gu
   count_table_write_locked(gfn);
   const auto offset = static_cast<unsigned>(gpa.offset_in(kPageSize));
   pt::TlbFlush<Gva> flush(&memory_);
-  // Unsync pages are left alone: they read the guest's entries when it flushes.
-  std::vector<Hpa> tables;
-  for (const ShadowPage* sp : pages_.shadowing(gfn)) {
+  // Unsync pages are left alone: they read the guest's entries when it flushes. By table: a
+  // zap below may take pages after the one being applied.
+  std::vector<Hpa>& tables = written_tables_;
+  tables.clear();
+  pages_.for_each_shadowing(gfn, [&](const ShadowPage* sp) {
     if (!sp->unsync()) tables.push_back(sp->table());
-  }
+  });
   for (const Hpa table : tables) {
     ShadowPage* sp = pages_.by_table(table);
     if (sp == nullptr || sp->role().invalid()) continue;  // zapped with one before it

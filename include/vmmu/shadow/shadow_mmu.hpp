@@ -340,6 +340,14 @@ class ShadowMmu {
   bool try_unsync_locked(Gfn gfn);
   // A write to the guest table in `table` came to us (emulated or unsync): +1 for each root above it.
   void count_table_write_locked(Gfn table);
+  // The walk up parent links to the roots above some pages (table_writes.cpp): `todo` holds
+  // the pages to start from; `roots` receives the roots' gfns, each once.
+  struct RootWalk {
+    std::vector<const ShadowPage*> todo;
+    std::vector<const ShadowPage*> seen;
+    std::vector<std::uint64_t> roots;
+  };
+  static void roots_above(const PageCache& pages, RootWalk& w);
   // Records that `child` (unsync, or with unsync children) is reached through each of its
   // parent entries, up to the roots (KVM's mark_unsync).
   void mark_parents_unsync(const ShadowPage& child);
@@ -494,6 +502,10 @@ class ShadowMmu {
   // lock, kept here because zeroing a WalkPath on every call cost a fault ~9 ns.
   x86::WalkPath guest_path_;
   x86::WalkPath hardware_path_;
+  // Scratch under the lock, kept so that an emulated write allocates nothing: the roots above
+  // a written table (count_table_write_locked), the tables of the written frame's pages.
+  RootWalk root_walk_;
+  std::vector<Hpa> written_tables_;
   ShadowStats stats_{};
   std::unordered_map<std::uint64_t, std::uint32_t> unsync_frames_;  // gfn -> its unsync pages
   std::unordered_map<std::uint64_t, std::uint64_t> table_writes_;   // root gfn -> table_writes()
