@@ -22,26 +22,41 @@ typename F::Entry guest_leaf_entry(const ShadowPage& sp, std::byte* guest_table,
   return std::atomic_ref<E>(*slot).load(std::memory_order_acquire);
 }
 
+// What guest entry i of the last-level page `sp` allows by itself: its frame and the path's
+// rights, without W while its D bit is clear; nullopt when it is not present, reserved or not
+// accessed yet (only an entry the guest has used -- it set A itself -- maps without a fault).
+template <class F>
+std::optional<ShadowMmu::GuestAllows> ShadowMmu::guest_allows(const F& f, const ShadowPage& sp,
+                                                              std::byte* guest_table, unsigned i) {
+  namespace gpte = x86::gpte;
+  const typename F::Entry e = guest_leaf_entry<F>(sp, guest_table, i);
+  if (!f.present(e, 1) || f.reserved(e, 1) || !f.accessed(e)) return std::nullopt;
+  auto rights = static_cast<std::uint8_t>(sp.role().access() & f.access(e, 1));
+  if (!gpte::D::get(e)) rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+  return GuestAllows{gfn_of(f.leaf_address(e, 1)), {rights, static_cast<std::uint8_t>(f.protection_key(e))}};
+}
+
+// The host side of a leaf the guest allows: nullopt when its frame has no memory or is being
+// invalidated; without W when the frame is a shadowed table, read-only or logged dirty (as on
+// a fault, which logs the page on its write; a leaf mapped without a fault never takes
+// CR0.WP=0's widening).
+inline std::optional<ShadowMmu::AllowedLeaf> ShadowMmu::backed(GuestAllows g) const {
+  namespace gpte = x86::gpte;
+  const HostFrame backing = host_frame(g.frame);
+  if (backing.host == nullptr || invalidating(g.frame)) return std::nullopt;
+  if (write_tracked(g.frame) || !backing.writable ||
+      (backing.region != nullptr && backing.region->flags.is_log_dirty())) {
+    g.rights.access &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+  }
+  return AllowedLeaf{g.frame, backing.host, g.rights};
+}
+
 template <class F>
 std::optional<ShadowMmu::AllowedLeaf> ShadowMmu::allowed_leaf(const F& f, const ShadowPage& sp,
                                                                std::byte* guest_table, unsigned i) const {
-  namespace gpte = x86::gpte;
-  const Role role = sp.role();
-  const typename F::Entry e = guest_leaf_entry<F>(sp, guest_table, i);
-  // Only an entry the guest has used (A set) maps without a fault: it set A itself.
-  if (!f.present(e, 1) || f.reserved(e, 1) || !f.accessed(e)) return std::nullopt;
-  const Gfn frame = gfn_of(f.leaf_address(e, 1));
-  const HostFrame backing = host_frame(frame);
-  if (backing.host == nullptr || invalidating(frame)) return std::nullopt;
-  // The path's rights, without W while the guest's D bit is clear, the frame is a shadowed
-  // table, read-only or logged dirty (as on a fault, which logs the page on its write; a leaf
-  // mapped without a fault never takes CR0.WP=0's widening).
-  auto rights = static_cast<std::uint8_t>(role.access() & f.access(e, 1));
-  if (!gpte::D::get(e) || write_tracked(frame) || !backing.writable ||
-      (backing.region != nullptr && backing.region->flags.is_log_dirty())) {
-    rights &= static_cast<std::uint8_t>(~gpte::kAccWrite);
-  }
-  return AllowedLeaf{frame, backing.host, {rights, static_cast<std::uint8_t>(f.protection_key(e))}};
+  const std::optional<GuestAllows> g = guest_allows(f, sp, guest_table, i);
+  if (!g) return std::nullopt;
+  return backed(*g);
 }
 
 }  // namespace vmmu::shadow

@@ -53,11 +53,7 @@ bool PageCache::tracked_within(Gfn gfn, unsigned level) const { return frames_.t
 
 std::vector<ShadowPage*> PageCache::shadowing(Gfn gfn) const {
   std::vector<ShadowPage*> out;
-  const auto it = hash_.find(gfn.raw());
-  if (it == hash_.end()) return out;
-  for (ShadowPage* p : it->second) {
-    if (p->tracks_gfn()) out.push_back(p);
-  }
+  for_each_shadowing(gfn, [&](ShadowPage* p) { out.push_back(p); });
   return out;
 }
 

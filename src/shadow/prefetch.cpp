@@ -6,6 +6,7 @@
 // prefetched: the guest's D bit of the huge leaf is not at hand there.
 
 #include <bit>
+#include <cassert>
 #include <type_traits>
 
 #include "allowed_leaf.hpp"
@@ -37,7 +38,10 @@ void ShadowMmu::prefetch(const x86::GuestPaging& paging, ShadowPage& sp, std::ui
       const Hpa entry = pt::entry_address<ShadowFormat>(sp.table(), i);
       const std::optional<AllowedLeaf> a = allowed_leaf(f, sp, guest_table, i);
       if (!a) continue;
-      fill_empty(entry, ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(a->host)), 1, a->rights));
+      // Found empty above, under the lock: the fill cannot find it taken.
+      [[maybe_unused]] const bool filled =
+          pt::ops::fill<ShadowFormat>(entry, ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(a->host)), 1, a->rights));
+      assert(filled);
       sp.set_leaf(i, {a->frame, kPageSize});
       pages_.rmap_add(a->frame, entry);
       ++stats_.prefetched;

@@ -10,41 +10,40 @@
 #include "vmmu/shadow/shadow_mmu.hpp"
 
 namespace vmmu::shadow {
-namespace {
 
-// The gfns of the roots `from` hangs under (each once).
-std::vector<std::uint64_t> roots_above(const PageCache& pages, std::vector<const ShadowPage*> todo) {
-  std::vector<const ShadowPage*> seen;
-  std::vector<std::uint64_t> roots;
-  while (!todo.empty()) {
-    const ShadowPage* p = todo.back();
-    todo.pop_back();
-    if (p == nullptr || p->role().invalid() || std::ranges::find(seen, p) != seen.end()) continue;
-    seen.push_back(p);
+void ShadowMmu::roots_above(const PageCache& pages, RootWalk& w) {
+  w.seen.clear();
+  w.roots.clear();
+  while (!w.todo.empty()) {
+    const ShadowPage* p = w.todo.back();
+    w.todo.pop_back();
+    if (p == nullptr || p->role().invalid() || std::ranges::find(w.seen, p) != w.seen.end()) continue;
+    w.seen.push_back(p);
     if (p->parents().empty()) {
-      if (std::ranges::find(roots, p->gfn().raw()) == roots.end()) roots.push_back(p->gfn().raw());
+      if (std::ranges::find(w.roots, p->gfn().raw()) == w.roots.end()) w.roots.push_back(p->gfn().raw());
       continue;
     }
-    for (const Hpa entry : p->parents()) todo.push_back(pages.holding(entry));
+    for (const Hpa entry : p->parents()) w.todo.push_back(pages.holding(entry));
   }
-  return roots;
 }
 
-}  // namespace
-
 void ShadowMmu::count_table_write_locked(Gfn table) {
-  std::vector<const ShadowPage*> pages;
-  for (const ShadowPage* sp : pages_.shadowing(table)) pages.push_back(sp);
-  for (const std::uint64_t r : roots_above(pages_, std::move(pages))) ++table_writes_[r];
+  RootWalk& w = root_walk_;  // its vectors keep their capacity: no allocation once warm
+  w.todo.clear();
+  pages_.for_each_shadowing(table, [&](const ShadowPage* sp) { w.todo.push_back(sp); });
+  roots_above(pages_, w);
+  for (const std::uint64_t r : w.roots) ++table_writes_[r];
 }
 
 std::vector<Gfn> ShadowMmu::tables_under(Gfn root) const {
   const std::lock_guard lock(mutex_);
   std::vector<Gfn> out;
+  RootWalk w;  // not root_walk_: a const look-up, off the write path
   pages_.for_each([&](const ShadowPage& p) {
     if (!p.tracks_gfn() || std::ranges::find(out, p.gfn()) != out.end()) return;
-    const std::vector<std::uint64_t> roots = roots_above(pages_, {&p});
-    if (std::ranges::find(roots, root.raw()) != roots.end()) out.push_back(p.gfn());
+    w.todo.assign(1, &p);
+    roots_above(pages_, w);
+    if (std::ranges::find(w.roots, root.raw()) != w.roots.end()) out.push_back(p.gfn());
   });
   return out;
 }

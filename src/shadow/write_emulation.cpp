@@ -6,6 +6,7 @@
 // (write flooding: zapped, as it is probably no longer a page table).
 
 #include <atomic>
+#include <cassert>
 #include <type_traits>
 
 #include "allowed_leaf.hpp"
@@ -14,7 +15,6 @@ namespace vmmu::shadow {
 namespace {
 
 namespace gpte = x86::gpte;
-using Iterator = pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>;
 
 // KVM's threshold: the third emulated write with no use between unshadows the table.
 constexpr unsigned kWriteFlooding = 3;
@@ -32,7 +32,10 @@ bool misaligned(unsigned offset, std::uint32_t bytes, unsigned size) {
 bool ShadowMmu::write_tracked(Gfn gfn) const {
   if (!pages_.tracked(gfn)) return false;
   const auto u = unsync_frames_.find(gfn.raw());
-  return u == unsync_frames_.end() || pages_.shadowing(gfn).size() > u->second;
+  if (u == unsync_frames_.end()) return true;
+  std::size_t pages = 0;  // counted in place: a fault on an unsync frame asks this
+  pages_.for_each_shadowing(gfn, [&](const ShadowPage*) { ++pages; });
+  return pages > u->second;
 }
 
 void ShadowMmu::table_written_locked(Gpa gpa, std::uint32_t bytes, const x86::GuestPaging* paging) {
@@ -40,11 +43,13 @@ void ShadowMmu::table_written_locked(Gpa gpa, std::uint32_t bytes, const x86::Gu
   count_table_write_locked(gfn);
   const auto offset = static_cast<unsigned>(gpa.offset_in(kPageSize));
   pt::TlbFlush<Gva> flush(&memory_);
-  // Unsync pages are left alone: they read the guest's entries when it flushes.
-  std::vector<Hpa> tables;
-  for (const ShadowPage* sp : pages_.shadowing(gfn)) {
+  // Unsync pages are left alone: they read the guest's entries when it flushes. By table: a
+  // zap below may take pages after the one being applied.
+  std::vector<Hpa>& tables = written_tables_;
+  tables.clear();
+  pages_.for_each_shadowing(gfn, [&](const ShadowPage* sp) {
     if (!sp->unsync()) tables.push_back(sp->table());
-  }
+  });
   for (const Hpa table : tables) {
     ShadowPage* sp = pages_.by_table(table);
     if (sp == nullptr || sp->role().invalid()) continue;  // zapped with one before it
@@ -114,42 +119,54 @@ void ShadowMmu::refresh_leaves(ShadowPage& sp, unsigned first, unsigned count, c
   const Role role = sp.role();
   std::byte* guest_table = ram_.page(sp.gfn());
   const bool readable = paging != nullptr && guest_table != nullptr && !role.direct() && reads_like(role, *paging);
-  pt::ops::EntryOps<ShadowFormat> ops(format_, memory_, tlb_, Hpa(0));  // install needs no root
+  // Under the lock no one else writes shadow entries: plain stores, one flush for the page.
+  pt::ops::PageRewrite<ShadowFormat> page(format_, sp.table(), 1);
   auto follow = [&](const auto* f) {
     for (unsigned i = first; i < first + count; ++i) {
-      // The page may be linked at several gvas: the iterator's address is only the index's,
-      // and the flush below covers every gva.
-      Iterator it = Iterator::at(format_, memory_, sp.table(), 1, std::uint64_t{i} << kPageShift);
-      const std::uint64_t old = it.entry();
+      const std::uint64_t old = page.entry(i);
       if (!format_.present(old, 1)) continue;  // nothing mapped: the next access faults
       const GuestLeaf was = sp.leaf(i);
-      std::optional<AllowedLeaf> a;
-      if (f != nullptr) a = allowed_leaf(*f, sp, guest_table, i);
-      if (!a) {
-        zap_leaf(was.gfn, it.entry_address(), flush);
-        continue;
-      }
+      std::optional<GuestAllows> g;
+      if (f != nullptr) g = guest_allows(*f, sp, guest_table, i);
       // W stays only where the old leaf had it for the same frame (a fault checked the slot
       // and logged the page); another frame maps read-only (a write faults, and is checked
       // and logged there).
-      if (a->frame != was.gfn || (ShadowFormat::leaf_rights(old).access & gpte::kAccWrite) == 0) {
+      std::uint64_t now = 0;
+      if (g && g->frame == was.gfn) {
+        // The same frame: its backing was checked when `old` was made, and every change since
+        // (memslot, dirty logging, write tracking, invalidation) zapped or write-protected
+        // `old` -- its host page and its W are still what the backing allows (a sync's own
+        // frame is write-protected after the sync). A sync's common case: no look-up.
+        if ((ShadowFormat::leaf_rights(old).access & gpte::kAccWrite) == 0) {
+          g->rights.access &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+        }
+        now = ShadowFormat::leaf_entry(format_.leaf_address(old, 1), 1, g->rights);
+      } else {
+        std::optional<AllowedLeaf> a;
+        if (g) a = backed(*g);
+        if (!a) {
+          zap_leaf(was.gfn, pt::entry_address<ShadowFormat>(sp.table(), i), flush);
+          continue;
+        }
         a->rights.access &= static_cast<std::uint8_t>(~gpte::kAccWrite);
+        now = ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(a->host)), 1, a->rights);
       }
-      const std::uint64_t now = ShadowFormat::leaf_entry(Hpa(reinterpret_cast<std::uintptr_t>(a->host)), 1, a->rights);
       if (now == old) continue;
-      // Under the lock no one else writes shadow entries: the install cannot lose.
-      [[maybe_unused]] const pt::ops::Installed done = ops.install(it, now, flush);
-      flush.add_all();
-      if (a->frame == was.gfn) continue;
-      pages_.rmap_remove(was.gfn, it.entry_address());
-      pages_.rmap_add(a->frame, it.entry_address());
-      sp.set_leaf(i, {a->frame, kPageSize});
+      [[maybe_unused]] const bool leaf = page.set(i, now);  // a level-1 entry is never a table
+      assert(leaf);
+      if (g->frame == was.gfn) continue;
+      const Hpa entry = pt::entry_address<ShadowFormat>(sp.table(), i);
+      pages_.rmap_remove(was.gfn, entry);
+      pages_.rmap_add(g->frame, entry);
+      sp.set_leaf(i, {g->frame, kPageSize});
     }
   };
   // Without a paging state that reads the page's entries, every present leaf goes.
   if (!readable || !paging->with_format([&](const auto& f, Gpa) { follow(&f); })) {
     follow(static_cast<const x86::Format4*>(nullptr));
   }
+  // The page may be linked at several gvas: the flush covers every gva.
+  page.record_all(flush);
 }
 
 void ShadowMmu::relink_check(ShadowPage& sp, unsigned index, bool present, Gfn table, std::uint8_t rights,

@@ -146,7 +146,7 @@ Result<FaultOutcome, pt::TableError> TdpMmu::fault_locked(VcpuMmu& v, Root& root
   // logging, which is split (lazily) so only this 4K page becomes writable.
   const unsigned target = existing ? (logging ? 1 : w.level) : max_level(*region, gfn);
   // The common case: the look-up stopped on the empty entry the new leaf goes in.
-  if (!existing && w.level == target && ops.fill(w, fresh_leaf(target)) == pt::ops::Installed::Done) {
+  if (!existing && w.level == target && ops.install_empty(w, fresh_leaf(target)) == pt::ops::Installed::Done) {
     return installed(target, false, false);
   }
   // Otherwise build down to the target, or relax, from where the look-up stopped; a lost race

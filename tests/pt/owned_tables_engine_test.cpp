@@ -112,7 +112,7 @@ TEST_F(HostTablesEngine, AtResumesTheBuildFromWhereTheLookUpStopped) {
   EXPECT_EQ(m->level, 1u);
 }
 
-TEST_F(HostTablesEngine, FillPutsALeafInTheEmptyEntryFoundAndLosesToAnEarlierWriter) {
+TEST_F(HostTablesEngine, InstallEmptyPutsALeafInTheEmptyEntryFoundAndLosesToAnEarlierWriter) {
   Tables t = make();
   map(t, range(4 * kBlock, 4 * kBlock + kPage), 1);
   auto ops = t.entry_ops();
@@ -120,20 +120,20 @@ TEST_F(HostTablesEngine, FillPutsALeafInTheEmptyEntryFoundAndLosesToAnEarlierWri
   const WalkResult<HostToyFormat> w = t.look_up(a);
   ASSERT_EQ(w.end, WalkEnd::NotPresent);
   ASSERT_EQ(w.level, 1u);
-  EXPECT_EQ(ops.fill(w, f.make_leaf(kOut + 0x5000, 1, kRw)), ops::Installed::Done);
+  EXPECT_EQ(ops.install_empty(w, f.make_leaf(kOut + 0x5000, 1, kRw)), ops::Installed::Done);
   const auto m = t.lookup(a);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->output, kOut + 0x5000);
   EXPECT_TRUE(m->attrs.write);
 
-  // Another writer fills the entry between this look-up and its fill: the fill must lose.
+  // Another writer fills the entry between this look-up and its install: it must lose.
   const Gpa b(4 * kBlock + 0x6000);
   const WalkResult<HostToyFormat> stale = t.look_up(b);
   Tables::Iterator it = t.at(stale, b);
   TlbFlush<Gpa> flush(&memory);
   ASSERT_EQ(ops.install(it, f.make_leaf(kOut + 0x6000, 1, kRo), flush), ops::Installed::Done);
   std::move(flush).apply(tlb);
-  EXPECT_EQ(ops.fill(stale, f.make_leaf(kOut + 0x6000, 1, kRw)), ops::Installed::Lost);
+  EXPECT_EQ(ops.install_empty(stale, f.make_leaf(kOut + 0x6000, 1, kRw)), ops::Installed::Lost);
   EXPECT_FALSE(writable(t, b.raw())) << "the earlier writer's entry stays";
 }
 

@@ -308,6 +308,31 @@ TEST_F(ShadowUnsync, ASyncWalksOnlyThePathsWithUnsyncPages) {
   EXPECT_FALSE(v.root()->has_unsync_children());
 }
 
+// A sync keeps a leaf of the same frame without looking its frame up again: it must still take
+// W away when the guest's entry no longer allows it, and may keep it where nothing changed.
+TEST_F(ShadowUnsync, ASyncedLeafOfTheSameFrameFollowsTheGuestsDAndRw) {
+  ASSERT_TRUE(mmu.load_cr3(v, p));
+  for (const std::uint64_t gva : {0x5000u, 0x6000u, 0x7000u}) ASSERT_TRUE(store(mmu, v, p, gva, 1).guest);
+  ASSERT_TRUE(store(mmu, v, p, pte(5), (kData + 0x5000) | (kLeaf & ~gpte::D::mask)).guest);  // unsyncs PT 0x4000
+  ASSERT_TRUE(store(mmu, v, p, pte(6), (kData + 0x6000) | (kLeaf & ~gpte::RW::mask)).guest);
+  EXPECT_EQ(mmu.stats().unsyncs, 1u);
+  mmu.flush_tlb(v);
+  EXPECT_EQ(mmu.stats().syncs, 1u);
+  expect_invariants(mmu);
+  const std::uint64_t faults = mmu.stats().faults;
+  ASSERT_TRUE(store(mmu, v, p, 0x7000, 2).guest);
+  EXPECT_EQ(mmu.stats().faults, faults) << "unchanged: the leaf keeps W";
+  // D clear: the write faults, so that the guest's walk sets D.
+  ASSERT_TRUE(store(mmu, v, p, 0x5000, 2).guest);
+  EXPECT_EQ(mmu.stats().faults, faults + 1);
+  EXPECT_TRUE(gpte::D::get(g.get(0x4000 + 5 * 8))) << "the guest's D bit set by its write";
+  // RW clear: the guest's own #PF (CR0.WP=1).
+  const Outcome o = store(mmu, v, p, 0x6000, 2);
+  ASSERT_FALSE(o.guest);
+  EXPECT_NE(o.guest.error().error_code & 2u, 0u) << "a write fault";
+  expect_invariants(mmu);
+}
+
 TEST(ShadowHugeOverTables, AGuestHugePageHoldingItsOwnTablesIsMappedSmall) {
   // Over a memslot backed by 2 MiB pages, so huge shadow leaves are possible: PD[1] a 2 MiB
   // page over gpa [0, 2 MiB), which holds every table of the guest; PD[2] one over [2, 4) MiB.

@@ -50,6 +50,15 @@ class PageCache {
   [[nodiscard]] bool tracked_within(Gfn gfn, unsigned level) const;
   // The pages shadowing a table in `gfn` (any role).
   [[nodiscard]] std::vector<ShadowPage*> shadowing(Gfn gfn) const;
+  // fn(page) for each of them, with no vector made (an emulated write asks on every write).
+  template <class Fn>
+  void for_each_shadowing(Gfn gfn, Fn&& fn) const {
+    const auto it = hash_.find(gfn.raw());
+    if (it == hash_.end()) return;
+    for (ShadowPage* p : it->second) {
+      if (p->tracks_gfn()) fn(p);
+    }
+  }
 
   // Takes `p` out of the hash: no lookup finds it again, and it no longer write-tracks its
   // frame; marks it invalid. A root still in use stays accounted until released.

@@ -60,6 +60,7 @@
 #include "vmmu/core/result.hpp"
 #include "vmmu/memory/memslots.hpp"
 #include "vmmu/pt/owned_table_memory.hpp"
+#include "vmmu/pt/ops/exclusive.hpp"
 #include "vmmu/pt/ops/install.hpp"
 #include "vmmu/pt/table_iterator.hpp"
 #include "vmmu/pt/tlb_log.hpp"
@@ -309,6 +310,16 @@ class ShadowMmu {
   template <class F>
   [[nodiscard]] std::optional<AllowedLeaf> allowed_leaf(const F& f, const ShadowPage& sp, std::byte* guest_table,
                                                         unsigned i) const;
+  // allowed_leaf's two halves: what the guest entry allows by itself (nullopt: not present,
+  // reserved or not accessed; W only with D), and what the frame's backing allows of that.
+  struct GuestAllows {
+    Gfn frame;
+    LeafRights rights;
+  };
+  template <class F>
+  [[nodiscard]] static std::optional<GuestAllows> guest_allows(const F& f, const ShadowPage& sp,
+                                                               std::byte* guest_table, unsigned i);
+  [[nodiscard]] std::optional<AllowedLeaf> backed(GuestAllows g) const;
   // Whether `paging` reads guest entries as a page of `role` does (entry size, NX).
   [[nodiscard]] bool reads_like(Role role, const x86::GuestPaging& paging) const;
   // Entry `index` of the level>1 page `sp` after its guest entry became `guest` (present,
@@ -329,6 +340,14 @@ class ShadowMmu {
   bool try_unsync_locked(Gfn gfn);
   // A write to the guest table in `table` came to us (emulated or unsync): +1 for each root above it.
   void count_table_write_locked(Gfn table);
+  // The walk up parent links to the roots above some pages (table_writes.cpp): `todo` holds
+  // the pages to start from; `roots` receives the roots' gfns, each once.
+  struct RootWalk {
+    std::vector<const ShadowPage*> todo;
+    std::vector<const ShadowPage*> seen;
+    std::vector<std::uint64_t> roots;
+  };
+  static void roots_above(const PageCache& pages, RootWalk& w);
   // Records that `child` (unsync, or with unsync children) is reached through each of its
   // parent entries, up to the roots (KVM's mark_unsync).
   void mark_parents_unsync(const ShadowPage& child);
@@ -427,11 +446,6 @@ class ShadowMmu {
   Result<ShadowPage*, ShadowExit> child(const x86::GuestPaging& paging, ShadowPage& parent,
                                         pt::TableIterator<ShadowFormat, pt::OwnedTableMemory>& it, Gfn gfn, Role role,
                                         pt::TlbFlush<Gva>& flush);
-  // Fills the empty (all-zero) shadow entry at `entry` with the leaf `leaf`. Under the lock no
-  // one else writes shadow entries and the hardware walk reads them under it too, so a release
-  // store publishes it: EntryOps::install's compare-exchange (which replacing a present entry
-  // still goes through, for its flush) cost a fault ~6 ns.
-  void fill_empty(Hpa entry, std::uint64_t leaf) { memory_.store<std::uint64_t>(entry, leaf); }
   // Leaves for the accessed neighbours of the 4 KiB leaf just installed at `input` in `sp`.
   static constexpr unsigned kPrefetchEntries = 8;  // KVM's PTE_PREFETCH_NUM
   void prefetch(const x86::GuestPaging& paging, ShadowPage& sp, std::uint64_t input);
@@ -488,6 +502,10 @@ class ShadowMmu {
   // lock, kept here because zeroing a WalkPath on every call cost a fault ~9 ns.
   x86::WalkPath guest_path_;
   x86::WalkPath hardware_path_;
+  // Scratch under the lock, kept so that an emulated write allocates nothing: the roots above
+  // a written table (count_table_write_locked), the tables of the written frame's pages.
+  RootWalk root_walk_;
+  std::vector<Hpa> written_tables_;
   ShadowStats stats_{};
   std::unordered_map<std::uint64_t, std::uint32_t> unsync_frames_;  // gfn -> its unsync pages
   std::unordered_map<std::uint64_t, std::uint64_t> table_writes_;   // root gfn -> table_writes()

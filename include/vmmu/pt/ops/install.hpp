@@ -72,10 +72,11 @@ class EntryOps {
     return replace(it, desired, flush);
   }
 
-  // Fills the empty entry a look-up `w` ended on (OwnedTables::look_up) with `desired`: a
-  // fault's common case without an iterator -- nothing to invalidate or retire, one
-  // compare-exchange against the value read. Lost when another thread changed the entry first.
-  Installed fill(const WalkResult<F>& w, Entry desired) {
+  // install() into the empty entry a look-up `w` ended on (OwnedTables::look_up), without an
+  // iterator -- a fault's common case: nothing to invalidate or retire, one compare-exchange
+  // against the value read (shared mode; exclusive callers have ops::fill). Lost when another
+  // thread changed the entry first.
+  Installed install_empty(const WalkResult<F>& w, Entry desired) {
     assert(!f_.present(w.entry, w.level) && w.entry != f_.frozen_entry());
     Entry expected = w.entry;
     return memory_.template compare_exchange<Entry>(w.entry_address, expected, desired) ? Installed::Done
