@@ -59,7 +59,7 @@ Status<std::string> harvest(PhaseContext& c, const MigrationPhase& p, MigrationI
     L1Hypervisor* l1 = c.vm.l1();
     it.get_ns = timed([&] {
       for (std::size_t s = 0; s < slots.size() && error.empty(); ++s) {
-        auto log = l1 != nullptr        ? l1->mmu().get_dirty_log(slots[s].id)
+        auto log = l1 != nullptr        ? l1->get_dirty_log(slots[s].id)
                    : p.manual_protect ? mmu.peek_dirty_log(slots[s].id)
                                       : mmu.get_dirty_log(slots[s].id);
         if (!log)

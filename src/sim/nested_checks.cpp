@@ -8,19 +8,18 @@ namespace vmmu::sim {
 
 std::optional<ScenarioError> check_nested(const Scenario& s) {
   if (!s.vm.nested) return std::nullopt;
-  if (s.vm.nested->kind == NestedKind::Npt)
-    return ScenarioError{"vm.nested", "NPT nesting (an L1 on AMD) is not built yet: expected \"ept\""};
   if (s.vm.dirty_ring_size != 0)
     return ScenarioError{"vm.dirty_ring_size",
                          "under vm.nested L2's writes are logged in L1's dirty bitmaps (the nested MMU has no "
                          "rings): expected 0"};
+  const char* tables = s.vm.nested->kind == NestedKind::Npt ? "nested page tables" : "EPT";
   const std::vector<std::uint64_t> bases = memslot_bases(s);
   for (std::size_t i = 0; i < s.memslots.size(); ++i) {
     if (bases[i] + s.memslots[i].size > kNestedMemoryLimit)
       return ScenarioError{fmt::format("memslots[{}].gpa", i),
-                           fmt::format("under vm.nested L1's 4-level EPT maps L2's memory: the slot must end by "
+                           fmt::format("under vm.nested L2's memory is mapped by L1's 4-level {}: the slot must end by "
                                        "{:#x}, not {:#x}",
-                                       kNestedMemoryLimit, bases[i] + s.memslots[i].size)};
+                                       tables, kNestedMemoryLimit, bases[i] + s.memslots[i].size)};
   }
   for (std::size_t i = 0; i < s.phases.size(); ++i) {
     const std::string at = fmt::format("phases[{}]", i);

@@ -71,7 +71,7 @@ Result<RunReport, std::string> run(const Scenario& scenario, const RunOptions& o
     r.stats = std::move(*stats);
 #ifdef VMMU_CHECK_INVARIANTS
     if (L1Hypervisor* l1 = (*vm)->l1()) {
-      if (auto bad = l1->mmu().check_invariants()) r.failures.push_back("nested MMU invariant: " + *bad);
+      if (auto bad = l1->check_invariants()) r.failures.push_back("nested MMU invariant: " + *bad);
     }
 #endif
     report.phases.push_back(std::move(r));

@@ -130,7 +130,10 @@ StatsSnapshot SimVm::snapshot() {
   s.mmu = mmu().stats();
   for (vm::Vcpu* v : vcpus_) s.root_loads += v->mmu().stats().root_loads;
   s.host_page_faults = host_page_faults();
-  if (l1_) s.nested = l1_->stats();
+  if (l1_) {
+    s.nested = l1_->stats();
+    s.nested_kind = scenario().vm.nested->kind;
+  }
   return s;
 }
 

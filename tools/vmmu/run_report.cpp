@@ -41,8 +41,12 @@ std::string direct_vm_line(const sim::Scenario& s) {
 
 std::string vm_line(const sim::Scenario& s) {
   if (!s.vm.nested) return direct_vm_line(s);
+  const sim::NestedParams& n = *s.vm.nested;
+  if (n.kind == sim::NestedKind::Npt)
+    return fmt::format("{}; phases in an L2 guest under L1's NPT{}", direct_vm_line(s),
+                       n.prefault ? " (prefaulted)" : "");
   return fmt::format("{}; phases in an L2 guest under L1's EPT ({}{})", direct_vm_line(s),
-                     s.vm.nested->ept_ad ? "A/D bits" : "no A/D bits", s.vm.nested->prefault ? ", prefaulted" : "");
+                     n.ept_ad ? "A/D bits" : "no A/D bits", n.prefault ? ", prefaulted" : "");
 }
 
 std::string policies_line(const tdp::Policies& p, std::string_view except = {}) {

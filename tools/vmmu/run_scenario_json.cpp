@@ -197,6 +197,7 @@ class Reader {
 };
 
 // vm.nested: "ept" / "npt", or an object {kind, ept_ad, prefault}; false or null: none.
+// ept_ad (EPTP bit 6) with kind npt is refused: NPT has no such switch.
 void read_nested(Reader& r, const Json& j, sim::VmParams& vm) {
   if (j.is_null() || (j.is_boolean() && !j.get<bool>())) {
     vm.nested.reset();
@@ -208,7 +209,7 @@ void read_nested(Reader& r, const Json& j, sim::VmParams& vm) {
     if (t == "ept")
       n.kind = sim::NestedKind::Ept;
     else if (t == "npt")
-      n.kind = sim::NestedKind::Npt;  // validate() refuses it, naming vm.nested
+      n.kind = sim::NestedKind::Npt;
     else
       r.fail(at, fmt::format("expected \"ept\" or \"npt\" (the L1 hypervisor's tables for L2), got {}", shown(k)));
   };
@@ -218,7 +219,13 @@ void read_nested(Reader& r, const Json& j, sim::VmParams& vm) {
     // true: the defaults
   } else if (r.object(j, "vm.nested", kVmNestedKeys, "the nested guest's settings, \"ept\", or false")) {
     if (auto k = j.find("kind"); k != j.end()) kind(*k, "vm.nested.kind");
-    if (auto a = j.find("ept_ad"); a != j.end()) n.ept_ad = r.boolean(*a, "vm.nested.ept_ad");
+    if (auto a = j.find("ept_ad"); a != j.end() && !r.error) {
+      if (n.kind == sim::NestedKind::Npt)
+        r.fail("vm.nested.ept_ad",
+               "EPTP's A/D switch has no meaning under kind \"npt\" (the nested walk always sets A/D): drop the key");
+      else
+        n.ept_ad = r.boolean(*a, "vm.nested.ept_ad");
+    }
     if (auto p = j.find("prefault"); p != j.end()) n.prefault = r.boolean(*p, "vm.nested.prefault");
   }
   if (!r.error) vm.nested = n;
@@ -486,10 +493,10 @@ nlohmann::ordered_json scenario_to_json(const sim::Scenario& s) {
                {"dirty_ring_size", s.vm.dirty_ring_size},
                {"vcpus", s.vm.vcpus},
                {"shadow", {{"unsync", s.vm.shadow_unsync}}}};
-  if (s.vm.nested)
-    out["vm"]["nested"] = {{"kind", s.vm.nested->kind == sim::NestedKind::Ept ? "ept" : "npt"},
-                           {"ept_ad", s.vm.nested->ept_ad},
-                           {"prefault", s.vm.nested->prefault}};
+  if (s.vm.nested && s.vm.nested->kind == sim::NestedKind::Npt)
+    out["vm"]["nested"] = {{"kind", "npt"}, {"prefault", s.vm.nested->prefault}};  // no ept_ad: refused
+  else if (s.vm.nested)
+    out["vm"]["nested"] = {{"kind", "ept"}, {"ept_ad", s.vm.nested->ept_ad}, {"prefault", s.vm.nested->prefault}};
   OJson policies = OJson::object();
   for (std::string_view name : tdp::kPolicyNames) policies[std::string(name)] = tdp::policy_value(s.policies, name);
   out["policies"] = policies;

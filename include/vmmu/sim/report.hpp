@@ -85,6 +85,7 @@ struct StatsSnapshot {
   std::uint64_t root_loads = 0;
   std::uint64_t host_page_faults = 0;  // the process's minor + major faults (getrusage)
   std::optional<nested::NestedStats> nested;  // vm.nested: the nested MMU's
+  NestedKind nested_kind = NestedKind::Ept;   // vm.nested: L1's tables (the figures' labels)
 };
 // The process's page faults so far (all threads, live and joined).
 std::uint64_t host_page_faults();
@@ -97,9 +98,11 @@ Result<std::vector<Metric>, std::string> shadow_stats_metrics(const StatsSnapsho
 // Under vm.tdp (stats_metrics calls it): the keys above.
 Result<std::vector<Metric>, std::string> tdp_stats_metrics(const StatsSnapshot& before, const StatsSnapshot& after);
 // Under vm.nested (stats_metrics adds them after the L1 MMU's): nested_faults (L2 accesses that
-// walked L1's EPT), nested_exits_to_l1, nested_l1_ept_writes, nested_invepts, nested_roots_built,
+// walked L1's tables), nested_exits_to_l1, nested_l1_ept_writes (entries L1 wrote),
+// nested_invepts (INVEPTs, or under NPT TLB_CONTROL flushes), nested_roots_built,
 // nested_root_switches, nested_logged (L1 frames logged dirty) (deltas); nested_shadow_pages
-// (shadow EPT pages after). Error: a counter that went backwards.
+// (shadow pages after). The keys are the same for EPT and NPT, the labels name the kind's
+// terms. Error: a counter that went backwards.
 Result<std::vector<Metric>, std::string> nested_stats_metrics(const StatsSnapshot& before, const StatsSnapshot& after);
 // The nested_* statistics summed over a run's phases (gauges: after the last phase); empty
 // without vm.nested.

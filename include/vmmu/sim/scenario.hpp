@@ -149,12 +149,13 @@ struct MemslotParams {
 };
 
 // vm.nested: the phases run in an L2 guest of the scenario's VM (L1), whose hypervisor gives L2
-// the scenario's memory 1:1 (L2 gfn g -> L1 gfn g) through its own EPT, built on L2's exits
-// (or all at once: prefault). L0 shadows that EPT (nested::ShadowEptMmu). NPT: not built yet.
+// the scenario's memory 1:1 (L2 gfn g -> L1 gfn g) through its own EPT or nested page tables,
+// built on L2's exits (or all at once: prefault). L0 shadows them (nested::ShadowEptMmu,
+// nested::ShadowNptMmu).
 enum class NestedKind : std::uint8_t { Ept, Npt };
 struct NestedParams {
   NestedKind kind = NestedKind::Ept;
-  bool ept_ad = true;     // EPTP bit 6: A/D bits in L1's EPT
+  bool ept_ad = true;     // EPTP bit 6: A/D bits in L1's EPT (ignored under Npt; the JSON refuses it)
   bool prefault = false;  // L1 maps all of L2's memory before the first phase
 };
 
@@ -206,7 +207,7 @@ inline constexpr std::uint32_t kShadowCachedRoots = 4;
 inline constexpr std::uint64_t kShadowMemoryLimit = (std::uint64_t{1} << 32) - (std::uint64_t{64} << 20);
 
 // The first problem found, or none: value ranges, memslot sizes and alignment, overlaps,
-// what vm.nested cannot run (NPT, dirty rings, the guest-kernel phases, conversion, a harvest
+// what vm.nested cannot run (dirty rings, the guest-kernel phases, conversion, a harvest
 // while L2 writes, memory above kNestedMemoryLimit),
 // policy combinations (dirty-bits needs A/D), what the shadow MMU cannot run (conversion, a
 // TDX idea; dirty rings; dirty-bit tracking; memory above 4 GiB), the dirty-logging state each phase needs
@@ -214,7 +215,7 @@ inline constexpr std::uint64_t kShadowMemoryLimit = (std::uint64_t{1} << 32) - (
 // ranges available.
 std::optional<ScenarioError> validate(const Scenario& s);
 
-// L1's EPT under vm.nested is 4-level (256 TiB) and L1's EPT tables go above L2's memory:
+// L1's EPT or NPT under vm.nested is 4-level (256 TiB) and its tables go above L2's memory:
 // the memslots must end 1 GiB below that.
 inline constexpr std::uint64_t kNestedMemoryLimit = (std::uint64_t{1} << 48) - (std::uint64_t{1} << 30);
 

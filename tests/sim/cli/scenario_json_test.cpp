@@ -167,7 +167,8 @@ const BadCase kBadCases[] = {
     {"ShadowNotObject", [](Json& d) { d["vm"]["shadow"] = true; }, "vm.shadow", "JSON object"},
     {"UnknownShadowKey", [](Json& d) { d["vm"]["shadow"]["colour"] = 1; }, "vm.shadow.colour", "unknown key"},
     {"UnsyncNotBool", [](Json& d) { d["vm"]["shadow"]["unsync"] = "no"; }, "vm.shadow.unsync", "true or false"},
-    {"NestedNpt", [](Json& d) { d["vm"]["nested"] = "npt"; }, "vm.nested", "NPT nesting"},
+    {"NestedNptEptAd", [](Json& d) { d["vm"]["nested"] = {{"kind", "npt"}, {"ept_ad", false}}; }, "vm.nested.ept_ad",
+     "no meaning under kind \"npt\""},
     {"NestedUnknownKind", [](Json& d) { d["vm"]["nested"] = "vmx"; }, "vm.nested", "\"ept\" or \"npt\""},
     {"NestedNotObject", [](Json& d) { d["vm"]["nested"] = 3; }, "vm.nested", "JSON object"},
     {"UnknownNestedKey", [](Json& d) { d["vm"]["nested"]["colour"] = 1; }, "vm.nested.colour", "unknown key"},
@@ -306,6 +307,17 @@ TEST(ScenarioSet, ReachesTheNestedKeys) {
   auto off = load_scenario(read_text(file), file.string(), unset);
   ASSERT_TRUE(off.has_value()) << off.error();
   EXPECT_FALSE(off->vm.nested.has_value());
+  // L1 on NPT: read, and written back without ept_ad (which it would refuse).
+  const std::vector<std::string> npt_sets = {"vm.nested=npt"};
+  auto npt = load_scenario(read_text(file), file.string(), npt_sets);
+  ASSERT_TRUE(npt.has_value()) << npt.error();
+  ASSERT_TRUE(npt->vm.nested.has_value());
+  EXPECT_EQ(npt->vm.nested->kind, sim::NestedKind::Npt);
+  const nlohmann::ordered_json written = scenario_to_json(*npt);
+  EXPECT_FALSE(written["vm"]["nested"].contains("ept_ad")) << written["vm"]["nested"].dump();
+  auto again = read_scenario(Json::parse(written.dump()));
+  ASSERT_TRUE(again.has_value()) << again.error().key << ": " << again.error().message;
+  EXPECT_EQ(scenario_to_json(*again), written);
 }
 
 TEST(ScenarioSet, AppliesToEveryPhaseOfAKind) {
